@@ -1,0 +1,40 @@
+"""Argument checks shared by the operators (private)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def describe(value: object) -> str:
+    """Short description of a received value for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} tensor of shape {tuple(value.shape)}"
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{dtype} {type(value).__name__} of shape {tuple(shape)}"
+    return f"{type(value).__name__} {value!r}"[:200]
+
+
+def check_tensor(name: str, value: object) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
+    return value
+
+
+def check_complex_view(name: str, value: object, min_ndim: int = 3) -> torch.Tensor:
+    """Check a real tensor whose last dimension (size 2) holds (real, imag)."""
+    value = check_tensor(name, value)
+    if value.is_complex():
+        raise TypeError(
+            f"{name} must be a real tensor with a trailing dimension of size 2 (real, imag); "
+            f"got a complex tensor of shape {tuple(value.shape)} - use recon.ops.as_real_view() first"
+        )
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {describe(value)}")
+    if value.ndim < min_ndim or value.shape[-1] != 2:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions with a last dimension of size 2 "
+            f"(real, imag), got {describe(value)}"
+        )
+    return value
