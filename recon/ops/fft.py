@@ -3,18 +3,19 @@
 ``fft2c(x) = fftshift(fft2(ifftshift(x)))`` over dims ``(-3, -2)`` with ``norm="ortho"``:
 the convention of fastMRI, so k-space centre is at index ``N // 2``.
 
-For even sizes the two shifts equal multiplications by a +-1 checkerboard
-(``ifftshift`` of the input by ``N/2`` multiplies the output by ``(-1)^k``, and
-``fftshift`` of the output multiplies the input by ``(-1)^n``), so the centered FFT is
-``c * s(k) * FFT(s(n) * x)`` with ``s(n) = (-1)^(n_1 + n_2)`` and ``c = (-1)^((N_1 + N_2)/2)``.
-The first multiplication is the one copy that turns the input into a contiguous complex
-buffer anyway and the second is done in place, so no extra memory pass is spent on shifts.
-Odd sizes fall back to explicit shifts.  Half-precision input is computed in float32 and
+For even sizes the shifts need no extra memory pass.  ``fftshift`` of the output equals a
+modulation of the input by the +-1 checkerboard ``s(n) = (-1)^(n_1 + n_2)``, so
+``fft2c(x) = FFT(s * ifftshift(x))``: one pass that reads ``x`` quadrant by quadrant and writes
+the shifted, modulated copy (the copy that makes the input a contiguous complex buffer anyway),
+then the FFT.  The same holds for the inverse and in 3-D.  When autograd needs the graph the
+equivalent ``c * s(k) * FFT(s(n) * x)`` (``c = (-1)^((N_1 + N_2)/2)``) is used, with the second
+multiplication in place.  Odd sizes fall back to explicit shifts.  Half-precision input is computed in float32 and
 returned in float32 (FFTs are kept in float32 under mixed precision).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
@@ -49,6 +50,14 @@ def _signs(
     return signs
 
 
+def _fft2(x: torch.Tensor, dim: tuple[int, ...], norm: str) -> torch.Tensor:
+    return torch.fft.fft2(x, dim=dim, norm=norm)
+
+
+def _ifft2(x: torch.Tensor, dim: tuple[int, ...], norm: str) -> torch.Tensor:
+    return torch.fft.ifft2(x, dim=dim, norm=norm)
+
+
 def fftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
     """``numpy.fft.fftshift`` over ``dim`` (any tensor)."""
     return torch.roll(x, shifts=[x.shape[d] // 2 for d in dim], dims=list(dim))
@@ -59,6 +68,22 @@ def ifftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
     return torch.roll(x, shifts=[(x.shape[d] + 1) // 2 for d in dim], dims=list(dim))
 
 
+def _shift_modulate(data: torch.Tensor, ndim: int) -> torch.Tensor:
+    """``s * ifftshift(data)`` over the last ``ndim`` spatial dims (even sizes) in one pass."""
+    sizes = tuple(data.shape[-ndim - 1 : -1])
+    signs = _signs(sizes, data.device, data.dtype)
+    out = torch.empty(data.shape, dtype=data.dtype, device=data.device)
+    lead = (slice(None),) * (data.ndim - ndim - 1)
+    for halves in itertools.product((False, True), repeat=ndim):
+        src, dst = [], []
+        for n, upper in zip(sizes, halves):
+            lo, hi = slice(0, n // 2), slice(n // 2, n)
+            dst.append(hi if upper else lo)
+            src.append(lo if upper else hi)
+        torch.mul(data[lead + tuple(src)], signs[tuple(dst)], out=out[lead + tuple(dst)])
+    return out
+
+
 def _centered(data: torch.Tensor, ndim: int, inverse: bool, name: str) -> torch.Tensor:
     check_complex_view(name, data, min_ndim=ndim + 1)
     if data.dtype in (torch.float16, torch.bfloat16):
@@ -66,14 +91,16 @@ def _centered(data: torch.Tensor, ndim: int, inverse: bool, name: str) -> torch.
     sizes = tuple(data.shape[-ndim - 1 : -1])
     real_dims = tuple(range(-ndim - 1, -1))  # spatial dims of the real view
     cdims = tuple(range(-ndim, 0))  # spatial dims of the complex view
-    transform = torch.fft.ifftn if inverse else torch.fft.fftn
+    if ndim == 2:
+        transform = _ifft2 if inverse else _fft2
+    else:
+        transform = torch.fft.ifftn if inverse else torch.fft.fftn
+    if all(n % 2 == 0 for n in sizes) and not (torch.is_grad_enabled() and data.requires_grad):
+        modulated = torch.view_as_complex(_shift_modulate(data, ndim))
+        return torch.view_as_real(transform(modulated, dim=cdims, norm="ortho"))
     if all(n % 2 == 0 for n in sizes):
         modulated = data * _signs(sizes, data.device, data.dtype)  # contiguous copy
-        if ndim == 2:
-            out = torch.fft.ifft2(torch.view_as_complex(modulated), norm="ortho") if inverse \
-                else torch.fft.fft2(torch.view_as_complex(modulated), norm="ortho")
-        else:
-            out = transform(torch.view_as_complex(modulated), dim=cdims, norm="ortho")
+        out = transform(torch.view_as_complex(modulated), dim=cdims, norm="ortho")
         negate = (sum(sizes) // 2) % 2 == 1
         return torch.view_as_real(out).mul_(_signs(sizes, data.device, data.dtype, negate))
     shifted = ifftshift(data, real_dims).contiguous()
