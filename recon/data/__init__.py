@@ -1,0 +1,42 @@
+"""Data layer: fastMRI HDF5 in and out, sample transforms, simulation, embedded sample data.
+
+Public names: :class:`SliceDataset`, :class:`VolumeSampler`, :func:`save_reconstructions`,
+:func:`save_nifti` / :func:`load_nifti`, the transforms (:class:`UnetDataTransform`,
+:class:`VarNetDataTransform`, :func:`collate_samples`), the simulation
+(:func:`simulate_multicoil`, :func:`simulate_nifti`, :func:`simulate_folder`) and the
+embedded data (:func:`sample_file`, :func:`sample_files`, :func:`sample_dir`).
+"""
+
+from recon.data.header import HeaderError, HeaderInfo, make_ismrmrd_header, parse_ismrmrd_header
+from recon.data.io import load_nifti, save_nifti, save_reconstructions, write_fastmri_file
+from recon.data.mri_data import DataFileError, FastMRIRawDataSample, SliceDataset, VolumeSampler, read_file_metadata
+from recon.data.sample import SPLITS, cache_dir, data_dir, sample_dir, sample_file, sample_files
+from recon.data.simulate import (
+    SimulatedVolume,
+    SimulationConfig,
+    birdcage_maps,
+    simulate_folder,
+    simulate_multicoil,
+    simulate_nifti,
+    write_simulated,
+)
+from recon.data.transforms import (
+    UnetDataTransform,
+    UnetSample,
+    VarNetDataTransform,
+    VarNetSample,
+    apply_mask,
+    collate_samples,
+    to_tensor,
+)
+
+__all__ = [
+    "SliceDataset", "VolumeSampler", "FastMRIRawDataSample", "DataFileError", "read_file_metadata",
+    "HeaderError", "HeaderInfo", "make_ismrmrd_header", "parse_ismrmrd_header",
+    "save_reconstructions", "write_fastmri_file", "save_nifti", "load_nifti",
+    "UnetDataTransform", "VarNetDataTransform", "UnetSample", "VarNetSample",
+    "apply_mask", "collate_samples", "to_tensor",
+    "SimulationConfig", "SimulatedVolume", "birdcage_maps", "simulate_multicoil",
+    "write_simulated", "simulate_nifti", "simulate_folder",
+    "SPLITS", "data_dir", "cache_dir", "sample_file", "sample_files", "sample_dir",
+]

@@ -1,0 +1,280 @@
+"""Files in and out: fastMRI submission files, fastMRI-schema raw files, NIfTI volumes.
+
+Every writer is atomic: it writes a temporary file next to the destination and renames it
+into place (``os.replace``), so a crash or an exception never leaves a half-written file
+under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import h5py
+import numpy as np
+import torch
+
+from recon.data.header import parse_ismrmrd_header
+
+__all__ = [
+    "atomic_path",
+    "save_reconstructions",
+    "write_fastmri_file",
+    "save_nifti",
+    "load_nifti",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
+
+    The temporary name keeps the destination's suffixes (``.nii.gz``, ``.h5``) so that
+    libraries choosing a format by extension still do the right thing. On an exception the
+    temporary file is removed and the destination is untouched.
+
+    Args:
+        path: the final file name. Its folder must exist.
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _as_numpy(name: str, value: object) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            return value.numpy()
+        return value.numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"{name} must be a numpy array or torch.Tensor, got {type(value).__name__}")
+
+
+def save_reconstructions(
+    reconstructions: Mapping[str, np.ndarray | torch.Tensor], out_dir: str | os.PathLike
+) -> list[Path]:
+    """Save reconstructed volumes in fastMRI's leaderboard submission format.
+
+    One HDF5 file per volume, named by its key, holding a single dataset ``reconstruction``
+    of shape ``(slices, H, W)`` (float32 for real input). Same signature as fastMRI's
+    ``fastmri.save_reconstructions``; each file is written atomically.
+
+    Args:
+        reconstructions: file name (e.g. ``"file_brain_AXT2_200_2000019.h5"``) -> volume
+            ``(slices, H, W)``, numpy or torch.
+        out_dir: output folder, created if needed.
+
+    Returns:
+        The written paths, in the order of ``reconstructions``.
+
+    Raises:
+        TypeError: a key is not a string or a volume is not an array.
+        ValueError: a key is not a plain file name or a volume is not 3-D.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> paths = save_reconstructions({"vol.h5": np.zeros((2, 4, 4))}, tempfile.mkdtemp())
+        >>> paths[0].name
+        'vol.h5'
+    """
+    if not isinstance(reconstructions, Mapping):
+        raise TypeError(
+            f"reconstructions must be a dict of file name -> volume, got {type(reconstructions).__name__}"
+        )
+    checked = []
+    for fname, volume in reconstructions.items():
+        if not isinstance(fname, str):
+            raise TypeError(f"reconstructions keys must be file names (str), got {fname!r}")
+        if not fname or Path(fname).name != fname or fname in (".", ".."):
+            raise ValueError(f"reconstructions keys must be plain file names without folders, got {fname!r}")
+        array = _as_numpy(f"reconstructions[{fname!r}]", volume)
+        if array.ndim != 3:
+            raise ValueError(
+                f"reconstructions[{fname!r}] must be a (slices, H, W) volume, got shape {array.shape}"
+            )
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        checked.append((fname, array))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fname, array in checked:
+        with atomic_path(out_dir / fname) as tmp:
+            with h5py.File(tmp, "w") as hf:
+                hf.create_dataset("reconstruction", data=array)
+        written.append(out_dir / fname)
+    return written
+
+
+def write_fastmri_file(
+    path: str | os.PathLike,
+    kspace: np.ndarray,
+    header: bytes | str,
+    *,
+    reconstruction_rss: np.ndarray | None = None,
+    reconstruction_esc: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    attrs: Mapping[str, object] | None = None,
+) -> Path:
+    """Write a raw-data file in fastMRI's schema, atomically.
+
+    Layout (as in the published fastMRI files): dataset ``kspace`` complex64
+    ``(slices, coils, H, W)`` (multi-coil) or ``(slices, H, W)`` (single-coil); dataset
+    ``ismrmrd_header`` (a bytes scalar); optional float32 targets ``reconstruction_rss`` /
+    ``reconstruction_esc`` ``(slices, h, w)``; optional ``mask`` ``(W,)`` (test files);
+    file attributes from ``attrs`` (``acquisition``, ``max``, ``norm``, ``patient_id``,
+    and on test files ``acceleration``, ``num_low_frequency``).
+
+    Args:
+        path: destination file; its folder must exist.
+        kspace: complex k-space, 3-D or 4-D.
+        header: ISMRMRD XML (see :func:`recon.data.header.make_ismrmrd_header`).
+        reconstruction_rss: RSS target volume.
+        reconstruction_esc: emulated-single-coil target volume.
+        mask: 1-D sampling mask over the ``W`` columns.
+        attrs: HDF5 file attributes.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        TypeError: kspace is not complex.
+        ValueError: shapes disagree or the header lacks a field fastMRI reads.
+    """
+    path = Path(path)
+    kspace = np.asarray(kspace)
+    if not np.iscomplexobj(kspace):
+        raise TypeError(f"kspace must be a complex array, got {kspace.dtype} array of shape {kspace.shape}")
+    if kspace.ndim not in (3, 4):
+        raise ValueError(
+            f"kspace must be (slices, coils, H, W) or (slices, H, W), got shape {kspace.shape}"
+        )
+    parse_ismrmrd_header(header)  # refuse to write a file our reader would refuse
+    targets = {"reconstruction_rss": reconstruction_rss, "reconstruction_esc": reconstruction_esc}
+    for name, target in targets.items():
+        if target is not None and (np.ndim(target) != 3 or np.shape(target)[0] != kspace.shape[0]):
+            raise ValueError(
+                f"{name} must be ({kspace.shape[0]}, h, w) to match kspace, got shape {np.shape(target)}"
+            )
+    if mask is not None and np.shape(mask) != (kspace.shape[-1],):
+        raise ValueError(f"mask must have shape ({kspace.shape[-1]},), got {np.shape(mask)}")
+    header_bytes = header.encode("utf-8") if isinstance(header, str) else bytes(header)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as hf:
+            hf.create_dataset("ismrmrd_header", data=np.bytes_(header_bytes))
+            hf.create_dataset("kspace", data=kspace.astype(np.complex64, copy=False))
+            for name, target in targets.items():
+                if target is not None:
+                    hf.create_dataset(name, data=np.asarray(target, dtype=np.float32))
+            if mask is not None:
+                hf.create_dataset("mask", data=np.asarray(mask))
+            for key, value in (attrs or {}).items():
+                hf.attrs[key] = value
+    return path
+
+
+def _check_voxel_size(voxel_size: object) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
+    except TypeError as err:
+        raise TypeError(f"voxel_size must be 3 positive numbers (mm), got {voxel_size!r}") from err
+    if len(values) != 3 or min(values) <= 0 or not all(np.isfinite(values)):
+        raise ValueError(f"voxel_size must be 3 positive numbers (mm), got {voxel_size!r}")
+    return values  # type: ignore[return-value]
+
+
+def save_nifti(
+    path: str | os.PathLike,
+    volume: np.ndarray | torch.Tensor,
+    *,
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    affine: np.ndarray | None = None,
+) -> Path:
+    """Write a 3-D (or 4-D) volume as NIfTI-1 with a consistent affine and voxel size.
+
+    Without ``affine``, the affine is diagonal with ``voxel_size`` and the volume centred on
+    the origin (RAS+). With ``affine``, the voxel size stored in the header is taken from
+    the affine's column norms, so the two can never disagree.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file; its folder must exist.
+        volume: ``(X, Y, Z)`` or ``(X, Y, Z, T)``, real (magnitude) data.
+        voxel_size: ``(dx, dy, dz)`` in mm, used when ``affine`` is None.
+        affine: 4x4 voxel-to-world (mm) matrix.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        TypeError: volume is complex or not an array.
+        ValueError: wrong dimensionality, suffix, voxel size or affine.
+    """
+    path = Path(path)
+    if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
+        raise ValueError(f"path must end in .nii or .nii.gz, got {str(path)!r}")
+    array = _as_numpy("volume", volume)
+    if np.iscomplexobj(array):
+        raise TypeError(f"volume must be real (save the magnitude), got {array.dtype} array")
+    if array.ndim not in (3, 4):
+        raise ValueError(f"volume must be (X, Y, Z) or (X, Y, Z, T), got shape {array.shape}")
+    if affine is None:
+        zooms = _check_voxel_size(voxel_size)
+        affine = np.diag([*zooms, 1.0])
+        affine[:3, 3] = -0.5 * (np.asarray(array.shape[:3]) - 1) * np.asarray(zooms)
+    else:
+        affine = np.asarray(affine, dtype=np.float64)
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise ValueError(f"affine must be a finite 4x4 matrix, got shape {affine.shape}")
+        if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError("affine must be invertible (its 3x3 part has zero determinant)")
+    import nibabel as nib
+
+    image = nib.Nifti1Image(np.ascontiguousarray(array), affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    with atomic_path(path) as tmp:
+        nib.save(image, str(tmp))
+    return path
+
+
+def load_nifti(path: str | os.PathLike, dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Read a NIfTI volume with its affine and voxel size.
+
+    Args:
+        path: ``.nii`` / ``.nii.gz`` file.
+        dtype: dtype of the returned data (scaling slope/intercept applied).
+
+    Returns:
+        ``(volume, affine (4, 4), voxel_size)``, voxel size in mm for the spatial axes.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file cannot be read as NIfTI.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no NIfTI file at {str(path)!r}")
+    try:
+        image = nib.load(str(path))
+        volume = np.asarray(image.get_fdata(dtype=np.float64), dtype=dtype)
+    except Exception as err:  # nibabel raises several types for bad files
+        raise ValueError(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
+    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    return volume, np.asarray(image.affine), zooms

@@ -1,0 +1,353 @@
+"""Sample transforms per model family, typed samples, and a collate for mixed matrix sizes.
+
+A transform turns a raw :class:`~recon.data.SliceDataset` sample
+``(kspace, mask, target, attrs, fname, slice_num)`` into model input:
+
+* :class:`UnetDataTransform` (image domain: U-Net and other image-to-image networks):
+  zero-filled image, cropped to the reconSpace size, RSS-combined, instance-normalised.
+* :class:`VarNetDataTransform` (k-space domain: VarNet, cascades): masked k-space, the mask
+  with the header's phase-encoding padding zeroed, ``num_low_frequencies``, target, crop
+  size and max value.
+
+Both reproduce ``fastmri.data.transforms`` number for number. Masks come from any callable
+``mask_func(shape, offset=None, seed=None) -> (mask, num_low_frequencies)`` (the
+``recon.masks`` / ``fastmri.data.subsample`` API). With ``use_seed=True`` (validation) the
+seed is fastMRI's per-volume ``tuple(map(ord, fname))``, so all slices of a volume share a
+mask on every run; with ``use_seed=False`` (training) the mask function draws a fresh mask
+for every sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from recon.ops import center_crop, complex_abs, complex_center_crop, ifft2c, rss
+
+__all__ = [
+    "MaskFunc",
+    "UnetSample",
+    "VarNetSample",
+    "UnetDataTransform",
+    "VarNetDataTransform",
+    "apply_mask",
+    "to_tensor",
+    "volume_seed",
+    "collate_samples",
+]
+
+MaskFunc = Callable[..., tuple[torch.Tensor, int]]
+
+
+def to_tensor(data: np.ndarray) -> torch.Tensor:
+    """Complex numpy array -> real tensor with a trailing (real, imag) dim; real arrays as-is.
+
+    Shares memory with ``data`` when it is contiguous (no copy).
+
+    Args:
+        data: any numpy array.
+
+    Returns:
+        ``(..., 2)`` float tensor for complex input, else a tensor of the same shape.
+    """
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"data must be a numpy array, got {type(data).__name__}")
+    tensor = torch.from_numpy(np.ascontiguousarray(data))
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def volume_seed(fname: str) -> tuple[int, ...]:
+    """fastMRI's per-volume mask seed: the character codes of the file name."""
+    return tuple(map(ord, fname))
+
+
+def apply_mask(
+    data: torch.Tensor,
+    mask_func: MaskFunc,
+    offset: int | None = None,
+    seed: int | Sequence[int] | None = None,
+    padding: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Undersample k-space with a mask drawn from ``mask_func`` (fastMRI's ``apply_mask``).
+
+    Args:
+        data: k-space ``(..., H, W, 2)``.
+        mask_func: ``(shape, offset, seed) -> (mask, num_low_frequencies)``.
+        offset: offset of the equispaced pattern, passed to ``mask_func``.
+        seed: seed passed to ``mask_func``.
+        padding: ``(left, right)``: columns ``[:left]`` and ``[right:]`` are zeroed in the
+            mask (unacquired zero-padding of the phase-encoding axis).
+
+    Returns:
+        ``(masked k-space, mask broadcastable to data, num_low_frequencies)``.
+    """
+    if not isinstance(data, torch.Tensor) or data.ndim < 3 or data.shape[-1] != 2:
+        raise ValueError(
+            f"data must be a (..., H, W, 2) tensor, got {type(data).__name__} "
+            f"of shape {tuple(getattr(data, 'shape', ()))}"
+        )
+    if not callable(mask_func):
+        raise TypeError(f"mask_func must be callable, got {type(mask_func).__name__}")
+    shape = (1,) * (data.ndim - 3) + tuple(data.shape[-3:])
+    mask, num_low_frequencies = mask_func(shape, offset, seed)
+    if padding is not None:
+        mask[..., : padding[0], :] = 0
+        mask[..., padding[1] :, :] = 0
+    masked = torch.mul(data, mask.to(data.dtype))
+    masked.add_(0.0)  # turns -0.0 into +0.0, as fastMRI's ``data * mask + 0.0``
+    return masked, mask, num_low_frequencies
+
+
+class UnetSample(NamedTuple):
+    """Image-domain sample (fastMRI's ``UnetSample``).
+
+    Attributes:
+        image: normalised zero-filled magnitude ``(h, w)``, clamped to [-6, 6].
+        target: normalised target ``(h, w)`` (``tensor([0])`` when the file has none).
+        mean: mean used for normalisation (0-d).
+        std: standard deviation used for normalisation (0-d).
+        fname: file name.
+        slice_num: slice index.
+        max_value: the file's ``max`` attribute (0.0 when absent).
+    """
+
+    image: torch.Tensor
+    target: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    fname: str
+    slice_num: int
+    max_value: float
+
+
+class VarNetSample(NamedTuple):
+    """k-space sample (fastMRI's ``VarNetSample``).
+
+    Attributes:
+        masked_kspace: ``(coils, H, W, 2)`` (``(H, W, 2)`` for single-coil).
+        mask: bool ``(1, 1, W, 1)`` (``(1, W, 1)`` single-coil), padding columns False.
+        num_low_frequencies: fully-sampled centre lines (0 for a file's own mask).
+        target: ``(h, w)`` target (``tensor(0)`` when the file has none).
+        fname: file name.
+        slice_num: slice index.
+        max_value: the file's ``max`` attribute (0.0 without a target).
+        crop_size: reconSpace size ``(h, w)`` from the header.
+    """
+
+    masked_kspace: torch.Tensor
+    mask: torch.Tensor
+    num_low_frequencies: int | None
+    target: torch.Tensor
+    fname: str
+    slice_num: int
+    max_value: float
+    crop_size: tuple[int, int]
+
+
+def _check_challenge(which_challenge: str) -> None:
+    if which_challenge not in ("singlecoil", "multicoil"):
+        raise ValueError(f"which_challenge must be 'singlecoil' or 'multicoil', got {which_challenge!r}")
+
+
+def _check_mask_func(mask_func: object) -> None:
+    if mask_func is not None and not callable(mask_func):
+        raise TypeError(
+            f"mask_func must be callable (shape, offset, seed) -> (mask, num_low_frequencies) or None, "
+            f"got {type(mask_func).__name__}"
+        )
+
+
+class UnetDataTransform:
+    """Raw sample -> :class:`UnetSample` (zero-filled, cropped, RSS, normalised).
+
+    Args:
+        which_challenge: ``"multicoil"`` (RSS over coils) or ``"singlecoil"``.
+        mask_func: undersampling mask function; None keeps k-space as stored (test files
+            are already undersampled).
+        use_seed: seed masks per volume (validation); False draws fresh masks (training).
+
+    Example:
+        >>> from fastmri.data.subsample import RandomMaskFunc
+        >>> transform = UnetDataTransform("multicoil", RandomMaskFunc([0.08], [4]))
+    """
+
+    def __init__(self, which_challenge: str, mask_func: MaskFunc | None = None, use_seed: bool = True) -> None:
+        _check_challenge(which_challenge)
+        _check_mask_func(mask_func)
+        self.which_challenge = which_challenge
+        self.mask_func = mask_func
+        self.use_seed = bool(use_seed)
+
+    def __call__(
+        self,
+        kspace: np.ndarray,
+        mask: np.ndarray | None,
+        target: np.ndarray | None,
+        attrs: dict[str, Any],
+        fname: str,
+        slice_num: int,
+    ) -> UnetSample:
+        kspace_torch = to_tensor(kspace)
+        max_value = attrs["max"] if "max" in attrs else 0.0
+        if self.mask_func is not None:
+            seed = volume_seed(fname) if self.use_seed else None
+            kspace_torch = apply_mask(kspace_torch, self.mask_func, seed=seed)[0]
+        image = ifft2c(kspace_torch)
+        if target is not None:
+            crop_size = (target.shape[-2], target.shape[-1])
+        else:
+            crop_size = (attrs["recon_size"][0], attrs["recon_size"][1])
+        if image.shape[-2] < crop_size[1]:  # fastMRI's guard for narrow (FLAIR 203) scans
+            crop_size = (image.shape[-2], image.shape[-2])
+        image = complex_abs(complex_center_crop(image, crop_size))
+        if self.which_challenge == "multicoil":
+            image = rss(image)
+        mean, std = image.mean(), image.std()
+        image = ((image - mean) / (std + 1e-11)).clamp(-6, 6)
+        if target is not None:
+            target_torch = center_crop(to_tensor(target), crop_size)
+            target_torch = ((target_torch - mean) / (std + 1e-11)).clamp(-6, 6)
+        else:
+            target_torch = torch.tensor([0.0])
+        return UnetSample(image, target_torch, mean, std, fname, slice_num, max_value)
+
+
+class VarNetDataTransform:
+    """Raw sample -> :class:`VarNetSample` (masked k-space and mask, header padding applied).
+
+    Args:
+        mask_func: undersampling mask function; None uses the file's own ``mask`` dataset
+            (test files), with ``num_low_frequencies = 0`` as in fastMRI.
+        use_seed: seed masks per volume (validation); False draws fresh masks (training).
+
+    Raises:
+        ValueError: (at call time) no ``mask_func`` and the file has no ``mask``.
+    """
+
+    def __init__(self, mask_func: MaskFunc | None = None, use_seed: bool = True) -> None:
+        _check_mask_func(mask_func)
+        self.mask_func = mask_func
+        self.use_seed = bool(use_seed)
+
+    def __call__(
+        self,
+        kspace: np.ndarray,
+        mask: np.ndarray | None,
+        target: np.ndarray | None,
+        attrs: dict[str, Any],
+        fname: str,
+        slice_num: int,
+    ) -> VarNetSample:
+        if target is not None:
+            target_torch = to_tensor(target)
+            max_value = attrs["max"]
+        else:
+            target_torch = torch.tensor(0)
+            max_value = 0.0
+        kspace_torch = to_tensor(kspace)
+        acq_start, acq_end = attrs["padding_left"], attrs["padding_right"]
+        crop_size = (attrs["recon_size"][0], attrs["recon_size"][1])
+        if self.mask_func is not None:
+            seed = volume_seed(fname) if self.use_seed else None
+            masked_kspace, mask_torch, num_low = apply_mask(
+                kspace_torch, self.mask_func, seed=seed, padding=(acq_start, acq_end)
+            )
+        else:
+            if mask is None:
+                raise ValueError(
+                    f"{fname}: no mask_func was given and the file has no 'mask' dataset to use"
+                )
+            mask_shape = [1] * kspace_torch.ndim
+            mask_shape[-2] = kspace_torch.shape[-2]
+            mask_torch = torch.from_numpy(np.asarray(mask).astype(np.float32)).reshape(mask_shape)
+            mask_torch[..., :acq_start, :] = 0
+            mask_torch[..., acq_end:, :] = 0
+            masked_kspace, num_low = kspace_torch, 0
+        return VarNetSample(
+            masked_kspace=masked_kspace,
+            mask=mask_torch.to(torch.bool),
+            num_low_frequencies=num_low,
+            target=target_torch,
+            fname=fname,
+            slice_num=slice_num,
+            max_value=max_value,
+            crop_size=crop_size,
+        )
+
+
+# -- collate ----------------------------------------------------------------------------
+def _pad_to(tensor: torch.Tensor, shape: Sequence[int], spatial: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad ``tensor`` to ``shape`` keeping index ``n // 2`` at ``N // 2`` on the two
+    ``spatial`` dims (the k-space/FFT centre convention), and at the start elsewhere."""
+    if tuple(tensor.shape) == tuple(shape):
+        return tensor
+    out = tensor.new_zeros(shape)
+    index = []
+    for dim, (n, big) in enumerate(zip(tensor.shape, shape)):
+        start = big // 2 - n // 2 if dim in spatial else 0
+        index.append(slice(start, start + n))
+    out[tuple(index)] = tensor
+    return out
+
+
+def _spatial_dims(name: str, ndim: int) -> tuple[int, int]:
+    if name in ("masked_kspace", "mask"):
+        return (ndim - 3, ndim - 2)
+    return (ndim - 2, ndim - 1)
+
+
+def collate_samples(batch: Sequence[Any]) -> Any:
+    """Collate typed samples whose matrix sizes may differ.
+
+    Tensors of equal shape are stacked. Tensors of different shapes (k-space, masks, images
+    and targets of scans with different matrices or coil counts) are zero-padded to the
+    largest size first: spatially centred with the FFT centre convention (index ``n // 2``
+    lands on ``N // 2``), so padded k-space is still centred and padded mask columns read
+    as not sampled; extra coils are zero coils. Each sample's own ``crop_size`` is kept,
+    so losses can crop back. Strings are gathered into lists, numbers into tensors.
+
+    Args:
+        batch: a list of samples of one NamedTuple type (:class:`UnetSample`,
+            :class:`VarNetSample`, or any NamedTuple of tensors, numbers and strings).
+
+    Returns:
+        The same NamedTuple type with batched fields; ``crop_size`` becomes a ``(B, 2)``
+        long tensor.
+
+    Raises:
+        ValueError: an empty batch, or mixed sample types.
+    """
+    if len(batch) == 0:
+        raise ValueError("batch must contain at least one sample, got an empty batch")
+    kind = type(batch[0])
+    if not hasattr(kind, "_fields") or any(type(sample) is not kind for sample in batch):
+        raise ValueError(
+            f"batch must be NamedTuple samples of one type, got {sorted({type(s).__name__ for s in batch})}"
+        )
+    fields = {}
+    for name in kind._fields:
+        values = [getattr(sample, name) for sample in batch]
+        first = values[0]
+        if isinstance(first, torch.Tensor):
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) > 1:
+                ndims = {len(s) for s in shapes}
+                if len(ndims) > 1:
+                    raise ValueError(f"field {name!r} has tensors of different ranks: {sorted(shapes)}")
+                big = [max(s[d] for s in shapes) for d in range(first.ndim)]
+                spatial = _spatial_dims(name, first.ndim)
+                values = [_pad_to(v, big, spatial) for v in values]
+            fields[name] = torch.stack(values)
+        elif isinstance(first, str):
+            fields[name] = list(values)
+        elif name == "crop_size" or (isinstance(first, tuple) and all(isinstance(x, int) for x in first)):
+            fields[name] = torch.tensor([list(v) for v in values], dtype=torch.long)
+        elif isinstance(first, (int, float, np.integer, np.floating)):
+            fields[name] = torch.tensor(
+                [float(v) for v in values] if any(isinstance(v, (float, np.floating)) for v in values) else values
+            )
+        else:
+            fields[name] = list(values)
+    return kind(**fields)
