@@ -25,7 +25,6 @@ from recon.data.transforms import (
     UnetSample,
     VarNetDataTransform,
     VarNetSample,
-    apply_mask,
     collate_samples,
     to_tensor,
 )
@@ -35,7 +34,7 @@ __all__ = [
     "HeaderError", "HeaderInfo", "make_ismrmrd_header", "parse_ismrmrd_header",
     "save_reconstructions", "write_fastmri_file", "save_nifti", "load_nifti",
     "UnetDataTransform", "VarNetDataTransform", "UnetSample", "VarNetSample",
-    "apply_mask", "collate_samples", "to_tensor",
+    "collate_samples", "to_tensor",
     "SimulationConfig", "SimulatedVolume", "birdcage_maps", "simulate_multicoil",
     "write_simulated", "simulate_nifti", "simulate_folder",
     "SPLITS", "data_dir", "cache_dir", "sample_file", "sample_files", "sample_dir",

@@ -11,7 +11,8 @@ A transform turns a raw :class:`~recon.data.SliceDataset` sample
 
 Both reproduce ``fastmri.data.transforms`` number for number. Masks come from any callable
 ``mask_func(shape, offset=None, seed=None) -> (mask, num_low_frequencies)`` (the
-``recon.masks`` / ``fastmri.data.subsample`` API). With ``use_seed=True`` (validation) the
+``recon.masks`` / ``fastmri.data.subsample`` API), applied with
+:func:`recon.masks.apply_mask`. With ``use_seed=True`` (validation) the
 seed is fastMRI's per-volume ``tuple(map(ord, fname))``, so all slices of a volume share a
 mask on every run; with ``use_seed=False`` (training) the mask function draws a fresh mask
 for every sample.
@@ -24,6 +25,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from recon.masks import apply_mask
 from recon.ops import center_crop, complex_abs, complex_center_crop, ifft2c, rss
 
 __all__ = [
@@ -32,7 +34,6 @@ __all__ = [
     "VarNetSample",
     "UnetDataTransform",
     "VarNetDataTransform",
-    "apply_mask",
     "to_tensor",
     "volume_seed",
     "collate_samples",
@@ -61,43 +62,6 @@ def to_tensor(data: np.ndarray) -> torch.Tensor:
 def volume_seed(fname: str) -> tuple[int, ...]:
     """fastMRI's per-volume mask seed: the character codes of the file name."""
     return tuple(map(ord, fname))
-
-
-def apply_mask(
-    data: torch.Tensor,
-    mask_func: MaskFunc,
-    offset: int | None = None,
-    seed: int | Sequence[int] | None = None,
-    padding: Sequence[int] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Undersample k-space with a mask drawn from ``mask_func`` (fastMRI's ``apply_mask``).
-
-    Args:
-        data: k-space ``(..., H, W, 2)``.
-        mask_func: ``(shape, offset, seed) -> (mask, num_low_frequencies)``.
-        offset: offset of the equispaced pattern, passed to ``mask_func``.
-        seed: seed passed to ``mask_func``.
-        padding: ``(left, right)``: columns ``[:left]`` and ``[right:]`` are zeroed in the
-            mask (unacquired zero-padding of the phase-encoding axis).
-
-    Returns:
-        ``(masked k-space, mask broadcastable to data, num_low_frequencies)``.
-    """
-    if not isinstance(data, torch.Tensor) or data.ndim < 3 or data.shape[-1] != 2:
-        raise ValueError(
-            f"data must be a (..., H, W, 2) tensor, got {type(data).__name__} "
-            f"of shape {tuple(getattr(data, 'shape', ()))}"
-        )
-    if not callable(mask_func):
-        raise TypeError(f"mask_func must be callable, got {type(mask_func).__name__}")
-    shape = (1,) * (data.ndim - 3) + tuple(data.shape[-3:])
-    mask, num_low_frequencies = mask_func(shape, offset, seed)
-    if padding is not None:
-        mask[..., : padding[0], :] = 0
-        mask[..., padding[1] :, :] = 0
-    masked = torch.mul(data, mask.to(data.dtype))
-    masked.add_(0.0)  # turns -0.0 into +0.0, as fastMRI's ``data * mask + 0.0``
-    return masked, mask, num_low_frequencies
 
 
 class UnetSample(NamedTuple):
