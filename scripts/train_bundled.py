@@ -1,0 +1,215 @@
+"""Train, export and evaluate the model weights bundled in data/weights/.
+
+Reproducible: fixed configs below, fixed seeds, the embedded data splits of
+``recon.data.sample`` (simulated from Colin27 on first use into a cache folder).
+
+Usage::
+
+    # train (run folder outside the repo), then export the best checkpoint to data/weights/
+    python scripts/train_bundled.py train varnet --run-dir /tmp/recon-bundled --data-cache /tmp/recon-cache
+    # score bundled weights on test and test_heldout at 4x and 8x against zero-filled and CS
+    python scripts/train_bundled.py evaluate varnet --data-cache /tmp/recon-cache --json /tmp/eval.json
+
+``train`` resumes from ``<run-dir>/<name>/last.ckpt`` when it exists, so an interrupted run
+is continued by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from recon.train import TrainConfig, export_weights, load_model, train  # noqa: E402
+
+logger = logging.getLogger("train_bundled")
+
+WEIGHTS_DIR = REPO / "data" / "weights"
+
+#: the bundled models: file name in data/weights/ and the training config (output_dir and
+#: data_cache are filled in from the command line)
+BUNDLED: dict[str, dict] = {
+    "varnet": dict(
+        model="varnet",
+        model_kwargs={"num_cascades": 6, "chans": 8, "pools": 3, "sens_chans": 4, "sens_pools": 2},
+        train_data="embedded:train",
+        val_data="embedded:val",
+        mask_type="random",
+        center_fractions=[0.08, 0.04],
+        accelerations=[4, 8],
+        loss="ssim",
+        lr=1e-3,
+        lr_step_size=8,
+        lr_gamma=0.3,
+        epochs=10,
+        batch_size=1,
+        seed=20261121,
+        val_every=2,
+    ),
+    "unet": dict(
+        model="unet",
+        model_kwargs={"in_chans": 1, "out_chans": 1, "chans": 16, "num_pool_layers": 3, "drop_prob": 0.0},
+        train_data="embedded:train",
+        val_data="embedded:val",
+        mask_type="random",
+        center_fractions=[0.08, 0.04],
+        accelerations=[4, 8],
+        loss="ssim_l1",
+        lr=1e-3,
+        lr_step_size=8,
+        lr_gamma=0.3,
+        epochs=10,
+        batch_size=4,
+        seed=20261121,
+        val_every=2,
+    ),
+    "cascade": dict(
+        model="cascade",
+        model_kwargs={},
+        train_data="embedded:train",
+        val_data="embedded:val",
+        mask_type="random",
+        center_fractions=[0.08, 0.04],
+        accelerations=[4, 8],
+        loss="ssim",
+        lr=1e-3,
+        lr_step_size=8,
+        lr_gamma=0.3,
+        epochs=10,
+        batch_size=1,
+        seed=20261121,
+        val_every=2,
+    ),
+}
+
+
+def weights_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = dict(BUNDLED[args.name])
+    settings.update(output_dir=str(args.run_dir / args.name), data_cache=args.data_cache, progress=False)
+    if args.model_impl:
+        settings["model_impl"] = args.model_impl
+    if args.model_kwargs:
+        settings["model_kwargs"] = json.loads(args.model_kwargs)
+    if args.epochs:
+        settings["epochs"] = args.epochs
+    if args.num_threads:
+        settings["num_threads"] = args.num_threads
+    config = TrainConfig.from_dict(settings)
+    (args.run_dir / args.name).mkdir(parents=True, exist_ok=True)
+    (args.run_dir / args.name / "config.json").write_text(config.to_json())
+    logger.info("config: %s", config.to_json())
+    start = time.perf_counter()
+    result = train(config)
+    elapsed = time.perf_counter() - start
+    logger.info("trained in %.1f min; best %s", elapsed / 60, result.best)
+    if result.best_checkpoint is None:
+        logger.error("no validation was run, nothing to export")
+        return 1
+    out = export_weights(result.best_checkpoint, weights_path(args.name))
+    logger.info("exported %s (%.2f MB)", out, out.stat().st_size / 1e6)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------
+
+
+def _cs_model(lam: float, iters: int):
+    """recon.classical's L1-wavelet CS with ESPIRiT maps, wrapped with a k-space model's signature."""
+    from recon.classical import cs_wavelet, espirit_maps
+    from recon.ops import complex_abs
+
+    class CS(torch.nn.Module):
+        def forward(self, masked_kspace, mask, num_low_frequencies=None):
+            kspace = torch.view_as_complex(masked_kspace[0].contiguous())
+            col = mask[0, 0, 0, :, 0]
+            maps = espirit_maps(kspace, col)
+            image = cs_wavelet(kspace, maps, col, lam=lam, max_iter=iters)
+            return image.abs().reshape(1, *image.shape[-2:]).float()
+
+    return CS()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recon.train.data import make_dataset, make_loader, make_transform
+    from recon.train.evaluate import ZeroFilled, evaluate
+
+    torch.set_num_threads(args.num_threads or torch.get_num_threads())
+    path = Path(args.weights) if args.weights else weights_path(args.name)
+    model, ckpt = load_model(path)
+    methods = {args.name: model, "zero_filled": ZeroFilled()}
+    results: dict = {"weights": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "splits": {}}
+    for split in args.splits:
+        for accel, frac in ((4, 0.08), (8, 0.04)):
+            transform = make_transform(
+                args.name, train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0
+            )
+            dataset = make_dataset(f"embedded:{split}", transform, cache=args.data_cache)
+            loader, _ = make_loader(dataset, batch_size=1, shuffle=False, seed=0)
+            for method, net in methods.items():
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    scores = evaluate(net, loader, domain="kspace", progress=False)
+                seconds = (time.perf_counter() - start) / max(scores["num_slices"], 1)
+                key = f"{split}/{accel}x/{method}"
+                results["splits"][key] = {
+                    k: v for k, v in scores.items() if k in ("nmse", "psnr", "ssim", "ssim_std", "num_volumes", "num_slices")
+                } | {"seconds_per_slice": seconds, "volumes": scores["volumes"]}
+                logger.info("%-28s ssim %.4f psnr %.2f nmse %.4f (%.2fs/slice)", key, scores["ssim"], scores["psnr"], scores["nmse"], seconds)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    print(markdown_table(results))
+    return 0
+
+
+def markdown_table(results: dict) -> str:
+    lines = ["| split | accel | method | SSIM | PSNR (dB) | NMSE | s/slice |", "|---|---|---|---|---|---|---|"]
+    for key, r in results["splits"].items():
+        split, accel, method = key.split("/")
+        lines.append(
+            f"| {split} | {accel} | {method} | {r['ssim']:.4f} | {r['psnr']:.2f} | {r['nmse']:.4f} | {r['seconds_per_slice']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train one bundled model and export it to data/weights/")
+    p_train.add_argument("name", choices=sorted(BUNDLED))
+    p_train.add_argument("--run-dir", type=Path, default=Path("/tmp/recon-bundled"), help="checkpoints go here (outside the repo)")
+    p_train.add_argument("--data-cache", default=None, help="cache folder for the embedded splits")
+    p_train.add_argument("--model-impl", choices=("recon", "fastmri"), default=None)
+    p_train.add_argument("--model-kwargs", default=None, help="override the constructor arguments (JSON)")
+    p_train.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    p_train.add_argument("--num-threads", type=int, default=None)
+    p_train.set_defaults(func=cmd_train)
+    p_eval = sub.add_parser("evaluate", help="score bundled weights on test splits at 4x and 8x")
+    p_eval.add_argument("name", choices=sorted(BUNDLED))
+    p_eval.add_argument("--weights", default=None, help="a checkpoint (default data/weights/<name>.pt)")
+    p_eval.add_argument("--splits", nargs="+", default=["test", "test_heldout"])
+    p_eval.add_argument("--data-cache", default=None)
+    p_eval.add_argument("--num-threads", type=int, default=None)
+    p_eval.add_argument("--json", default=None, help="write the scores here")
+    p_eval.set_defaults(func=cmd_evaluate)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
