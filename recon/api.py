@@ -1,0 +1,495 @@
+"""One call from k-space to image: :func:`reconstruct`.
+
+This module normalises what users hand in (numpy or torch, complex or real view, single- or
+multi-coil, with or without slices, any broadcastable mask or none), dispatches to a classical
+solver in :mod:`recon.classical` or a learned model in :mod:`recon.models`, and hands back a
+magnitude image of the input's kind and leading shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+import torch
+
+from recon.classical import cg_sense, cs_tv, cs_wavelet, espirit_maps, zero_filled
+from recon.classical.espirit import calibration_shape, sampling_pattern
+from recon.ops._checks import describe
+from recon.ops.coils import rss_complex, sens_expand
+from recon.ops.fft import ifft2c
+
+__all__ = ["reconstruct", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
+
+logger = logging.getLogger(__name__)
+
+#: every accepted ``method``
+METHODS = ("zero_filled", "sense", "cs", "tv", "unet", "cascade", "varnet")
+#: the method used when none is given (see docs/reconstruct.md for the measurements behind it)
+DEFAULT_METHOD = "cs"
+LEARNED = ("unet", "cascade", "varnet")
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+Array = Union[np.ndarray, torch.Tensor]
+
+# Defaults of the classical methods, chosen on the validation split (docs/reconstruct.md).
+SENSE_LAM = 0.01
+CS_LAM = 0.005
+TV_LAM = 0.003
+
+
+# --------------------------------------------------------------------------------------------
+# input normalisation
+
+
+def _to_real_view(name: str, value: object) -> tuple[torch.Tensor, bool]:
+    """numpy / torch, complex or real view ``(..., 2)`` -> (real-view tensor, was_numpy)."""
+    if isinstance(value, np.ndarray):
+        if np.iscomplexobj(value):
+            tensor = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(value)))
+        elif np.issubdtype(value.dtype, np.floating) and value.ndim >= 1 and value.shape[-1] == 2:
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
+        else:
+            raise TypeError(
+                f"{name} must be complex (a complex array, or a real array with a trailing "
+                f"dimension of 2 holding real and imaginary parts), got {describe(value)}"
+            )
+        return tensor, True
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            return torch.view_as_real(value.resolve_conj()), False
+        if value.is_floating_point() and value.ndim >= 1 and value.shape[-1] == 2:
+            return value, False
+        raise TypeError(
+            f"{name} must be complex (a complex tensor, or a real tensor with a trailing "
+            f"dimension of 2 holding real and imaginary parts), got {describe(value)}"
+        )
+    raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {describe(value)}")
+
+
+def _layout(shape: tuple[int, ...], single_coil: bool | None) -> tuple[int, int]:
+    """Complex shape -> (slices, coils) with ``None`` dims absent, or raise."""
+    ndim = len(shape)
+    if ndim == 4:
+        if single_coil:
+            raise ValueError(
+                f"single_coil=True needs kspace (H, W) or (slices, H, W), got shape {shape}"
+            )
+        return shape[0], shape[1]
+    if ndim == 3:
+        return (shape[0], 1) if single_coil else (1, shape[0])
+    if ndim == 2:
+        if single_coil is False:
+            raise ValueError(
+                f"multi-coil kspace must be (coils, H, W) or (slices, coils, H, W), got shape {shape}"
+            )
+        return 1, 1
+    raise ValueError(
+        "kspace must be (H, W) or (slices, H, W) single-coil, or (coils, H, W) or "
+        f"(slices, coils, H, W) multi-coil (complex, or real with a trailing 2), got complex shape {shape}"
+    )
+
+
+def _prepare_mask(mask: object, shape: tuple[int, ...]) -> torch.Tensor:
+    """User mask -> float 0/1 tensor broadcast to the complex k-space ``shape``."""
+    if isinstance(mask, np.ndarray):
+        if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
+            raise TypeError(f"mask must be boolean or numeric, got {describe(mask)}")
+        tensor = torch.from_numpy(np.ascontiguousarray(mask))
+    elif isinstance(mask, torch.Tensor):
+        tensor = mask.detach().cpu()
+    else:
+        raise TypeError(f"mask must be a numpy array, a torch.Tensor or None, got {describe(mask)}")
+    if tensor.is_complex():
+        raise TypeError(f"mask must be real (boolean or 0/1), got {describe(mask)}")
+    tensor = tensor.to(torch.float64) if tensor.dtype != torch.bool else tensor.double()
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("mask contains NaN or Inf values")
+    if not bool(((tensor == 0) | (tensor == 1)).all()):
+        raise ValueError(f"mask must hold only 0 and 1 (or booleans), got values {tensor.unique()[:6].tolist()}")
+    candidates = [tensor]
+    if tensor.ndim >= 1 and tensor.shape[-1] == 1:  # fastMRI's (..., W, 1) masks of the real view
+        candidates.append(tensor[..., 0])
+    for cand in candidates:
+        try:
+            return torch.broadcast_to(cand, shape).clone()
+        except RuntimeError:
+            continue
+    raise ValueError(
+        f"mask of shape {tuple(tensor.shape)} does not broadcast against the kspace shape {shape}; "
+        "give a column mask (W,), a 2-D mask (H, W), or any shape broadcastable to the k-space"
+    )
+
+
+def _device(device: object, kspace: object) -> torch.device:
+    if device is None:
+        if isinstance(kspace, torch.Tensor):
+            return kspace.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available")
+    return dev
+
+
+def _check_method(method: object) -> str:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    return method
+
+
+# --------------------------------------------------------------------------------------------
+# learned models
+
+
+def bundled_weights() -> dict[str, Path]:
+    """Checkpoints bundled in ``data/weights/``: name (file stem) -> path."""
+    from recon.data.sample import data_dir
+
+    folder = data_dir() / "weights"
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name[: -len(p.suffix)]: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix in WEIGHT_SUFFIXES
+    }
+
+
+def _resolve_weights(method: str, weights: object) -> Path:
+    bundled = bundled_weights()
+    available = ", ".join(sorted(bundled)) or "none"
+    if weights is None:
+        matches = [name for name in bundled if name == method or name.startswith(f"{method}_")]
+        if not matches:
+            raise FileNotFoundError(
+                f"method {method!r} needs weights=: a checkpoint path or the name of a bundled "
+                f"checkpoint; bundled checkpoints available: {available}"
+            )
+        return bundled[sorted(matches)[0]]
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a path or a bundled checkpoint name, got {describe(weights)}")
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    name = str(weights)
+    for suffix in ("",) + WEIGHT_SUFFIXES:
+        if name.endswith(suffix) and name[: len(name) - len(suffix)] in bundled:
+            return bundled[name[: len(name) - len(suffix)]]
+    raise FileNotFoundError(
+        f"weights {name!r} is neither an existing file nor a bundled checkpoint; "
+        f"bundled checkpoints available: {available}"
+    )
+
+
+_PREFIXES = ("varnet.", "unet.", "model.", "module.", "net.", "cascade.")
+
+
+def _state_dict(checkpoint: object, path: Path) -> tuple[dict, dict]:
+    """Checkpoint -> (state_dict with training prefixes removed, hyper-parameters)."""
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"weights file {str(path)!r} does not hold a state_dict (got {type(checkpoint).__name__})")
+    hparams = checkpoint.get("hyper_parameters") or checkpoint.get("hparams") or {}
+    state = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights file {str(path)!r} does not hold a state_dict of tensors")
+    keys = list(state)
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in keys):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+            break
+    return state, dict(hparams) if isinstance(hparams, dict) else {}
+
+
+def _count(state: dict, prefix: str) -> int:
+    indices = {k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}
+    return len({i for i in indices if i.isdigit()})
+
+
+def _infer_kwargs(method: str, state: dict) -> dict:
+    """Architecture hyper-parameters read off the parameter shapes (fastMRI names)."""
+    kwargs: dict = {}
+    try:
+        if method == "varnet":
+            kwargs["num_cascades"] = _count(state, "cascades.")
+            unet = "cascades.0.model.unet."
+            kwargs["chans"] = state[f"{unet}down_sample_layers.0.layers.0.weight"].shape[0]
+            kwargs["pools"] = _count(state, f"{unet}down_sample_layers.")
+            sens = "sens_net.norm_unet.unet."
+            kwargs["sens_chans"] = state[f"{sens}down_sample_layers.0.layers.0.weight"].shape[0]
+            kwargs["sens_pools"] = _count(state, f"{sens}down_sample_layers.")
+        elif method == "unet":
+            first = state["down_sample_layers.0.layers.0.weight"]
+            kwargs["in_chans"] = first.shape[1]
+            kwargs["chans"] = first.shape[0]
+            kwargs["num_pool_layers"] = _count(state, "down_sample_layers.")
+            kwargs["out_chans"] = state["up_conv.{}.1.weight".format(kwargs["num_pool_layers"] - 1)].shape[0]
+    except (KeyError, IndexError) as err:
+        raise ValueError(f"the weights do not look like a {method} checkpoint (missing {err})") from err
+    return kwargs
+
+
+def load_model(method: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:
+    """Build the network of a learned ``method`` and load ``weights`` into it.
+
+    Accepts bare state_dicts (fastMRI's released ``*_state_dict.pt``) and PyTorch-Lightning
+    ``.ckpt`` files (``state_dict`` with ``varnet.`` / ``unet.`` prefixes, and
+    ``hyper_parameters``).  Architecture sizes come from ``hyper_parameters`` when present,
+    otherwise from the parameter shapes.
+
+    Args:
+        method: ``"unet"``, ``"varnet"`` or ``"cascade"``.
+        weights: a checkpoint path or the name of a checkpoint in ``data/weights/``
+            (``None``: the bundled checkpoint named after ``method``).
+
+    Returns:
+        The model in eval mode, on the CPU.
+
+    Raises:
+        FileNotFoundError: no such file and no such bundled checkpoint.
+        ValueError: the file is not a checkpoint, or its tensors do not fit the model.
+    """
+    method = _check_method(method)
+    if method not in LEARNED:
+        raise ValueError(f"load_model needs a learned method ({', '.join(LEARNED)}), got {method!r}")
+    path = _resolve_weights(method, weights)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise ValueError(
+            f"could not read weights file {str(path)!r} as a PyTorch checkpoint "
+            f"(tensors and plain containers only): {err}".splitlines()[0]
+        ) from err
+    state, hparams = _state_dict(checkpoint, path)
+    try:
+        from recon import models
+    except ImportError as err:  # pragma: no cover - models ship with recon
+        raise ValueError(f"learned methods need recon.models, which failed to import: {err}") from err
+    cls = {"unet": models.Unet, "varnet": models.VarNet, "cascade": models.CascadeNet}[method]
+    if cls is None:
+        raise ValueError(f"the {method} model is not available in this installation of recon.models")
+    params = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in hparams.items() if k in params}
+    for key, value in _infer_kwargs(method, state).items():
+        kwargs.setdefault(key, value)
+    try:
+        model = cls(**kwargs)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"weights {str(path)!r} do not fit the {method} model built with {kwargs}: {first}"
+        ) from err
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# per-method reconstruction of one batch (B, C, H, W, 2) -> (B, H, W)
+
+
+def _rss_after_dc(image: torch.Tensor, maps: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Coil images of ``image`` with the measured samples put back, combined by RSS.
+
+    The result is on the scale, and has the noise floor, of the RSS of fully sampled data
+    (fastMRI's ``reconstruction_rss``), as a VarNet's output does.
+    """
+    predicted = sens_expand(image, maps)
+    consistent = torch.where(mask.bool(), kspace, predicted)
+    return rss_complex(ifft2c(consistent), dim=1)
+
+
+def _classical(method: str, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+    if method == "zero_filled":
+        return zero_filled(kspace, mask)
+    if maps is None:
+        if kspace.shape[1] == 1:
+            maps = torch.zeros_like(kspace)
+            maps[..., 0] = 1.0
+        else:
+            maps = espirit_maps(kspace, mask)
+    if method == "sense":
+        image = cg_sense(kspace, maps, mask, lam=SENSE_LAM)
+    elif method == "cs":
+        image = cs_wavelet(kspace, maps, mask, lam=CS_LAM)
+    else:
+        image = cs_tv(kspace, maps, mask, lam=TV_LAM)
+    return _rss_after_dc(image, maps, kspace, mask)
+
+
+def _column_mask(mask: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W, 1)`` 0/1 mask -> ``(B, 1, 1, W, 1)`` bool when it is a column mask, else bool as is."""
+    if bool((mask == mask[:, :, :1]).all()):
+        return mask[:, :, :1].bool()
+    return mask.bool()
+
+
+def _learned(method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    kspace = kspace.float()
+    if method == "unet":
+        image = rss_complex(ifft2c(kspace), dim=1)  # (B, H, W)
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        std = image.std(dim=(-2, -1), keepdim=True).clamp_min(1e-11)
+        out = model(((image - mean) / std).clamp(-6, 6).unsqueeze(1))[:, 0]
+        return out * std + mean
+    if kspace.shape[1] == 1 and method == "varnet":
+        raise ValueError("method 'varnet' needs multi-coil k-space; use 'unet' or 'cascade' for single-coil data")
+    h, w = calibration_shape(sampling_pattern(kspace, mask))
+    num_low = torch.full((kspace.shape[0],), max(w, 1), dtype=torch.long, device=kspace.device)
+    out = model(kspace, _column_mask(mask), num_low)
+    if out.ndim == 5:  # complex image or coil images -> magnitude
+        out = rss_complex(out, dim=1)
+    elif out.ndim == 4:
+        out = out[:, 0]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the public entry point
+
+
+def _show_progress(progress: object, chunks: int) -> bool:
+    if progress is None:
+        return chunks > 1 and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {describe(progress)}")
+    return progress
+
+
+def reconstruct(
+    kspace: Array,
+    mask: Array | None = None,
+    *,
+    method: str = DEFAULT_METHOD,
+    weights: str | os.PathLike | None = None,
+    sens_maps: Array | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    single_coil: bool | None = None,
+) -> Array:
+    """Reconstruct magnitude images from (undersampled) k-space.
+
+    Args:
+        kspace: fastMRI layout, numpy or torch, complex dtype or real with a trailing 2:
+            multi-coil ``(coils, H, W)`` or ``(slices, coils, H, W)``; single-coil ``(H, W)``
+            or, with ``single_coil=True``, ``(slices, H, W)``.
+        mask: sampling mask broadcastable to the k-space: a column mask ``(W,)``, a 2-D mask
+            ``(H, W)``, fastMRI's ``(1, 1, W, 1)``, ...; 0/1 or boolean.  ``None`` infers it
+            from the non-zero points of ``kspace``.  Points outside the mask are ignored.
+        method: ``"cs"`` (default: ESPIRiT maps + L1-wavelet compressed sensing; good on any
+            input without tuning, see docs/reconstruct.md), ``"zero_filled"``, ``"sense"``
+            (Tikhonov CG-SENSE), ``"tv"`` (total variation), or a learned model:
+            ``"unet"``, ``"cascade"``, ``"varnet"``.
+        weights: learned methods only: a checkpoint path (fastMRI's released state_dicts and
+            Lightning ``.ckpt`` files work) or the name of a checkpoint in ``data/weights/``.
+        sens_maps: coil maps of the k-space's shape (complex); ``None`` estimates ESPIRiT maps
+            from the fully sampled k-space centre (``sense``, ``cs``, ``tv``).
+        device: where to compute (``None``: the input tensor's device; for numpy, CUDA when
+            available).  The result is returned where the input lives.
+        batch_size: slices processed at once (``None``: all of them up to a memory budget).
+        progress: show a progress bar over batches (``None``: when stderr is a terminal and
+            there is more than one batch).
+        single_coil: how to read a 3-D ``kspace``: ``None``/``False`` multi-coil
+            ``(coils, H, W)``, ``True`` single-coil slices ``(slices, H, W)``.
+
+    Returns:
+        Magnitude images ``(H, W)`` or ``(slices, H, W)`` (float32, float64 for complex128
+        input), numpy for numpy input and torch for torch input, on the scale of the RSS of
+        the fully sampled data.
+
+    Raises:
+        TypeError: non-complex (real-valued) k-space, or arguments of the wrong type.
+        ValueError: a wrong rank, a mask that does not broadcast or samples nothing, NaN/Inf,
+            all-zero k-space, an unknown method, weights that do not fit the model.
+        FileNotFoundError: ``weights`` is neither a file nor a bundled checkpoint.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> kspace = rng.standard_normal((8, 64, 64)) + 1j * rng.standard_normal((8, 64, 64))
+        >>> reconstruct(kspace, method="zero_filled").shape
+        (64, 64)
+    """
+    method = _check_method(method)
+    data, was_numpy = _to_real_view("kspace", kspace)
+    out_device = data.device
+    shape = tuple(data.shape[:-1])
+    slices, coils = _layout(shape, single_coil)
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("kspace contains NaN or Inf values")
+    if not bool((data != 0).any()):
+        raise ValueError("kspace is all zero: there is nothing to reconstruct")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be a positive int or None, got {describe(batch_size)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")
+    if weights is not None and method not in LEARNED:
+        raise ValueError(f"weights= is only used by the learned methods {LEARNED}, not by method {method!r}")
+    dev = _device(device, kspace)
+    dtype = torch.float64 if data.dtype == torch.float64 else torch.float32
+    height, width = shape[-2:]
+    data = data.reshape(slices, coils, height, width, 2)
+
+    if mask is None:
+        sampled = (data != 0).any(dim=-1).any(dim=1, keepdim=True)  # (B, 1, H, W)
+        mask_t = sampled.to(torch.float64)
+    else:
+        mask_t = _prepare_mask(mask, shape).reshape(slices, coils, height, width)
+        mask_t = mask_t.amax(dim=1, keepdim=True)
+    if not bool((mask_t != 0).any()):
+        raise ValueError("mask samples no k-space point")
+    mask_t = mask_t.unsqueeze(-1)  # (B, 1, H, W, 1)
+
+    maps_t = None
+    if sens_maps is not None:
+        if method not in ("sense", "cs", "tv"):
+            raise ValueError(f"sens_maps= is used by the methods sense, cs and tv, not by {method!r}")
+        maps_t, _ = _to_real_view("sens_maps", sens_maps)
+        if tuple(maps_t.shape[:-1]) != shape:
+            raise ValueError(
+                f"sens_maps must have the k-space's shape {shape} (complex), got {describe(sens_maps)}"
+            )
+        if not bool(torch.isfinite(maps_t).all()):
+            raise ValueError("sens_maps contains NaN or Inf values")
+        maps_t = maps_t.reshape(slices, coils, height, width, 2)
+
+    model = None
+    if method in LEARNED:
+        model = load_model(method, weights).to(dev)
+        dtype = torch.float32
+
+    if batch_size is None:
+        budget = 2**25 if method in LEARNED else 2**26  # real elements of k-space per batch
+        batch_size = max(1, budget // max(1, coils * height * width * 2))
+    starts = list(range(0, slices, batch_size))
+    outputs = []
+    from tqdm.auto import tqdm
+
+    with torch.inference_mode():
+        bar = tqdm(starts, desc=f"recon {method}", unit="batch", disable=not _show_progress(progress, len(starts)))
+        for start in bar:
+            stop = min(slices, start + batch_size)
+            k = data[start:stop].to(device=dev, dtype=dtype)
+            m = mask_t[start:stop].to(device=dev, dtype=dtype)
+            k = k * m
+            if model is not None:
+                out = _learned(method, model, k, m)
+            else:
+                s = maps_t[start:stop].to(device=dev, dtype=dtype) if maps_t is not None else None
+                out = _classical(method, k, m, s)
+            outputs.append(out.to(out_device))
+    result = torch.cat(outputs)
+    lead = (slices,) if (len(shape) == 4 or (len(shape) == 3 and coils == 1)) else ()
+    result = result.reshape(*lead, *result.shape[-2:])
+    if was_numpy:
+        return result.cpu().numpy()
+    return result
