@@ -26,7 +26,7 @@ import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
 from recon.classical.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
-from recon.ops.sense import SenseOp
+from recon.classical._operator import ShiftedSense
 
 __all__ = ["cs_wavelet", "cs_tv"]
 
@@ -34,26 +34,24 @@ __all__ = ["cs_wavelet", "cs_tv"]
 _SPIN = ((0, 0), (3, 5), (6, 2), (1, 7), (4, 4), (7, 1), (2, 6), (5, 3))
 
 
-def _setup(kspace, sens_maps, mask):
+def _setup(kspace, sens_maps, mask) -> ShiftedSense:
     kspace = check_kspace(kspace)
     sens_maps = check_maps(sens_maps, kspace)
     mask = check_mask(mask, kspace)
     if mask is None:
         mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
-    kspace = kspace * mask
-    op = SenseOp(sens_maps, mask)
-    lipschitz = float((sens_maps**2).sum(dim=(1, 4)).amax())
-    if lipschitz <= 0:
+    op = ShiftedSense(kspace, sens_maps, mask)
+    if op.lipschitz <= 0:
         raise ValueError("sens_maps are zero everywhere")
-    return kspace, op, lipschitz
+    return op
 
 
 def _scale(image: torch.Tensor) -> torch.Tensor:
-    """Per-slice 99th percentile of ``|image|`` ``(B, 1, H, W, 2)`` -> ``(B, 1, 1, 1, 1)``."""
-    mag = image.pow(2).sum(-1).sqrt().flatten(1)
-    q = torch.quantile(mag.float(), 0.99, dim=1).to(image.dtype)
-    q = torch.where(q > 0, q, mag.amax(dim=1).clamp_min(torch.finfo(image.dtype).tiny))
-    return q.view(-1, 1, 1, 1, 1)
+    """Per-slice 99th percentile of ``|image|`` (complex ``(B, ...)``) -> ``(B, 1, ..., 1)``."""
+    mag = image.abs().flatten(1)
+    q = torch.quantile(mag.float(), 0.99, dim=1).to(mag.dtype)
+    q = torch.where(q > 0, q, mag.amax(dim=1).clamp_min(torch.finfo(mag.dtype).tiny))
+    return q.view(-1, *([1] * (image.ndim - 1)))
 
 
 def _soft_threshold(coeffs: torch.Tensor, threshold: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -99,7 +97,7 @@ def cs_wavelet(
         >>> cs_wavelet(kspace, maps, max_iter=5).shape
         torch.Size([1, 1, 32, 32, 2])
     """
-    kspace, op, lipschitz = _setup(kspace, sens_maps, mask)
+    op = _setup(kspace, sens_maps, mask)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
     if wavelet not in WAVELETS:
@@ -111,19 +109,22 @@ def cs_wavelet(
     step = 2**levels
     pad_h, pad_w = math.ceil(height / step) * step, math.ceil(width / step) * step
     top, left = (pad_h - height) // 2, (pad_w - width) // 2
+    lipschitz = op.lipschitz
 
-    def crop(x: torch.Tensor) -> torch.Tensor:  # (B, 2, Hp, Wp) -> (B, 1, H, W, 2)
-        return x[:, :, top : top + height, left : left + width].permute(0, 2, 3, 1).unsqueeze(1)
+    def crop(x: torch.Tensor) -> torch.Tensor:  # padded real (B, 2, Hp, Wp) -> shifted complex (B, 1, H, W)
+        x = x[:, :, top : top + height, left : left + width]
+        return op.to_shifted(torch.complex(x[:, :1], x[:, 1:]))
 
-    def pad(image: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W, 2) -> (B, 2, Hp, Wp)
-        out = image.new_zeros(image.shape[0], 2, pad_h, pad_w)
-        out[:, :, top : top + height, left : left + width] = image[:, 0].permute(0, 3, 1, 2)
+    def pad(image: torch.Tensor) -> torch.Tensor:  # shifted complex (B, 1, H, W) -> padded real
+        image = op.to_image(image)
+        out = image.real.new_zeros(image.shape[0], 2, pad_h, pad_w)
+        out[:, :1, top : top + height, left : left + width] = image.real
+        out[:, 1:, top : top + height, left : left + width] = image.imag
         return out
 
-    rhs = op.adjoint(kspace)
-    threshold = lam / lipschitz * (_scale(rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)
+    threshold = lam / lipschitz * (_scale(op.rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)
     keep = approximation_mask((pad_h, pad_w), levels, device=kspace.device)
-    rhs_pad = pad(rhs)
+    rhs_pad = pad(op.rhs)
     x = torch.zeros_like(rhs_pad)
     z = x
     t = 1.0
@@ -141,20 +142,18 @@ def cs_wavelet(
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         x, t = x_new, t_new
-    return crop(x).contiguous()
+    return op.unshift(crop(x))
 
 
 def _grad(x: torch.Tensor) -> torch.Tensor:
-    """Periodic forward differences of ``(B, 1, H, W, 2)`` -> ``(B, 2, H, W, 2)``."""
-    dh = torch.roll(x, -1, dims=-3) - x
-    dw = torch.roll(x, -1, dims=-2) - x
-    return torch.cat((dh, dw), dim=1)
+    """Periodic forward differences of complex ``(B, 1, H, W)`` -> ``(B, 2, H, W)``."""
+    return torch.cat((torch.roll(x, -1, dims=-2) - x, torch.roll(x, -1, dims=-1) - x), dim=1)
 
 
 def _grad_adjoint(p: torch.Tensor) -> torch.Tensor:
-    """Adjoint of :func:`_grad` (minus the divergence): ``(B, 2, H, W, 2)`` -> ``(B, 1, H, W, 2)``."""
+    """Adjoint of :func:`_grad` (minus the divergence): ``(B, 2, H, W)`` -> ``(B, 1, H, W)``."""
     ph, pw = p[:, :1], p[:, 1:]
-    return (torch.roll(ph, 1, dims=-3) - ph) + (torch.roll(pw, 1, dims=-2) - pw)
+    return (torch.roll(ph, 1, dims=-2) - ph) + (torch.roll(pw, 1, dims=-1) - pw)
 
 
 def cs_tv(
@@ -184,23 +183,22 @@ def cs_tv(
     Returns:
         Complex images ``(B, 1, H, W, 2)``.
     """
-    kspace, op, lipschitz = _setup(kspace, sens_maps, mask)
+    op = _setup(kspace, sens_maps, mask)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
-    rhs = op.adjoint(kspace)
-    weight = lam * (_scale(rhs) if relative_lam else 1.0)
-    norm = math.sqrt(lipschitz + 8.0)
+    # Periodic TV is invariant under the FFT shift, so the whole iteration runs shifted.
+    weight = lam * (_scale(op.rhs) if relative_lam else 1.0)
+    norm = math.sqrt(op.lipschitz + 8.0)
     sigma = tau = 1.0 / norm
-    x = torch.zeros_like(rhs)
+    x = torch.zeros_like(op.rhs)
     x_bar = x
-    u = torch.zeros_like(kspace)  # dual of the data term
-    p = torch.zeros(rhs.shape[0], 2, *rhs.shape[2:], dtype=rhs.dtype, device=rhs.device)
+    u = torch.zeros_like(op.data)  # dual of the data term
+    p = torch.zeros(x.shape[0], 2, *x.shape[2:], dtype=x.dtype, device=x.device)
     for _ in range(max_iter):
-        u = (u + sigma * (op.forward(x_bar) - kspace)) / (1 + sigma)
+        u = (u + sigma * (op.forward(x_bar) - op.data)) / (1 + sigma)
         p = p + sigma * _grad(x_bar)
-        mag = p.pow(2).sum(dim=(1, 4), keepdim=True).sqrt()
-        p = p / torch.maximum(mag / weight, torch.ones_like(mag))
+        p = p / torch.clamp_min(p.abs().pow(2).sum(dim=1, keepdim=True).sqrt() / weight, 1.0)
         x_new = x - tau * (op.adjoint(u) + _grad_adjoint(p))
         x_bar = 2 * x_new - x
         x = x_new
-    return x
+    return op.unshift(x)

@@ -2,7 +2,9 @@
 
 Solves ``min_x 1/2 ||M F S x - y||^2 + lam/2 ||x||^2`` through the normal equations
 ``(A^H A + lam I) x = A^H y`` by conjugate gradients, batched over slices: the problem of
-sigpy's ``SenseRecon(y, mps, lamda=lam, weights=mask)``.
+sigpy's ``SenseRecon(y, mps, lamda=lam, weights=mask)``.  The operator is applied in the
+FFT-shifted domain on complex tensors (:mod:`recon.classical._operator`), two FFTs per
+iteration.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
-from recon.ops.sense import SenseOp, conjugate_gradient
+from recon.classical._operator import ShiftedSense, complex_cg
 
 __all__ = ["cg_sense"]
 
@@ -58,8 +60,7 @@ def cg_sense(
     check_positive("tol", tol, allow_zero=True)
     if mask is None:
         mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
-    op = SenseOp(sens_maps, mask)
-    damping = lam
-    if relative_lam:
-        damping = lam * float((sens_maps**2).sum(dim=(1, 4)).amax())
-    return conjugate_gradient(op.normal, op.adjoint(kspace), max_iter=max_iter, tol=tol, damping=damping)
+    op = ShiftedSense(kspace, sens_maps, mask)
+    damping = lam * op.lipschitz if relative_lam else lam
+    x = complex_cg(op.normal, op.rhs, damping=damping, max_iter=max_iter, tol=tol)
+    return op.unshift(x)

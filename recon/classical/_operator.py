@@ -1,0 +1,108 @@
+"""The SENSE operator in the FFT-shifted domain, on ``torch.complex`` tensors (private).
+
+The iterative solvers apply ``A^H A`` tens of times per slice, so the operator is arranged to
+cost two plain FFTs per application and nothing else.  With ``P = fftshift`` and
+``Q = ifftshift`` the centered transform is ``F_c = P F Q`` and ``F_c^H = P F^H Q``, hence
+
+    ``A^H A x = S^H P F^H Q(M) F Q(S) Q(x)``, i.e. ``Q(A^H A x) = Q(S)^H F^H Q(M) F Q(S) Q(x)``:
+
+storing the maps and the mask shifted once, the solvers iterate on ``Q(x)`` with unshifted
+FFTs.  This is :class:`recon.ops.SenseOp` (which the tests compare it with), only faster;
+the public functions take and return real views as everywhere else in recon.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recon.ops.complex import as_complex, as_real_view
+from recon.ops.fft import fftshift, ifftshift
+
+__all__ = ["ShiftedSense", "complex_cg"]
+
+
+class ShiftedSense:
+    """``A = M F_c S`` acting on FFT-shifted complex images.
+
+    Args:
+        kspace: measured k-space ``(B, C, H, W, 2)`` (real view).
+        sens_maps: ``(B, C, H, W, 2)``.
+        mask: 0/1 tensor broadcastable to ``(B, C, H, W, 2)`` with a trailing dim of 1 or 2.
+    """
+
+    def __init__(self, kspace: torch.Tensor, sens_maps: torch.Tensor, mask: torch.Tensor) -> None:
+        cdtype = torch.complex128 if kspace.dtype == torch.float64 else torch.complex64
+        dims = (-2, -1)
+        self.maps = ifftshift(as_complex(sens_maps).to(cdtype), dims)  # (B, C, H, W)
+        batch, _, height, width, _ = kspace.shape
+        mask2d = mask[..., 0].to(kspace.dtype)
+        mask2d = mask2d.reshape((1,) * (4 - mask2d.ndim) + tuple(mask2d.shape))
+        if mask2d.shape[1] > 1:
+            mask2d = mask2d.amax(dim=1, keepdim=True)
+        mask2d = torch.broadcast_to(mask2d, (batch, 1, height, width))
+        self.mask = ifftshift(mask2d.contiguous(), dims)  # (B, 1, H, W) real
+        data = ifftshift(as_complex(kspace).to(cdtype), dims) * self.mask
+        self.rhs = (self.maps.conj() * torch.fft.ifft2(data, norm="ortho")).sum(dim=1, keepdim=True)
+        self.data = data
+        self.lipschitz = float((self.maps.abs() ** 2).sum(dim=1).amax())
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``Q(A^H A) `` on a shifted image ``(B, 1, H, W)`` complex."""
+        k = torch.fft.fft2(self.maps * x, norm="ortho")
+        k = k * self.mask
+        return (self.maps.conj() * torch.fft.ifft2(k, norm="ortho")).sum(dim=1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shifted image -> shifted, masked coil k-space ``(B, C, H, W)``."""
+        return torch.fft.fft2(self.maps * x, norm="ortho") * self.mask
+
+    def adjoint(self, k: torch.Tensor) -> torch.Tensor:
+        """Shifted coil k-space -> shifted image ``(B, 1, H, W)``."""
+        return (self.maps.conj() * torch.fft.ifft2(k * self.mask, norm="ortho")).sum(dim=1, keepdim=True)
+
+    @staticmethod
+    def unshift(x: torch.Tensor) -> torch.Tensor:
+        """Shifted complex image ``(B, 1, H, W)`` -> real view ``(B, 1, H, W, 2)`` in place."""
+        return as_real_view(fftshift(x, (-2, -1))).contiguous()
+
+    @staticmethod
+    def to_image(x: torch.Tensor) -> torch.Tensor:
+        """Shifted complex ``(B, 1, H, W)`` -> unshifted complex."""
+        return fftshift(x, (-2, -1))
+
+    @staticmethod
+    def to_shifted(x: torch.Tensor) -> torch.Tensor:
+        """Unshifted complex ``(B, 1, H, W)`` -> shifted complex."""
+        return ifftshift(x, (-2, -1))
+
+
+def complex_cg(
+    normal, rhs: torch.Tensor, damping: float, max_iter: int, tol: float
+) -> torch.Tensor:
+    """Batched CG for ``(N + damping I) x = rhs`` on complex ``(B, ...)``, from ``x = 0``."""
+    dims = tuple(range(1, rhs.ndim))
+
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a.conj() * b).real.sum(dim=dims, keepdim=True)
+
+    x = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    rr = dot(r, r)
+    threshold = tol**2 * rr
+    tiny = torch.finfo(rr.dtype).tiny
+    for _ in range(max_iter):
+        active = rr > threshold
+        if not bool(active.any()):
+            break
+        ap = normal(p)
+        if damping:
+            ap = ap + damping * p
+        alpha = torch.where(active, rr / dot(p, ap).clamp_min(tiny), torch.zeros_like(rr))
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = dot(r, r)
+        beta = torch.where(active, rr_new / rr.clamp_min(tiny), torch.zeros_like(rr))
+        p = r + beta * p
+        rr = rr_new
+    return x
