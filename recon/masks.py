@@ -517,57 +517,87 @@ class GaussianMaskFunc2D(_VariableDensityMaskFunc):
 
 
 class PoissonDiscMaskFunc2D(_VariableDensityMaskFunc):
-    """Variable-density Poisson-disc point mask in the ``H x W`` plane (via ``sigpy``).
+    """Variable-density Poisson-disc point mask in the ``H x W`` plane.
 
-    Uses :func:`sigpy.mri.poisson` (Bridson's algorithm, density ∝ ``1 / (1 + s |r|)`` with the
-    slope ``s`` searched so that the acceleration is within 0.1 of the target, corners beyond
-    ``|r| = 1`` cropped) with a calibration region of ``round(H * cf) x round(W * cf)``; the
-    fully sampled centre block is then set where fastMRI would put it (which can add one row or
-    column to sigpy's block on odd sizes). sigpy's seed is drawn from this object's stream;
-    sigpy's generator runs inside numba, whose random state is separate from numpy's, and sigpy
-    restores numpy's state in any case, so no global state changes. An acceleration of 1 gives
-    an all-ones mask. ``offset`` is ignored and ``std`` is unused (kept for a uniform
-    signature). Mask shape and ``num_low_frequencies`` as :class:`GaussianMaskFunc2D`.
+    Points are placed by Bridson's Poisson-disc algorithm (sigpy's numba kernel
+    ``sigpy.mri.samp._poisson``) with an elliptical exclusion radius that grows linearly with the
+    normalised k-space radius ``r`` outside the centre block, ``1 + s r`` (in units of the grid
+    spacing, scaled by ``H / max(H, W)`` and ``W / max(H, W)``, at least 1), as in
+    :func:`sigpy.mri.poisson`; the corners ``r >= 1`` are left empty and the fully sampled centre
+    block ``round(H * cf) x round(W * cf)`` is placed as in :class:`GaussianMaskFunc2D`. The slope
+    ``s`` is found by at most ``max_iterations`` bisection steps so that the acceleration of the
+    final mask is within ``tol`` of the target; if that is not met, the closest mask found is
+    returned when it is within 5% of the target. (``sigpy.mri.poisson`` itself can bisect forever
+    on small grids, so it is not called.) The kernel's seed is drawn from this object's stream;
+    the kernel draws from numba's own generator, never numpy's or torch's. An acceleration of 1
+    gives an all-ones mask. ``offset`` is ignored and ``std`` is unused (uniform signature).
+    Mask shape and ``num_low_frequencies`` as :class:`GaussianMaskFunc2D`.
 
     Raises:
-        ValueError: from a call, when sigpy cannot reach the requested acceleration for the
-            shape (e.g. tiny images with high acceleration).
+        ValueError: from a call, when no mask within 5% of the requested acceleration is found
+            (e.g. tiny grids with high acceleration).
     """
+
+    tol = 0.1
+    max_iterations = 40
+    max_attempts = 30
 
     def sample_mask(self, shape, offset):
         num_rows, num_cols = shape[-3], shape[-2]
         center_fraction, acceleration = self.choose_acceleration()
         low_rows = round(num_rows * center_fraction)
         num_low = round(num_cols * center_fraction)
-        poisson_seed = int(self.rng.randint(0, 2**31 - 1))
+        kernel_seed = int(self.rng.randint(0, 2**31 - 1))
         center = np.zeros((num_rows, num_cols), dtype=np.float32)
         center[_center_slice(num_rows, low_rows), _center_slice(num_cols, num_low)] = 1
         if acceleration <= 1:
             accel = np.ones((num_rows, num_cols), dtype=np.float32)
         else:
-            import sigpy.mri  # heavy import (numba), only needed here
-
-            try:
-                accel = sigpy.mri.poisson(
-                    (num_rows, num_cols),
-                    float(acceleration),
-                    calib=(low_rows, num_low),
-                    dtype=np.float32,
-                    crop_corner=True,
-                    seed=poisson_seed,
-                )
-            except (ValueError, ZeroDivisionError) as err:
-                raise ValueError(
-                    f"PoissonDiscMaskFunc2D cannot reach acceleration {acceleration} on a "
-                    f"{num_rows} x {num_cols} grid with a {low_rows} x {num_low} centre: {err}"
-                ) from err
-            accel = np.asarray(accel, dtype=np.float32)
+            accel = self._search(num_rows, num_cols, low_rows, num_low, center, acceleration, kernel_seed)
         view = self._mask_2d_shape(shape)
-        return (
-            torch.from_numpy(center.reshape(view)),
-            torch.from_numpy(np.ascontiguousarray(accel).reshape(view)),
-            num_low,
-        )
+        return torch.from_numpy(center.reshape(view)), torch.from_numpy(accel.reshape(view)), num_low
+
+    def _search(self, num_rows, num_cols, low_rows, num_low, center, acceleration, kernel_seed):
+        from sigpy.mri.samp import _poisson  # numba kernel; imported lazily (heavy import)
+
+        def outside(size: int, low: int) -> np.ndarray:
+            distance = np.maximum(np.abs(np.arange(size) - size // 2) - low / 2, 0.0)
+            peak = distance.max()
+            return distance / peak if peak > 0 else distance
+
+        y = outside(num_rows, low_rows)[:, None]
+        x = outside(num_cols, num_low)[None, :]
+        radius = np.sqrt(x**2 + y**2)
+        inside = radius < 1
+        longest = max(num_rows, num_cols)
+        slope_low, slope_high = 0.0, float(longest)
+        best, best_error = None, np.inf
+        for _ in range(self.max_iterations):
+            slope = (slope_low + slope_high) / 2
+            growth = 1 + radius * slope
+            radius_x = np.clip(growth * num_cols / longest, 1, None)
+            radius_y = np.clip(growth * num_rows / longest, 1, None)
+            points = _poisson(
+                num_cols, num_rows, self.max_attempts, radius_x, radius_y, (0, 0), kernel_seed
+            )
+            mask = np.maximum(points * inside, center).astype(np.float32)
+            achieved = mask.size / mask.sum()
+            error = abs(achieved - acceleration)
+            if error < best_error:
+                best, best_error = mask, error
+            if error < self.tol:
+                break
+            if achieved < acceleration:
+                slope_low = slope
+            else:
+                slope_high = slope
+        if best_error >= max(self.tol, 0.05 * acceleration):
+            raise ValueError(
+                f"PoissonDiscMaskFunc2D cannot reach acceleration {acceleration} on a "
+                f"{num_rows} x {num_cols} grid with a {low_rows} x {num_low} centre "
+                f"(closest: {acceleration + best_error if best is not None else 'none'})"
+            )
+        return best
 
 
 # --------------------------------------------------------------------------------------------
