@@ -9,15 +9,17 @@ soft-threshold of the coefficients (exactly, with no inner iterations).
 
 One analysis step along a dimension of length ``N`` computes, for ``k = 0 .. N/2 - 1``,
 ``a[k] = sum_n lo[n] x[(2k + n) mod N]`` and ``d[k] = sum_n hi[n] x[(2k + n) mod N]``, with
-``hi[n] = (-1)^n lo[L - 1 - n]``.
+``hi[n] = (-1)^n lo[L - 1 - n]``.  A level is applied as two products with the (cached)
+orthogonal ``(n, n)`` analysis matrices, ``D_H X D_W^T``: dense, but for image sizes several
+times faster on CPU and GPU than strided convolutions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["WAVELETS", "dwt2", "idwt2", "max_level", "approximation_mask"]
 
@@ -35,14 +37,28 @@ WAVELETS: dict[str, tuple[float, ...]] = {
 }
 
 
-def _filters(wavelet: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _check_wavelet(wavelet: str) -> None:
     if wavelet not in WAVELETS:
         raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
-    lo = torch.tensor(WAVELETS[wavelet], dtype=torch.float64)
-    length = lo.numel()
-    signs = torch.tensor([(-1.0) ** n for n in range(length)], dtype=torch.float64)
-    hi = signs * lo.flip(0)
-    return torch.stack((lo, hi)).unsqueeze(1).to(dtype=dtype, device=device)  # (2, 1, L)
+
+
+@functools.lru_cache(maxsize=32)
+def _analysis_matrix_cpu(n: int, wavelet: str) -> torch.Tensor:
+    lo = WAVELETS[wavelet]
+    length = len(lo)
+    hi = [(-1.0) ** j * lo[length - 1 - j] for j in range(length)]
+    matrix = torch.zeros(n, n, dtype=torch.float64)
+    for k in range(n // 2):
+        for j in range(length):
+            matrix[k, (2 * k + j) % n] += lo[j]
+            matrix[n // 2 + k, (2 * k + j) % n] += hi[j]
+    return matrix
+
+
+def _analysis_matrix(n: int, wavelet: str, like: torch.Tensor) -> torch.Tensor:
+    """One periodic analysis level along a dim of length ``n``: the orthogonal ``(n, n)``
+    matrix whose first ``n/2`` rows give ``a`` and last ``n/2`` rows give ``d``."""
+    return _analysis_matrix_cpu(n, wavelet).to(dtype=like.dtype, device=like.device)
 
 
 def max_level(size: int, wavelet: str = "db4") -> int:
@@ -51,25 +67,6 @@ def max_level(size: int, wavelet: str = "db4") -> int:
     if size < length:
         return 0
     return int(math.floor(math.log2(size / (length - 1))))
-
-
-def _analysis_1d(x: torch.Tensor, filt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One periodic analysis step along the last dim of ``x`` ``(M, N)`` -> two ``(M, N/2)``."""
-    n = x.shape[-1]
-    length = filt.shape[-1]
-    idx = torch.arange(n + length - 2, device=x.device) % n
-    out = F.conv1d(x[:, idx].unsqueeze(1), filt, stride=2)  # (M, 2, N/2)
-    return out[:, 0], out[:, 1]
-
-
-def _synthesis_1d(a: torch.Tensor, d: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
-    """Adjoint (= inverse) of :func:`_analysis_1d`: two ``(M, N/2)`` -> ``(M, N)``."""
-    n = 2 * a.shape[-1]
-    length = filt.shape[-1]
-    full = F.conv_transpose1d(torch.stack((a, d), dim=1), filt, stride=2)[:, 0]  # (M, N + L - 2)
-    idx = torch.arange(full.shape[-1], device=a.device) % n
-    out = full.new_zeros(full.shape[0], n)
-    return out.index_add_(1, idx, full)
 
 
 def _check_input(x: torch.Tensor, levels: int) -> None:
@@ -102,37 +99,27 @@ def dwt2(x: torch.Tensor, levels: int, wavelet: str = "db4") -> torch.Tensor:
         True
     """
     _check_input(x, levels)
-    filt = _filters(wavelet, x.dtype, x.device)
-    lead = x.shape[:-2]
+    _check_wavelet(wavelet)
     h, w = x.shape[-2:]
-    out = x.reshape(-1, h, w).clone()
+    out = x.clone()
     for _ in range(levels):
-        m = out.shape[0]
-        block = out[:, :h, :w]
-        lo, hi = _analysis_1d(block.reshape(m * h, w), filt)  # along W
-        rows = torch.cat((lo, hi), dim=-1).reshape(m, h, w)
-        cols = rows.transpose(1, 2).reshape(m * w, h)
-        lo, hi = _analysis_1d(cols, filt)  # along H
-        out[:, :h, :w] = torch.cat((lo, hi), dim=-1).reshape(m, w, h).transpose(1, 2)
+        mat_h, mat_w = _analysis_matrix(h, wavelet, x), _analysis_matrix(w, wavelet, x)
+        out[..., :h, :w] = mat_h @ out[..., :h, :w] @ mat_w.T
         h, w = h // 2, w // 2
-    return out.reshape(*lead, *x.shape[-2:])
+    return out
 
 
 def idwt2(coeffs: torch.Tensor, levels: int, wavelet: str = "db4") -> torch.Tensor:
     """Inverse (and adjoint) of :func:`dwt2`; same arguments and shapes."""
     _check_input(coeffs, levels)
-    filt = _filters(wavelet, coeffs.dtype, coeffs.device)
-    lead = coeffs.shape[:-2]
+    _check_wavelet(wavelet)
     full_h, full_w = coeffs.shape[-2:]
-    out = coeffs.reshape(-1, full_h, full_w).clone()
-    m = out.shape[0]
+    out = coeffs.clone()
     for level in reversed(range(levels)):
         h, w = full_h >> level, full_w >> level
-        block = out[:, :h, :w].transpose(1, 2).reshape(m * w, h)
-        cols = _synthesis_1d(block[:, : h // 2], block[:, h // 2 :], filt)  # along H
-        rows = cols.reshape(m, w, h).transpose(1, 2).reshape(m * h, w)
-        out[:, :h, :w] = _synthesis_1d(rows[:, : w // 2], rows[:, w // 2 :], filt).reshape(m, h, w)
-    return out.reshape(*lead, full_h, full_w)
+        mat_h, mat_w = _analysis_matrix(h, wavelet, coeffs), _analysis_matrix(w, wavelet, coeffs)
+        out[..., :h, :w] = mat_h.T @ out[..., :h, :w] @ mat_w
+    return out
 
 
 def approximation_mask(
