@@ -214,6 +214,7 @@ class SliceDataset(Dataset):
         self.transform = transform
         self.recons_key = "reconstruction_esc" if challenge == "singlecoil" else "reconstruction_rss"
         self.metadata_cache = None if metadata_cache is None else Path(metadata_cache)
+        self._present: dict[Path, tuple[bool, bool]] = {}  # (has mask, has target) per file
 
         files = _list_files(self.root)
         per_file = self._load_metadata(files)
@@ -275,13 +276,17 @@ class SliceDataset(Dataset):
         fname, dataslice, metadata = self.raw_samples[i]
         try:
             with h5py.File(fname, "r") as hf:
+                present = self._present.get(fname)
+                if present is None:  # looked up once per file and process
+                    present = self._present[fname] = ("mask" in hf, self.recons_key in hf)
                 kspace = hf["kspace"][dataslice]
-                mask = np.asarray(hf["mask"]) if "mask" in hf else None
-                target = hf[self.recons_key][dataslice] if self.recons_key in hf else None
-                attrs = dict(hf.attrs)
+                mask = np.asarray(hf["mask"]) if present[0] else None
+                target = hf[self.recons_key][dataslice] if present[1] else None
         except (OSError, KeyError) as err:
             raise DataFileError(fname, f"cannot read slice {dataslice} ({type(err).__name__}: {err})") from err
-        attrs.update(metadata)
+        # fastMRI re-reads the file attributes here and updates them with ``metadata``, which
+        # already holds them (read when the dataset was indexed): a copy is the same dict.
+        attrs = dict(metadata)
         if self.transform is None:
             return (kspace, mask, target, attrs, fname.name, dataslice)
         return self.transform(kspace, mask, target, attrs, fname.name, dataslice)

@@ -12,10 +12,16 @@ A transform turns a raw :class:`~recon.data.SliceDataset` sample
 Both reproduce ``fastmri.data.transforms`` number for number. Masks come from any callable
 ``mask_func(shape, offset=None, seed=None) -> (mask, num_low_frequencies)`` (the
 ``recon.masks`` / ``fastmri.data.subsample`` API), applied with
-:func:`recon.masks.apply_mask`. With ``use_seed=True`` (validation) the
+:func:`recon.masks.apply_mask` semantics. With ``use_seed=True`` (validation) the
 seed is fastMRI's per-volume ``tuple(map(ord, fname))``, so all slices of a volume share a
 mask on every run; with ``use_seed=False`` (training) the mask function draws a fresh mask
 for every sample.
+
+Cost: the transforms never copy k-space they do not have to. ``to_tensor`` is a view, and
+a column mask is applied as one float multiply over the interleaved (real, imag) values -
+into a new array by default, or into the given array with ``inplace=True``, which is safe
+with :class:`~recon.data.SliceDataset` (it reads a fresh array for every sample) and saves
+an allocation of the size of the k-space (see ``benchmarks/data.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +68,45 @@ def to_tensor(data: np.ndarray) -> torch.Tensor:
 def volume_seed(fname: str) -> tuple[int, ...]:
     """fastMRI's per-volume mask seed: the character codes of the file name."""
     return tuple(map(ord, fname))
+
+
+def _mask_kspace(
+    kspace: np.ndarray,
+    mask_func: MaskFunc,
+    seed: Sequence[int] | None,
+    padding: tuple[int, int] | None,
+    inplace: bool,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``recon.masks.apply_mask`` for a numpy k-space, without the intermediate copies.
+
+    A 1-D (column) mask is applied by multiplying the interleaved float view of the complex
+    array with the mask repeated twice - one pass, in place when ``inplace``. Anything else
+    (2-D masks, non-contiguous or non-complex input) goes through ``apply_mask``. Values
+    equal those of ``data * mask + 0.0`` up to the sign of zeros.
+    """
+    if not isinstance(kspace, np.ndarray):
+        raise TypeError(f"kspace must be a numpy array, got {type(kspace).__name__}")
+    width = kspace.shape[-1]
+    fast = kspace.dtype in (np.complex64, np.complex128) and kspace.flags.c_contiguous and kspace.ndim >= 2
+    if not fast:
+        return apply_mask(to_tensor(kspace), mask_func, seed=seed, padding=padding)
+    shape = (1,) * (kspace.ndim - 2) + tuple(kspace.shape[-2:]) + (2,)
+    mask, num_low_frequencies = mask_func(shape, None, seed)
+    if padding is not None:
+        mask[..., : padding[0], :] = 0
+        mask[..., padding[1] :, :] = 0
+    if mask.numel() != width:  # not a column mask: the general path
+        masked = to_tensor(kspace) * mask + 0.0
+        return masked, mask, num_low_frequencies
+    real_dtype = np.float32 if kspace.dtype == np.complex64 else np.float64
+    weights = np.repeat(mask.reshape(-1).cpu().numpy().astype(real_dtype), 2)
+    flat = kspace.view(real_dtype)
+    if inplace and kspace.flags.writeable:
+        np.multiply(flat, weights, out=flat)
+        out = kspace
+    else:
+        out = np.multiply(flat, weights).view(kspace.dtype)
+    return to_tensor(out), mask, num_low_frequencies
 
 
 class UnetSample(NamedTuple):
@@ -131,18 +176,27 @@ class UnetDataTransform:
         mask_func: undersampling mask function; None keeps k-space as stored (test files
             are already undersampled).
         use_seed: seed masks per volume (validation); False draws fresh masks (training).
+        inplace: mask the given k-space array in place instead of a copy (safe with
+            SliceDataset, which reads a fresh array per sample; saves one allocation).
 
     Example:
         >>> from fastmri.data.subsample import RandomMaskFunc
         >>> transform = UnetDataTransform("multicoil", RandomMaskFunc([0.08], [4]))
     """
 
-    def __init__(self, which_challenge: str, mask_func: MaskFunc | None = None, use_seed: bool = True) -> None:
+    def __init__(
+        self,
+        which_challenge: str,
+        mask_func: MaskFunc | None = None,
+        use_seed: bool = True,
+        inplace: bool = False,
+    ) -> None:
         _check_challenge(which_challenge)
         _check_mask_func(mask_func)
         self.which_challenge = which_challenge
         self.mask_func = mask_func
         self.use_seed = bool(use_seed)
+        self.inplace = bool(inplace)
 
     def __call__(
         self,
@@ -153,11 +207,12 @@ class UnetDataTransform:
         fname: str,
         slice_num: int,
     ) -> UnetSample:
-        kspace_torch = to_tensor(kspace)
         max_value = attrs["max"] if "max" in attrs else 0.0
         if self.mask_func is not None:
             seed = volume_seed(fname) if self.use_seed else None
-            kspace_torch = apply_mask(kspace_torch, self.mask_func, seed=seed)[0]
+            kspace_torch = _mask_kspace(kspace, self.mask_func, seed, None, self.inplace)[0]
+        else:
+            kspace_torch = to_tensor(kspace)
         image = ifft2c(kspace_torch)
         if target is not None:
             crop_size = (target.shape[-2], target.shape[-1])
@@ -185,15 +240,18 @@ class VarNetDataTransform:
         mask_func: undersampling mask function; None uses the file's own ``mask`` dataset
             (test files), with ``num_low_frequencies = 0`` as in fastMRI.
         use_seed: seed masks per volume (validation); False draws fresh masks (training).
+        inplace: mask the given k-space array in place instead of a copy (safe with
+            SliceDataset, which reads a fresh array per sample; saves one allocation).
 
     Raises:
         ValueError: (at call time) no ``mask_func`` and the file has no ``mask``.
     """
 
-    def __init__(self, mask_func: MaskFunc | None = None, use_seed: bool = True) -> None:
+    def __init__(self, mask_func: MaskFunc | None = None, use_seed: bool = True, inplace: bool = False) -> None:
         _check_mask_func(mask_func)
         self.mask_func = mask_func
         self.use_seed = bool(use_seed)
+        self.inplace = bool(inplace)
 
     def __call__(
         self,
@@ -210,15 +268,15 @@ class VarNetDataTransform:
         else:
             target_torch = torch.tensor(0)
             max_value = 0.0
-        kspace_torch = to_tensor(kspace)
         acq_start, acq_end = attrs["padding_left"], attrs["padding_right"]
         crop_size = (attrs["recon_size"][0], attrs["recon_size"][1])
         if self.mask_func is not None:
             seed = volume_seed(fname) if self.use_seed else None
-            masked_kspace, mask_torch, num_low = apply_mask(
-                kspace_torch, self.mask_func, seed=seed, padding=(acq_start, acq_end)
+            masked_kspace, mask_torch, num_low = _mask_kspace(
+                kspace, self.mask_func, seed, (acq_start, acq_end), self.inplace
             )
         else:
+            kspace_torch = to_tensor(kspace)
             if mask is None:
                 raise ValueError(
                     f"{fname}: no mask_func was given and the file has no 'mask' dataset to use"

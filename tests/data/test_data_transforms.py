@@ -171,3 +171,42 @@ def test_collate_errors(tmp_path):
         collate_samples([u, v])
     with pytest.raises(ValueError, match="batch must be NamedTuple samples of one type"):
         collate_samples([(1, 2)])
+
+
+def test_inplace_masking_same_values_and_only_mutates_when_asked(tmp_path):
+    root = write_folder(tmp_path / "d", n_files=1)
+    kspace, mask, target, attrs, fname, slice_num = SliceDataset(root, "multicoil")[0]
+    mask_func = RandomMaskFunc([0.08], [4])
+    original = kspace.copy()
+    copy_sample = VarNetDataTransform(mask_func)(kspace, mask, target, attrs, fname, slice_num)
+    assert np.array_equal(kspace, original)  # the default leaves the input alone
+    ref = fastmri_transforms.apply_mask(fastmri_transforms.to_tensor(original), mask_func, seed=tuple(map(ord, fname)),
+                                        padding=(attrs["padding_left"], attrs["padding_right"]))[0]
+    assert torch.equal(copy_sample.masked_kspace, ref)
+    inplace_sample = VarNetDataTransform(mask_func, inplace=True)(kspace, mask, target, attrs, fname, slice_num)
+    assert torch.equal(inplace_sample.masked_kspace, ref)
+    assert np.shares_memory(inplace_sample.masked_kspace.numpy(), kspace)  # no copy was made
+    assert not np.array_equal(kspace, original)
+
+
+def test_non_column_masks_and_odd_inputs_take_the_general_path(tmp_path):
+    root = write_folder(tmp_path / "d", n_files=1)
+    kspace, mask, target, attrs, fname, slice_num = SliceDataset(root, "multicoil")[0]
+
+    def checkerboard(shape, offset=None, seed=None):
+        m = torch.zeros(shape[:-1] + (1,))
+        m[..., ::2, ::2, :] = 1
+        return m, 0
+
+    out = VarNetDataTransform(checkerboard)(kspace, mask, target, attrs, fname, slice_num)
+    expect = fastmri_transforms.to_tensor(kspace) * checkerboard((1, 32, 24, 2))[0]
+    expect[..., :1, :] = 0
+    expect[..., 23:, :] = 0
+    assert torch.equal(out.masked_kspace, expect)
+    strided = kspace[..., ::-1]  # not C-contiguous: goes through recon.masks.apply_mask
+    a = UnetDataTransform("multicoil", EquispacedMaskFractionFunc([0.25], [2]))(strided, None, target, attrs, fname, 0)
+    b = fastmri_transforms.UnetDataTransform("multicoil", EquispacedMaskFractionFunc([0.25], [2]))(
+        strided.copy(), None, target, attrs, fname, 0)
+    torch.testing.assert_close(a.image, b.image, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="kspace must be a numpy array, got Tensor"):
+        VarNetDataTransform(checkerboard)(torch.zeros(2, 2), mask, target, attrs, fname, 0)

@@ -1,0 +1,176 @@
+"""Benchmark of the data layer: reading cost over a bare h5py read, simulation cost vs VarNet.
+
+Targets (ratios measured in one run, interleaved, median of repeats):
+
+* reading a 15-coil 640 x 368 slice through ``SliceDataset`` + transform costs at most 1.3x
+  the bare h5py read of the same slice (k-space and target, file opened and closed);
+* simulating a 16-coil 320 x 320 slice takes under 1/10 of a VarNet forward on it
+  (``recon.models.VarNet`` when present, else ``fastmri.models.VarNet``; fastMRI's
+  default size: 12 cascades, 18 channels, 4 pools, sensitivity network 8 channels).
+
+    python benchmarks/data.py [--device cpu|cuda] [--repeats 20]
+
+The test file is written to a temporary folder and removed afterwards. Writes
+``benchmarks/results/<device>/data.json`` and ``data.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table, save_results, sync, time_interleaved  # noqa: E402
+
+from recon.data import (  # noqa: E402
+    SimulationConfig,
+    SliceDataset,
+    UnetDataTransform,
+    VarNetDataTransform,
+    make_ismrmrd_header,
+    simulate_multicoil,
+    write_fastmri_file,
+)
+from recon.data.simulate import _birdcage_cached  # noqa: E402
+from recon.masks import create_mask_for_mask_type  # noqa: E402
+
+try:  # the reference implementation, optional
+    import fastmri.data as fastmri_data
+    from fastmri.data import transforms as fastmri_transforms
+except ImportError:  # pragma: no cover
+    fastmri_data = None
+
+
+def write_knee_like_file(folder: Path, slices: int = 4, coils: int = 15, shape=(640, 368)) -> Path:
+    rng = np.random.default_rng(0)
+    kspace = (rng.standard_normal((slices, coils, *shape), dtype=np.float32)
+              + 1j * rng.standard_normal((slices, coils, *shape), dtype=np.float32)).astype(np.complex64)
+    target = rng.random((slices, 320, 320), dtype=np.float32)
+    header = make_ismrmrd_header(shape, (320, 320), num_coils=coils, num_slices=slices, pe_limits=(0, 339, 170))
+    return write_fastmri_file(folder / "file1000000.h5", kspace, header, reconstruction_rss=target,
+                              attrs={"acquisition": "CORPD_FBK", "max": 1.0, "norm": 1.0, "patient_id": "x"})
+
+
+def bench_reading(repeats: int) -> tuple[list[list[object]], dict]:
+    rows, payload = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_knee_like_file(Path(tmp))
+        mask_func = create_mask_for_mask_type("equispaced_fraction", [0.08], [4])
+        slice_index = 2
+
+        def bare():
+            with h5py.File(path, "r") as hf:
+                return hf["kspace"][slice_index], hf["reconstruction_rss"][slice_index]
+
+        raw = SliceDataset(path, "multicoil")
+        varnet = SliceDataset(path, "multicoil", transform=VarNetDataTransform(mask_func))
+        varnet_inplace = SliceDataset(path, "multicoil", transform=VarNetDataTransform(mask_func, inplace=True))
+        unet = SliceDataset(path, "multicoil", transform=UnetDataTransform("multicoil", mask_func))
+        variants = {
+            "SliceDataset (raw)": lambda: raw[slice_index],
+            "SliceDataset + VarNetDataTransform(inplace=True)": lambda: varnet_inplace[slice_index],
+            "SliceDataset + VarNetDataTransform": lambda: varnet[slice_index],
+            "SliceDataset + UnetDataTransform": lambda: unet[slice_index],
+        }
+        if fastmri_data is not None:
+            ref_varnet = fastmri_data.SliceDataset(tmp, "multicoil", transform=fastmri_transforms.VarNetDataTransform(mask_func))
+            ref_unet = fastmri_data.SliceDataset(tmp, "multicoil", transform=fastmri_transforms.UnetDataTransform("multicoil", mask_func))
+            variants["fastMRI SliceDataset + VarNetDataTransform"] = lambda: ref_varnet[slice_index]
+            variants["fastMRI SliceDataset + UnetDataTransform"] = lambda: ref_unet[slice_index]
+        # each variant is timed round-robin against its own bare read, so both see the same
+        # machine load and allocator state (a large FFT in between changes both)
+        times, ratios = {}, {}
+        for name, fn in variants.items():
+            slow = "Unet" in name
+            pair = time_interleaved({"bare": bare, name: fn}, torch.device("cpu"),
+                                    repeats=max(3, repeats // 4) if slow else repeats, warmup=2)
+            times[name] = {"s": pair[name], "bare_s": pair["bare"]}
+            ratios[name] = pair[name] / pair["bare"]
+    for name, ratio in ratios.items():
+        target = "<= 1.3" if name.startswith("SliceDataset + VarNet") else ""
+        rows.append([name, times[name]["s"] * 1e3, times[name]["bare_s"] * 1e3, ratio, target])
+    payload["reading"] = {"shape": [15, 640, 368], "times": times, "ratios_vs_bare": ratios}
+    return rows, payload
+
+
+def build_varnet(device: torch.device) -> torch.nn.Module:
+    try:
+        from recon.models import VarNet  # type: ignore[attr-defined]
+
+        source = "recon.models.VarNet"
+    except ImportError:
+        from fastmri.models import VarNet
+
+        source = "fastmri.models.VarNet"
+    model = VarNet(num_cascades=12, sens_chans=8, sens_pools=4, chans=18, pools=4).to(device).eval()
+    model.source = source  # type: ignore[attr-defined]
+    return model
+
+
+def bench_simulation(device: torch.device, repeats: int) -> tuple[list[list[object]], dict]:
+    image = np.asarray(np.random.default_rng(0).random((320, 320)), dtype=np.float32)
+    yy, xx = np.mgrid[:320, :320]
+    image *= ((yy - 160) ** 2 + (xx - 160) ** 2 < 140**2)
+    config = SimulationConfig(num_coils=16, matrix_size=(320, 320), snr=30.0)
+    model = build_varnet(device)
+    sim = simulate_multicoil(image, config, seed=0)
+    kspace = torch.view_as_real(torch.from_numpy(sim.kspace)).to(device)  # (1, 16, 320, 320, 2)
+    mask_func = create_mask_for_mask_type("equispaced_fraction", [0.08], [4])
+    mask, num_low = mask_func((1, 1, 320, 320, 2), seed=0)  # -> (1, 1, 1, 320, 1)
+    mask = mask.to(device).bool()
+    masked = kspace * mask
+
+    def simulate_cold():
+        _birdcage_cached.cache_clear()
+        return simulate_multicoil(image, config, seed=1)
+
+    def varnet_forward():
+        with torch.no_grad():
+            out = model(masked, mask, num_low)
+        sync(device)
+        return out
+
+    times = time_interleaved(
+        {"simulate (maps cached)": lambda: simulate_multicoil(image, config, seed=1),
+         "simulate (maps computed)": simulate_cold,
+         "VarNet forward": varnet_forward},
+        device, repeats=repeats, warmup=1,
+    )
+    base = times["VarNet forward"]
+    rows = [[name, t * 1e3, t / base, "< 0.1" if name.startswith("simulate") else ""] for name, t in times.items()]
+    payload = {"simulation": {"coils": 16, "shape": [320, 320], "varnet": model.source, "device": str(device),
+                              "times_s": times, "ratios_vs_varnet": {k: v / base for k, v in times.items()}}}
+    return rows, payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--sim-repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+
+    read_rows, read_payload = bench_reading(args.repeats)
+    sim_rows, sim_payload = bench_simulation(device, args.sim_repeats)
+    table = (
+        "Reading one 15-coil 640 x 368 slice (ratio = time / bare h5py read of k-space + target)\n\n"
+        + markdown_table(["path", "ms", "bare read ms", "ratio", "target"], read_rows)
+        + f"\n\nSimulating one 16-coil 320 x 320 slice vs a {sim_payload['simulation']['varnet']} forward "
+        f"on {device} (ratio = time / VarNet forward)\n\n"
+        + markdown_table(["step", "ms", "ratio", "target"], sim_rows)
+    )
+    folder = save_results("data", device, {**read_payload, **sim_payload}, table, "recon.data benchmark")
+    print(table)
+    print(f"\nwritten to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
