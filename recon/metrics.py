@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Union
 
 import numpy as np
@@ -94,7 +95,9 @@ def _check_maxval(maxval: object) -> None:
         maxval = maxval.item()
     if isinstance(maxval, np.ndarray) and maxval.size == 1:
         maxval = maxval.item()
-    if isinstance(maxval, bool) or not np.isscalar(maxval) or not np.isfinite(maxval) or not maxval > 0:
+    if not isinstance(maxval, numbers.Real) or isinstance(maxval, bool) or not (
+        np.isfinite(maxval) and maxval > 0
+    ):
         raise ValueError(f"maxval must be None or a positive finite number, got {describe(maxval)}")
 
 
