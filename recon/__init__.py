@@ -1,11 +1,37 @@
 """recon: accelerated MRI reconstruction in PyTorch.
 
-fastMRI-exact operators, masks and metrics; classical and learned reconstruction behind
-one call, :func:`recon.reconstruct`.
+fastMRI-exact operators, masks and metrics; classical and learned reconstruction behind one
+call::
+
+    import recon
+    image = recon.reconstruct(kspace, mask)          # (slices, coils, H, W) -> (slices, H, W)
+
+Subpackages: :mod:`recon.ops` (operators), :mod:`recon.masks`, :mod:`recon.metrics`,
+:mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`.
+They are imported on first use, so ``import recon.ops`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from recon import ops  # noqa: E402
+_SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "train", "api", "cli"}
 
-__all__ = ["__version__", "ops"]
+__all__ = ["__version__", "reconstruct", *sorted(_SUBMODULES - {"api", "cli"})]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "reconstruct":
+        from recon.api import reconstruct
+
+        return reconstruct
+    if name in _SUBMODULES:
+        return importlib.import_module(f"recon.{name}")
+    raise AttributeError(f"module 'recon' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
