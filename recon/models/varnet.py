@@ -1,0 +1,448 @@
+"""End-to-end variational network (Sriram et al., MICCAI 2020), fastMRI-compatible.
+
+:class:`VarNet`, :class:`VarNetBlock` and :class:`SensitivityModel` have fastMRI's constructor
+arguments, defaults, forward signatures and parameter names: an official fastMRI checkpoint
+loads with ``load_state_dict`` (or :meth:`VarNet.from_checkpoint`) and gives the same output.
+
+The cascade is ``k <- k - m (k - k0) w - F S NormUnet(sum_c conj(S_c) F^-1 k_c)``; the model
+returns ``rss(|F^-1 k|)`` over coils, ``(B, H, W)``.
+
+Differences from fastMRI that do not change the numbers (float32 rounding only):
+
+* the centred FFTs are :func:`recon.ops.fft2c` / :func:`recon.ops.ifft2c` (sign modulation
+  instead of rolls);
+* the coil combination and expansion multiply in complex arithmetic in one pass, and the
+  soft data consistency is one ``torch.where``;
+* the centre of k-space for the sensitivity estimate is selected with one ``torch.where``
+  over a column mask instead of a Python loop over the batch;
+* optional gradient checkpointing (``checkpoint_cascades=True``) recomputes each cascade and
+  the sensitivity U-Net (coil by coil) in the backward pass: the activation memory of a
+  training step drops to that of one cascade;
+* under autocast the U-Nets run in reduced precision while k-space, FFTs, sensitivity maps
+  and normalisation statistics stay in float32.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Optional, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from recon.ops._checks import check_complex_view, check_tensor, describe
+from recon.ops.fft import fft2c, ifft2c
+from recon.models.unet import NormUnet
+
+__all__ = ["VarNet", "VarNetBlock", "SensitivityModel"]
+
+LowFrequencies = Optional[Union[int, torch.Tensor]]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _as_complex(x: torch.Tensor) -> torch.Tensor:
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if x.stride(-1) != 1 or any(s % 2 for s in x.stride()[:-1]):
+        x = x.contiguous()
+    return torch.view_as_complex(x)
+
+
+def coil_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
+    """``sum_c conj(S_c) F^-1 k_c``: ``(B, C, H, W, 2)`` k-space -> ``(B, 1, H, W, 2)`` image.
+
+    Same maths as :func:`recon.ops.sens_reduce`, computed with one complex multiply-sum.
+    """
+    coil_images = _as_complex(ifft2c(kspace))
+    combined = (coil_images * _as_complex(sens_maps).conj()).sum(dim=1, keepdim=True)
+    return torch.view_as_real(combined)
+
+
+def coil_expand(image: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
+    """``F(S_c x)``: ``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` k-space.
+
+    Same maths as :func:`recon.ops.sens_expand`, computed with one complex multiply.
+    """
+    return fft2c(torch.view_as_real(_as_complex(image) * _as_complex(sens_maps)))
+
+
+def _check_kspace_and_mask(masked_kspace: object, mask: object) -> torch.Tensor:
+    check_complex_view("masked_kspace", masked_kspace, min_ndim=5)
+    if masked_kspace.ndim != 5:
+        raise ValueError(f"masked_kspace must be (B, C, H, W, 2), got {describe(masked_kspace)}")
+    check_tensor("mask", mask)
+    try:
+        torch.broadcast_shapes(mask.shape, masked_kspace.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"mask must broadcast against masked_kspace {tuple(masked_kspace.shape)}, "
+            f"e.g. (B, 1, 1, W, 1); got {describe(mask)}"
+        ) from err
+    if mask.ndim != 5:
+        raise ValueError(f"mask must be 5-D, e.g. (B, 1, 1, W, 1); got {describe(mask)}")
+    return mask if mask.dtype == torch.bool else mask != 0
+
+
+def _low_frequency_columns(
+    mask: torch.Tensor, num_low_frequencies: LowFrequencies, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pad, num_low_freqs)``, each ``(B,)`` long: the fully sampled centre columns.
+
+    fastMRI's rule: without ``num_low_frequencies`` (``None`` or 0) the centre block is the
+    largest symmetric run of sampled columns around ``W // 2`` (at least 1 column), and
+    ``pad = (W - num_low_freqs + 1) // 2``.
+    """
+    use_mask = num_low_frequencies is None
+    if isinstance(num_low_frequencies, torch.Tensor):
+        use_mask = bool((num_low_frequencies == 0).all())
+    elif not use_mask:
+        if not isinstance(num_low_frequencies, int) or isinstance(num_low_frequencies, bool) \
+                or num_low_frequencies < 0:
+            raise ValueError(
+                "num_low_frequencies must be None, a non-negative int or a (B,) tensor, "
+                f"got {describe(num_low_frequencies)}"
+            )
+        use_mask = num_low_frequencies == 0
+    if use_mask:
+        columns = mask[:, 0, 0, :, 0].to(torch.int8)
+        cent = columns.shape[1] // 2
+        left = torch.argmin(columns[:, :cent].flip(1), dim=1)
+        right = torch.argmin(columns[:, cent:], dim=1)
+        low = torch.clamp(2 * torch.minimum(left, right), min=1)
+    else:
+        low = torch.as_tensor(num_low_frequencies, device=mask.device).reshape(-1)
+        low = low.to(torch.long).expand(mask.shape[0])
+    low = low.to(torch.long)
+    pad = torch.div(width - low + 1, 2, rounding_mode="floor")
+    return pad, low
+
+
+class SensitivityModel(nn.Module):
+    """Coil sensitivity estimation from the centre of k-space (fastMRI's ``SensitivityModel``).
+
+    The fully sampled centre of each coil's k-space is transformed to the image domain, each
+    coil image goes through a :class:`NormUnet`, and the result is divided by its
+    root-sum-of-squares over coils.
+
+    Args:
+        chans: channels of the first conv layer of the U-Net.
+        num_pools: number of down- and up-sampling layers.
+        in_chans: real input channels of the U-Net (2).
+        out_chans: real output channels of the U-Net (2).
+        drop_prob: dropout probability.
+        mask_center: keep only the centre columns of k-space before the estimate.
+    """
+
+    def __init__(
+        self,
+        chans: int,
+        num_pools: int,
+        in_chans: int = 2,
+        out_chans: int = 2,
+        drop_prob: float = 0.0,
+        mask_center: bool = True,
+    ):
+        super().__init__()
+        self.mask_center = mask_center
+        self.norm_unet = NormUnet(
+            chans, num_pools, in_chans=in_chans, out_chans=out_chans, drop_prob=drop_prob
+        )
+        # Set by VarNet / CascadeNet: recompute the U-Net coil by coil in the backward pass.
+        self.checkpoint_coils = False
+
+    def get_pad_and_num_low_freqs(
+        self, mask: torch.Tensor, num_low_frequencies: LowFrequencies = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """fastMRI's ``(pad, num_low_freqs)`` ``(B,)`` for ``mask`` ``(B, 1, 1, W, 1)``."""
+        return _low_frequency_columns(mask, num_low_frequencies, mask.shape[-2])
+
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: LowFrequencies = None,
+    ) -> torch.Tensor:
+        """Estimate normalised sensitivity maps.
+
+        Args:
+            masked_kspace: ``(B, C, H, W, 2)`` under-sampled k-space.
+            mask: bool ``(B, 1, 1, W, 1)`` sampling mask.
+            num_low_frequencies: number of fully sampled centre columns (int or ``(B,)``);
+                ``None`` or 0 infers it from ``mask``.
+
+        Returns:
+            Sensitivity maps ``(B, C, H, W, 2)``, with ``sum_c |S_c|^2 = 1`` per pixel.
+
+        Raises:
+            TypeError, ValueError: for a malformed ``masked_kspace``, ``mask`` or
+                ``num_low_frequencies``.
+        """
+        mask = _check_kspace_and_mask(masked_kspace, mask)
+        return self._forward(masked_kspace, mask, num_low_frequencies)
+
+    def _forward(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: LowFrequencies
+    ) -> torch.Tensor:
+        b, c, h, w, _ = masked_kspace.shape
+        if self.mask_center:
+            pad, low = _low_frequency_columns(mask.expand(b, -1, -1, -1, -1), num_low_frequencies, w)
+            cols = torch.arange(w, device=masked_kspace.device)
+            keep = (cols >= pad[:, None]) & (cols < (pad + low)[:, None])
+            zero = torch.zeros((), dtype=masked_kspace.dtype, device=masked_kspace.device)
+            masked_kspace = torch.where(keep.view(b, 1, 1, w, 1), masked_kspace, zero)
+        images = ifft2c(masked_kspace).view(b * c, 1, h, w, 2)
+        if self.checkpoint_coils and torch.is_grad_enabled() and self.training:
+            maps = torch.cat(
+                [
+                    _checkpoint(self.norm_unet._forward, images[i : i + 1], use_reentrant=False)
+                    for i in range(b * c)
+                ]
+            )
+        else:
+            maps = self.norm_unet._forward(images)
+        del images
+        maps = maps.view(b, c, h, w, 2)
+        norm = maps.square().sum(dim=(1, 4), keepdim=True).sqrt()
+        if torch.is_grad_enabled():
+            return maps / norm
+        return maps.div_(norm)
+
+
+class VarNetBlock(nn.Module):
+    """One VarNet cascade: soft data consistency plus a learned image-domain regulariser.
+
+    ``k_out = k - m (k - k0) w - F(S model(sum_c conj(S_c) F^-1 k_c))`` with a learnable
+    scalar ``dc_weight`` ``w`` (initialised to 1).
+
+    Args:
+        model: image-domain network ``(B, 1, H, W, 2) -> (B, 1, H, W, 2)``, e.g. a
+            :class:`~recon.models.NormUnet`.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+        self.model = model
+        self.dc_weight = nn.Parameter(torch.ones(1))
+
+    def sens_expand(self, x: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` coil k-space."""
+        return coil_expand(x, sens_maps)
+
+    def sens_reduce(self, x: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W, 2)`` coil k-space -> ``(B, 1, H, W, 2)`` image."""
+        return coil_reduce(x, sens_maps)
+
+    def forward(
+        self,
+        current_kspace: torch.Tensor,
+        ref_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        sens_maps: torch.Tensor,
+    ) -> torch.Tensor:
+        """Apply the cascade.
+
+        Args:
+            current_kspace: ``(B, C, H, W, 2)`` current estimate ``k``.
+            ref_kspace: ``(B, C, H, W, 2)`` measured k-space ``k0``.
+            mask: bool sampling mask broadcastable to the k-space, e.g. ``(B, 1, 1, W, 1)``.
+            sens_maps: ``(B, C, H, W, 2)`` sensitivity maps.
+
+        Returns:
+            Updated k-space ``(B, C, H, W, 2)``.
+        """
+        image = coil_reduce(current_kspace, sens_maps)
+        refined = self.model(image)
+        if refined.dtype != current_kspace.dtype:
+            refined = refined.to(current_kspace.dtype)
+        model_term = coil_expand(refined, sens_maps)
+        del image, refined
+        weight = self.dc_weight.to(current_kspace.dtype)
+        consistent = torch.where(
+            mask, current_kspace - (current_kspace - ref_kspace) * weight, current_kspace
+        )
+        if torch.is_grad_enabled():
+            return consistent - model_term
+        return torch.sub(consistent, model_term, out=model_term)
+
+
+class VarNet(nn.Module):
+    """The end-to-end variational network of Sriram et al. 2020 (fastMRI's ``VarNet``).
+
+    Args:
+        num_cascades: number of :class:`VarNetBlock` cascades.
+        sens_chans: channels of the sensitivity U-Net.
+        sens_pools: pooling layers of the sensitivity U-Net.
+        chans: channels of the cascade U-Nets.
+        pools: pooling layers of the cascade U-Nets.
+        mask_center: estimate sensitivities from the fully sampled centre only.
+        checkpoint_cascades: in training (autograd on), recompute each cascade and the
+            sensitivity U-Net in the backward pass instead of storing their activations
+            (gradient checkpointing); the outputs and gradients are unchanged.
+
+    Example:
+        >>> net = VarNet(num_cascades=2, sens_chans=4, sens_pools=2, chans=4, pools=2)
+        >>> kspace = torch.randn(1, 4, 32, 32, 2)
+        >>> mask = torch.zeros(1, 1, 1, 32, 1, dtype=torch.bool)
+        >>> mask[..., ::2, :] = True
+        >>> net(kspace * mask, mask).shape
+        torch.Size([1, 32, 32])
+    """
+
+    def __init__(
+        self,
+        num_cascades: int = 12,
+        sens_chans: int = 8,
+        sens_pools: int = 4,
+        chans: int = 18,
+        pools: int = 4,
+        mask_center: bool = True,
+        checkpoint_cascades: bool = False,
+    ):
+        super().__init__()
+        if not isinstance(num_cascades, int) or isinstance(num_cascades, bool) or num_cascades < 1:
+            raise ValueError(f"num_cascades must be a positive int, got {num_cascades!r}")
+        self.sens_net = SensitivityModel(chans=sens_chans, num_pools=sens_pools, mask_center=mask_center)
+        self.cascades = nn.ModuleList(
+            [VarNetBlock(NormUnet(chans, pools)) for _ in range(num_cascades)]
+        )
+        self.checkpoint_cascades = bool(checkpoint_cascades)
+
+    @property
+    def checkpoint_cascades(self) -> bool:
+        return self._checkpoint_cascades
+
+    @checkpoint_cascades.setter
+    def checkpoint_cascades(self, value: bool) -> None:
+        self._checkpoint_cascades = bool(value)
+        self.sens_net.checkpoint_coils = bool(value)
+
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: LowFrequencies = None,
+    ) -> torch.Tensor:
+        """Reconstruct.
+
+        Args:
+            masked_kspace: ``(B, C, H, W, 2)`` under-sampled multi-coil k-space.
+            mask: bool ``(B, 1, 1, W, 1)`` sampling mask (a {0, 1} mask is accepted).
+            num_low_frequencies: fully sampled centre columns (int or ``(B,)``); ``None``
+                or 0 infers them from ``mask``.
+
+        Returns:
+            Root-sum-of-squares magnitude image ``(B, H, W)`` (float32).
+
+        Raises:
+            TypeError: if ``masked_kspace`` or ``mask`` is not a tensor of the right kind.
+            ValueError: for wrong shapes or a bad ``num_low_frequencies``.
+        """
+        mask = _check_kspace_and_mask(masked_kspace, mask)
+        if masked_kspace.dtype != torch.float32 and masked_kspace.dtype != torch.float64:
+            masked_kspace = masked_kspace.float()
+        sens_maps = self.sens_net._forward(masked_kspace, mask, num_low_frequencies)
+        use_checkpoint = self._checkpoint_cascades and torch.is_grad_enabled() and self.training
+        kspace_pred = masked_kspace
+        for cascade in self.cascades:
+            if use_checkpoint:
+                kspace_pred = _checkpoint(
+                    cascade, kspace_pred, masked_kspace, mask, sens_maps, use_reentrant=False
+                )
+            else:
+                kspace_pred = cascade(kspace_pred, masked_kspace, mask, sens_maps)
+        image = ifft2c(kspace_pred)
+        return image.square().sum(dim=(1, 4)).sqrt()
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: Union[str, os.PathLike, Mapping],
+        map_location: Union[str, torch.device] = "cpu",
+        weights_only: bool = True,
+        checkpoint_cascades: bool = False,
+    ) -> "VarNet":
+        """Build a VarNet from a fastMRI checkpoint or a state dict.
+
+        Accepts a path or an already loaded object: a PyTorch Lightning checkpoint
+        (``{"state_dict": {"varnet.cascades.0...": ...}, "hyper_parameters": {...}}``), a bare
+        fastMRI / recon state dict, or one saved from ``DataParallel`` (``module.`` prefix).
+        The architecture (cascades, channels, pools) is read from the parameter shapes;
+        ``mask_center`` from the Lightning hyper-parameters when present (default True).
+
+        Args:
+            checkpoint: path to a ``.ckpt`` / ``.pt`` file, or a mapping.
+            map_location: where to load the tensors.
+            weights_only: passed to :func:`torch.load` (set False only for trusted files
+                whose hyper-parameters hold arbitrary Python objects).
+            checkpoint_cascades: see :class:`VarNet`.
+
+        Returns:
+            The model (in eval mode) with the weights loaded.
+
+        Raises:
+            ValueError: if the keys do not describe a VarNet (names the missing / unexpected keys).
+            TypeError: if ``checkpoint`` is neither a path nor a mapping.
+        """
+        if isinstance(checkpoint, (str, os.PathLike)):
+            checkpoint = torch.load(checkpoint, map_location=map_location, weights_only=weights_only)
+        if not isinstance(checkpoint, Mapping):
+            raise TypeError(
+                f"checkpoint must be a path or a mapping (state dict or Lightning checkpoint), "
+                f"got {describe(checkpoint)}"
+            )
+        hparams = checkpoint.get("hyper_parameters", {}) if "state_dict" in checkpoint else {}
+        state = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+        state = _strip_prefixes(state)
+        kwargs = _infer_varnet_arguments(state)
+        mask_center = hparams.get("mask_center", True) if isinstance(hparams, Mapping) else True
+        model = cls(**kwargs, mask_center=bool(mask_center), checkpoint_cascades=checkpoint_cascades)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(
+                "checkpoint does not fit a VarNet: missing keys "
+                f"{list(result.missing_keys)[:5]}, unexpected keys {list(result.unexpected_keys)[:5]}"
+            )
+        return model.to(map_location).eval()
+
+
+def _strip_prefixes(state: Mapping) -> dict:
+    keys = [k for k in state if isinstance(k, str)]
+    if len(keys) != len(state):
+        raise ValueError("checkpoint state dict keys must be strings")
+    out = dict(state)
+    for prefix in ("varnet.", "module.", "model."):
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return out
+
+
+def _infer_varnet_arguments(state: Mapping) -> dict:
+    first = "norm_unet.unet.down_sample_layers.0.layers.0.weight"
+    sens_key = f"sens_net.{first}"
+    cascade_key = "cascades.0.model.unet.down_sample_layers.0.layers.0.weight"
+    missing = [k for k in (sens_key, cascade_key) if k not in state]
+    if missing:
+        sample = list(state)[:5]
+        raise ValueError(
+            f"checkpoint does not hold a VarNet state dict: keys {missing} not found "
+            f"(first keys: {sample})"
+        )
+    cascades = {int(m.group(1)) for k in state if (m := re.match(r"cascades\.(\d+)\.", k))}
+    sens_pools = {
+        int(m.group(1)) for k in state if (m := re.match(r"sens_net\.norm_unet\.unet\.down_sample_layers\.(\d+)\.", k))
+    }
+    pools = {
+        int(m.group(1)) for k in state if (m := re.match(r"cascades\.0\.model\.unet\.down_sample_layers\.(\d+)\.", k))
+    }
+    return {
+        "num_cascades": max(cascades) + 1,
+        "sens_chans": int(state[sens_key].shape[0]),
+        "sens_pools": max(sens_pools) + 1,
+        "chans": int(state[cascade_key].shape[0]),
+        "pools": max(pools) + 1,
+    }
