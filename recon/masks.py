@@ -416,7 +416,9 @@ def _weighted_sample_without_replacement(
         keys = log_weights - np.log(-np.log(uniform))
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    return np.argsort(-keys, kind="stable")[:count]
+    if count >= keys.size:
+        return np.arange(keys.size)
+    return np.argpartition(-keys, count - 1)[:count]  # the set of the largest keys
 
 
 def _center_slice(size: int, count: int) -> slice:
