@@ -560,7 +560,12 @@ class PoissonDiscMaskFunc2D(_VariableDensityMaskFunc):
         return torch.from_numpy(center.reshape(view)), torch.from_numpy(accel.reshape(view)), num_low
 
     def _search(self, num_rows, num_cols, low_rows, num_low, center, acceleration, kernel_seed):
-        from sigpy.mri.samp import _poisson  # numba kernel; imported lazily (heavy import)
+        try:  # sigpy's numba kernel; imported lazily (numba is a heavy import)
+            from sigpy.mri.samp import _poisson
+        except ImportError as err:
+            raise ImportError(
+                "PoissonDiscMaskFunc2D needs sigpy>=0.1.25 (sigpy.mri.samp._poisson)"
+            ) from err
 
         def outside(size: int, low: int) -> np.ndarray:
             distance = np.maximum(np.abs(np.arange(size) - size // 2) - low / 2, 0.0)

@@ -270,7 +270,7 @@ def _check_image_pair(X: object, Y: object) -> None:
 
 
 def _data_range_tensor(data_range: object, batch: int, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(data_range, (int, float)) and not isinstance(data_range, bool):
+    if isinstance(data_range, numbers.Real) and not isinstance(data_range, bool):
         data_range = torch.full((batch,), float(data_range), dtype=like.dtype, device=like.device)
     if not isinstance(data_range, torch.Tensor):
         raise TypeError(f"data_range must be a tensor (B,) or a number, got {describe(data_range)}")

@@ -166,6 +166,7 @@ def test_ssim_torch_matches_scikit_image(device):
         _, full = skimage_metrics.structural_similarity(pred[s], gt[s], data_range=data_range, full=True)
         np.testing.assert_allclose(got[s, 0].cpu().numpy(), full[3:-3, 3:-3], rtol=1e-10, atol=1e-12)
     # a scalar data range broadcasts; the mean equals the per-slice mean of equal-sized slices
+    assert float(ssim_torch(X, Y, np.float32(2.0))) == float(ssim_torch(X, Y, 2.0))
     assert float(ssim_torch(X, Y, data_range)) == pytest.approx(float(ssim(pred, gt, data_range)), rel=1e-10)
     assert float(SSIMLoss()(X, Y, data_range)) == pytest.approx(1 - float(ssim(pred, gt, data_range)), rel=1e-9)
 
