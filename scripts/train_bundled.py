@@ -43,17 +43,18 @@ BUNDLED: dict[str, dict] = {
         model_kwargs={"num_cascades": 6, "chans": 8, "pools": 3, "sens_chans": 4, "sens_pools": 2},
         train_data="embedded:train",
         val_data="embedded:val",
+        train_crop_rows=64,
         mask_type="random",
         center_fractions=[0.08, 0.04],
         accelerations=[4, 8],
         loss="ssim",
         lr=1e-3,
-        lr_step_size=8,
+        lr_step_size=9,
         lr_gamma=0.3,
-        epochs=10,
+        epochs=12,
         batch_size=1,
         seed=20261121,
-        val_every=2,
+        val_every=3,
     ),
     "unet": dict(
         model="unet",
@@ -128,20 +129,42 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _cs_model(lam: float, iters: int):
-    """recon.classical's L1-wavelet CS with ESPIRiT maps, wrapped with a k-space model's signature."""
-    from recon.classical import cs_wavelet, espirit_maps
-    from recon.ops import complex_abs
+class ApiMethod(torch.nn.Module):
+    """``recon.reconstruct(method=...)`` (e.g. its tuned L1-wavelet CS) with a k-space model's signature."""
 
-    class CS(torch.nn.Module):
-        def forward(self, masked_kspace, mask, num_low_frequencies=None):
-            kspace = torch.view_as_complex(masked_kspace[0].contiguous())
-            col = mask[0, 0, 0, :, 0]
-            maps = espirit_maps(kspace, col)
-            image = cs_wavelet(kspace, maps, col, lam=lam, max_iter=iters)
-            return image.abs().reshape(1, *image.shape[-2:]).float()
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
 
-    return CS()
+    def forward(self, masked_kspace, mask, num_low_frequencies=None):
+        from recon.api import reconstruct
+
+        out = [
+            reconstruct(masked_kspace[i], mask[i, 0, 0, :, 0].float(), method=self.method, progress=False)
+            for i in range(masked_kspace.shape[0])
+        ]
+        return torch.stack(out).float()
+
+
+class SigpyL1Wavelet(torch.nn.Module):
+    """sigpy's ``L1WaveletRecon`` with ``EspiritCalib`` maps (the baseline of the issue)."""
+
+    def __init__(self, lamda: float, max_iter: int = 100) -> None:
+        super().__init__()
+        self.lamda = lamda
+        self.max_iter = max_iter
+
+    def forward(self, masked_kspace, mask, num_low_frequencies=None):
+        import sigpy.mri as mr
+
+        out = []
+        for i in range(masked_kspace.shape[0]):
+            kspace = torch.view_as_complex(masked_kspace[i].contiguous()).numpy().astype(np.complex128)
+            maps = mr.app.EspiritCalib(kspace, show_pbar=False).run()
+            image = mr.app.L1WaveletRecon(kspace, maps, self.lamda, max_iter=self.max_iter, show_pbar=False).run()
+            coils = maps * image[None]  # RSS of the coil images, as the targets are
+            out.append(torch.from_numpy(np.sqrt((np.abs(coils) ** 2).sum(0))).float())
+        return torch.stack(out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -152,6 +175,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = Path(args.weights) if args.weights else weights_path(args.name)
     model, ckpt = load_model(path)
     methods = {args.name: model, "zero_filled": ZeroFilled()}
+    for method in args.api_methods:
+        methods[f"reconstruct_{method}"] = ApiMethod(method)
+    if args.sigpy_lamda:
+        methods[f"sigpy_l1wavelet_{args.sigpy_lamda:g}"] = SigpyL1Wavelet(args.sigpy_lamda)
     results: dict = {"weights": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "splits": {}}
     for split in args.splits:
         for accel, frac in ((4, 0.08), (8, 0.04)):
@@ -205,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--data-cache", default=None)
     p_eval.add_argument("--num-threads", type=int, default=None)
     p_eval.add_argument("--json", default=None, help="write the scores here")
+    p_eval.add_argument("--api-methods", nargs="*", default=["cs"], help="recon.reconstruct methods to compare with")
+    p_eval.add_argument("--sigpy-lamda", type=float, default=None, help="also run sigpy L1WaveletRecon with this lamda")
     p_eval.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -62,6 +62,7 @@ _OPTIONS = {
     "--challenge": ("challenge", dict(choices=("multicoil", "singlecoil"))),
     "--data-cache": ("data_cache", dict(metavar="DIR", help="cache folder for embedded splits")),
     "--sample-rate": ("sample_rate", dict(type=float, help="fraction of training slices to use")),
+    "--train-crop-rows": ("train_crop_rows", dict(type=int, metavar="ROWS", help="train k-space models on random readout windows of ROWS rows")),
     "--mask-type": ("mask_type", dict(help="mask function name (random, equispaced_fraction, ...)")),
     "--center-fractions": ("center_fractions", dict(type=_floats, metavar="F,F", help="e.g. 0.08,0.04")),
     "--accelerations": ("accelerations", dict(type=_floats, metavar="A,A", help="e.g. 4,8")),

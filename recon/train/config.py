@@ -74,6 +74,9 @@ class TrainConfig:
         challenge: ``"multicoil"`` or ``"singlecoil"``.
         data_cache: cache folder for embedded splits (default ``$RECON_CACHE``/``~/.cache/recon``).
         sample_rate: fraction of training slices used (drawn with ``seed``), or None for all.
+        train_crop_rows: train k-space models on random windows of this many rows along the
+            fully sampled readout direction (whole phase-encoding direction, so the same
+            aliasing as whole slices; a step costs about ``H / train_crop_rows`` less), or None.
         mask_type: a :func:`recon.masks.create_mask_for_mask_type` name (``"random"``,
             ``"equispaced_fraction"``, ...).
         center_fractions: fully sampled centre fraction per acceleration.
@@ -112,6 +115,7 @@ class TrainConfig:
     challenge: str = "multicoil"
     data_cache: Optional[str] = None
     sample_rate: Optional[float] = None
+    train_crop_rows: Optional[int] = None
     mask_type: str = "random"
     center_fractions: tuple[float, ...] = (0.08, 0.04)
     accelerations: tuple[float, ...] = (4, 8)
@@ -160,6 +164,11 @@ class TrainConfig:
             raise _fail("data_cache", "a folder path (str) or None", self.data_cache)
         if self.sample_rate is not None and not (_is_real(self.sample_rate) and 0 < self.sample_rate <= 1):
             raise _fail("sample_rate", "a number in (0, 1] or None", self.sample_rate)
+        if self.train_crop_rows is not None:
+            if not (_is_int(self.train_crop_rows) and self.train_crop_rows >= 8):
+                raise _fail("train_crop_rows", "an int >= 8 or None", self.train_crop_rows)
+            if MODEL_SPECS[self.model].domain != "kspace":
+                raise _fail("train_crop_rows", f"None for the image-domain model {self.model!r}", self.train_crop_rows)
         if self.mask_type not in MASK_TYPES:
             raise _fail("mask_type", f"one of {sorted(MASK_TYPES)}", self.mask_type)
         for name in ("center_fractions", "accelerations"):

@@ -180,7 +180,9 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
     mask_args = dict(mask_type=config.mask_type, center_fractions=config.center_fractions, accelerations=config.accelerations)
-    train_transform = make_transform(config.model, train=True, seed=config.seed, challenge=config.challenge, **mask_args)
+    train_transform = make_transform(
+        config.model, train=True, seed=config.seed, challenge=config.challenge, crop_rows=config.train_crop_rows, **mask_args
+    )
     train_set = make_dataset(
         config.train_data, train_transform, challenge=config.challenge, cache=config.data_cache,
         sample_rate=config.sample_rate, seed=config.seed,

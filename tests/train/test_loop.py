@@ -79,3 +79,9 @@ def test_resume_refuses_a_different_model(tiny_config):
 def test_train_rejects_non_config():
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         train({"model": "varnet"})
+
+
+def test_train_with_readout_crops(tiny_config):
+    result = train(tiny_config(train_crop_rows=16, max_steps=2, val_data=None))
+    assert result.global_step == 2
+    assert load_checkpoint(result.last_checkpoint)["recon"]["config"]["train_crop_rows"] == 16
