@@ -18,10 +18,12 @@ mask on every run; with ``use_seed=False`` (training) the mask function draws a 
 for every sample.
 
 Cost: the transforms never copy k-space they do not have to. ``to_tensor`` is a view, and
-a column mask is applied as one float multiply over the interleaved (real, imag) values -
-into a new array by default, or into the given array with ``inplace=True``, which is safe
-with :class:`~recon.data.SliceDataset` (it reads a fresh array for every sample) and saves
-an allocation of the size of the k-space (see ``benchmarks/data.py``).
+a column mask is applied as one float multiply over the interleaved (real, imag) values.
+Called directly, a transform writes the masked k-space into a new array and leaves its
+input alone. :class:`~recon.data.SliceDataset` instead calls ``transform.call_owned(...)``
+when the transform has it, handing over the array it has just read: the mask is then
+applied in place, saving a k-space-sized allocation and pass (``benchmarks/data.py``).
+Other transforms (fastMRI's, your own) are simply called.
 """
 
 from __future__ import annotations
@@ -176,8 +178,9 @@ class UnetDataTransform:
         mask_func: undersampling mask function; None keeps k-space as stored (test files
             are already undersampled).
         use_seed: seed masks per volume (validation); False draws fresh masks (training).
-        inplace: mask the given k-space array in place instead of a copy (safe with
-            SliceDataset, which reads a fresh array per sample; saves one allocation).
+        inplace: always mask the given k-space array in place instead of a copy.
+            :class:`~recon.data.SliceDataset` needs no flag: it calls :meth:`call_owned`
+            with the array it just read, which masks in place.
 
     Example:
         >>> from fastmri.data.subsample import RandomMaskFunc
@@ -207,10 +210,19 @@ class UnetDataTransform:
         fname: str,
         slice_num: int,
     ) -> UnetSample:
+        """Transform one raw sample; ``kspace`` is left untouched unless ``inplace``."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, self.inplace)
+
+    def call_owned(self, kspace, mask, target, attrs, fname, slice_num) -> UnetSample:
+        """Like calling the transform, but ``kspace`` may be overwritten: for callers that
+        hand over an array nobody else holds (``SliceDataset`` does, for every sample)."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, True)
+
+    def _apply(self, kspace, mask, target, attrs, fname, slice_num, inplace: bool) -> UnetSample:
         max_value = attrs["max"] if "max" in attrs else 0.0
         if self.mask_func is not None:
             seed = volume_seed(fname) if self.use_seed else None
-            kspace_torch = _mask_kspace(kspace, self.mask_func, seed, None, self.inplace)[0]
+            kspace_torch = _mask_kspace(kspace, self.mask_func, seed, None, inplace)[0]
         else:
             kspace_torch = to_tensor(kspace)
         image = ifft2c(kspace_torch)
@@ -240,8 +252,9 @@ class VarNetDataTransform:
         mask_func: undersampling mask function; None uses the file's own ``mask`` dataset
             (test files), with ``num_low_frequencies = 0`` as in fastMRI.
         use_seed: seed masks per volume (validation); False draws fresh masks (training).
-        inplace: mask the given k-space array in place instead of a copy (safe with
-            SliceDataset, which reads a fresh array per sample; saves one allocation).
+        inplace: always mask the given k-space array in place instead of a copy.
+            :class:`~recon.data.SliceDataset` needs no flag: it calls :meth:`call_owned`
+            with the array it just read, which masks in place.
 
     Raises:
         ValueError: (at call time) no ``mask_func`` and the file has no ``mask``.
@@ -262,6 +275,15 @@ class VarNetDataTransform:
         fname: str,
         slice_num: int,
     ) -> VarNetSample:
+        """Transform one raw sample; ``kspace`` is left untouched unless ``inplace``."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, self.inplace)
+
+    def call_owned(self, kspace, mask, target, attrs, fname, slice_num) -> VarNetSample:
+        """Like calling the transform, but ``kspace`` may be overwritten: for callers that
+        hand over an array nobody else holds (``SliceDataset`` does, for every sample)."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, True)
+
+    def _apply(self, kspace, mask, target, attrs, fname, slice_num, inplace: bool) -> VarNetSample:
         if target is not None:
             target_torch = to_tensor(target)
             max_value = attrs["max"]
@@ -273,7 +295,7 @@ class VarNetDataTransform:
         if self.mask_func is not None:
             seed = volume_seed(fname) if self.use_seed else None
             masked_kspace, mask_torch, num_low = _mask_kspace(
-                kspace, self.mask_func, seed, (acq_start, acq_end), self.inplace
+                kspace, self.mask_func, seed, (acq_start, acq_end), inplace
             )
         else:
             kspace_torch = to_tensor(kspace)

@@ -210,3 +210,19 @@ def test_non_column_masks_and_odd_inputs_take_the_general_path(tmp_path):
     torch.testing.assert_close(a.image, b.image, rtol=1e-5, atol=1e-5)
     with pytest.raises(TypeError, match="kspace must be a numpy array, got Tensor"):
         VarNetDataTransform(checkerboard)(torch.zeros(2, 2), mask, target, attrs, fname, 0)
+
+
+def test_slice_dataset_hands_fresh_arrays_to_call_owned(tmp_path):
+    root = write_folder(tmp_path / "d", n_files=1)
+    calls = []
+
+    class Spy(VarNetDataTransform):
+        def call_owned(self, kspace, *rest):
+            calls.append(kspace)
+            return super().call_owned(kspace, *rest)
+
+    ds = SliceDataset(root, "multicoil", transform=Spy(RandomMaskFunc([0.08], [4])))
+    sample = ds[0]
+    assert len(calls) == 1 and np.shares_memory(sample.masked_kspace.numpy(), calls[0])  # masked in place
+    plain = SliceDataset(root, "multicoil", transform=lambda *raw: raw[0])  # no call_owned: just called
+    assert plain[0].shape == (4, 32, 24)
