@@ -167,7 +167,7 @@ def make_ismrmrd_header(
     if pe_limits is None:
         pe_limits = (0, enc_w - 1, enc_w // 2)
     pe_min, pe_max, pe_center = (int(v) for v in pe_limits)
-    if not (0 <= pe_min <= pe_center <= pe_max < enc_w + enc_w // 2):
+    if not (0 <= pe_min <= pe_center <= pe_max):
         raise ValueError(f"pe_limits must satisfy 0 <= minimum <= center <= maximum, got {pe_limits}")
     protocol = f"<protocolName>{escape(protocol_name)}</protocolName>" if protocol_name else ""
     xml = (

@@ -55,10 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def _as_numpy(name: str, value: object) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.is_complex():
-            return value.numpy()
-        return value.numpy()
+        return value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         return value
     raise TypeError(f"{name} must be a numpy array or torch.Tensor, got {type(value).__name__}")

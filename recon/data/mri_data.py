@@ -137,6 +137,10 @@ def _read_slice(dataset: h5py.Dataset, index: int) -> np.ndarray:
     return out
 
 
+def _as_text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
 def _list_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
@@ -234,7 +238,7 @@ class SliceDataset(Dataset):
         per_file = self._load_metadata(files)
         raw_samples: list[FastMRIRawDataSample] = []
         for fname, (metadata, num_slices) in zip(files, per_file):
-            if acquisitions is not None and str(metadata.get("acquisition")) not in set(acquisitions):
+            if acquisitions is not None and _as_text(metadata.get("acquisition")) not in set(acquisitions):
                 continue
             for slice_ind in range(num_slices):
                 raw_sample = FastMRIRawDataSample(fname, slice_ind, metadata)

@@ -224,8 +224,12 @@ class _Probe:
         with open("/proc/self/statm") as f:
             rss_pages = int(f.read().split()[1])
         open_h5 = len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE))
-        open_fds = sum(os.readlink(f"/proc/self/fd/{fd}").endswith(".h5") for fd in os.listdir("/proc/self/fd")
-                       if os.path.islink(f"/proc/self/fd/{fd}"))
+        open_fds = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                open_fds += os.readlink(f"/proc/self/fd/{fd}").endswith(".h5")
+            except OSError:  # closed meanwhile
+                pass
         return torch.tensor([os.getpid(), rss_pages * os.sysconf("SC_PAGE_SIZE"), open_h5 + open_fds, kspace.nbytes])
 
 
