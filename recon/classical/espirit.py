@@ -14,8 +14,8 @@ the per-pixel phase ambiguity of eigenvectors.
 trigonometric polynomial whose frequencies span only ``2 kernel_width - 1`` points per axis, so
 its coefficients are computed on a ``2 kernel_width`` grid and evaluated at the image pixels,
 row block by row block, with two small matrix products.  The leading eigenvectors come from
-batched power iterations (10 by default, sigpy uses 100: inside the
-maps' support, where the eigenvalue gap is large, 10 already agree with ``eigh`` to 1e-5), or ``torch.linalg.eigh``.
+batched power iterations on ``G^4`` (8 by default, equivalent to 32 plain ones;
+sigpy runs 100 plain ones), or ``torch.linalg.eigh``, or ``torch.linalg.eigh``.
 """
 
 from __future__ import annotations
@@ -127,21 +127,26 @@ def _phases(n_freq: int, size: int, dtype: torch.dtype, device: torch.device) ->
 def _leading_eigenpairs(block: torch.Tensor, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Leading eigenvector ``(..., C)`` and eigenvalue ``(...)`` of Hermitian PSD ``(..., C, C)``.
 
-    Power iterations from the all-ones vector (as sigpy's ``EspiritCalib``), or
-    ``torch.linalg.eigh`` when ``max_iter == 0``.
+    Power iterations from the all-ones vector (as sigpy's ``EspiritCalib``) on ``G^4`` (two
+    trace-normalised squarings first, which cost about as much as ``C / 4`` iterations), so
+    ``max_iter`` iterations converge as ``4 max_iter`` plain ones; the eigenvalue is then
+    ``||G v||``.  ``max_iter == 0`` uses ``torch.linalg.eigh``.
     """
     if max_iter == 0:
         values, vectors = torch.linalg.eigh(0.5 * (block + block.conj().transpose(-1, -2)))
         return vectors[..., -1], values[..., -1]
     tiny = torch.finfo(block.real.dtype).tiny
+    power = block
+    for _ in range(2):
+        power = power @ power
+        trace = power.diagonal(dim1=-2, dim2=-1).real.sum(-1).clamp_min(tiny)
+        power = power / trace[..., None, None]
     vec = torch.ones(*block.shape[:-1], 1, dtype=block.dtype, device=block.device)
-    vec = vec / block.shape[-1] ** 0.5
-    norm = torch.ones(block.shape[:-2], dtype=block.real.dtype, device=block.device)
     for _ in range(max_iter):
-        vec = block @ vec
-        norm = vec.abs().pow(2).sum(dim=(-2, -1)).sqrt()
-        vec = vec / norm.clamp_min(tiny)[..., None, None]
-    return vec[..., 0], norm
+        vec = power @ vec
+        vec = vec / vec.abs().pow(2).sum(dim=(-2, -1), keepdim=True).sqrt().clamp_min(tiny)
+    value = (block @ vec).abs().pow(2).sum(dim=(-2, -1)).sqrt()
+    return vec[..., 0], value
 
 
 def espirit_maps(
@@ -153,7 +158,7 @@ def espirit_maps(
     kernel_width: int = 6,
     threshold: float = 0.02,
     crop: float = 0.95,
-    max_iter: int = 10,
+    max_iter: int = 8,
     return_eigenvalues: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """ESPIRiT sensitivity maps (one set) from the fully sampled k-space centre.
@@ -168,8 +173,9 @@ def espirit_maps(
         kernel_width: ESPIRiT kernel size.
         threshold: singular values above ``threshold * s_max`` define the signal subspace.
         crop: maps are zero where the leading eigenvalue is not above ``crop``.
-        max_iter: power iterations for the leading eigenvector of each pixel (sigpy: 100;
-            0 uses an exact eigendecomposition, slower on the CPU).
+        max_iter: power iterations on ``G^4`` for the leading eigenvector of each pixel (8
+            converge like 32 plain iterations; sigpy runs 100 plain ones); 0 uses an exact
+            eigendecomposition, slower on the CPU.
         return_eigenvalues: also return the leading eigenvalues ``(B, H, W)``.
 
     Returns:

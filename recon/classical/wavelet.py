@@ -27,8 +27,8 @@ __all__ = ["WAVELETS", "dwt2", "idwt2", "max_level", "approximation_mask"]
 # also tabulated by PyWavelets as ``Wavelet(name).rec_lo``.
 WAVELETS: dict[str, tuple[float, ...]] = {
     "haar": (0.7071067811865476, 0.7071067811865476),
-    "db2": (
-        0.48296291314469025, 0.836516303737469, 0.22414386804185735, -0.12940952255092145,
+    "db2": tuple(
+        v / (4 * math.sqrt(2)) for v in (1 + math.sqrt(3), 3 + math.sqrt(3), 3 - math.sqrt(3), 1 - math.sqrt(3))
     ),
     "db4": (
         0.2303778133088965, 0.7148465705529157, 0.6308807679298589, -0.027983769416859854,
