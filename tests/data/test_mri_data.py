@@ -307,3 +307,25 @@ def test_volume_sampler_errors(tmp_path):
         VolumeSampler([1, 2, 3], num_replicas=1, rank=0)
     with pytest.raises(RuntimeError, match="torch.distributed is not initialised"):
         VolumeSampler(ds)
+
+
+def test_files_from_other_writers_chunked_compressed_vlen_header(tmp_path):
+    """Layouts other tools produce: chunked + gzip k-space, a variable-length str header,
+    complex128 data, bytes attributes."""
+    root = tmp_path / "d"
+    root.mkdir()
+    rng = np.random.default_rng(3)
+    k = rng.standard_normal((3, 2, 32, 24)) + 1j * rng.standard_normal((3, 2, 32, 24))
+    with h5py.File(root / "chunked.h5", "w") as hf:
+        hf.create_dataset("kspace", data=k.astype(np.complex64), chunks=(1, 1, 32, 24), compression="gzip")
+        hf.create_dataset("ismrmrd_header", data=header().decode())  # vlen str
+        hf.create_dataset("reconstruction_rss", data=rng.random((3, 16, 16)), chunks=True, compression="lzf")
+        hf.attrs["acquisition"] = np.bytes_(b"AXT2")
+    with h5py.File(root / "double.h5", "w") as hf:
+        hf.create_dataset("kspace", data=k)  # complex128
+        hf.create_dataset("ismrmrd_header", data=np.bytes_(header()))
+    ours = SliceDataset(root, "multicoil")
+    theirs = fastmri_data.SliceDataset(root, "multicoil")
+    _assert_same_raw(list(ours), list(theirs))
+    assert ours[0][0].dtype == np.complex64 and ours[3][0].dtype == np.complex128
+    assert len(SliceDataset(root, "multicoil", acquisitions=["AXT2"])) == 3
