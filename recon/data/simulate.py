@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as etree
-from pathlib import Path
 
 import h5py
 import nibabel as nib
