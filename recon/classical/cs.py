@@ -167,8 +167,8 @@ def cs_tv(
 ) -> torch.Tensor:
     """Total-variation SENSE reconstruction by the Chambolle-Pock primal-dual algorithm.
 
-    ``K = [A; D]`` with ``||K||^2 <= L + 8`` (``L`` the bound on ``||A^H A||``), steps
-    ``sigma = tau = 1 / ||K||``; the dual of the data term has the closed-form prox
+    ``K = [A; D / sqrt(8)]`` with ``||K||^2 <= L + 1`` (``L`` the bound on ``||A^H A||``),
+    steps ``sigma = tau = 1 / ||K||``; the dual of the data term has the closed-form prox
     ``(u - sigma y) / (1 + sigma)`` and the dual of the TV term is a projection onto the
     ``lam``-ball of each pixel's gradient.
 
@@ -186,9 +186,14 @@ def cs_tv(
     op = _setup(kspace, sens_maps, mask)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
-    # Periodic TV is invariant under the FFT shift, so the whole iteration runs shifted.
-    weight = lam * (_scale(op.rhs) if relative_lam else 1.0)
-    norm = math.sqrt(op.lipschitz + 8.0)
+    # Periodic TV is invariant under the FFT shift, so the whole iteration runs shifted.  The
+    # differences are scaled by 1 / sqrt(8) (||D|| <= sqrt(8)) and the weight by sqrt(8), so
+    # that both blocks of K have norms near 1 and the steps are as long as possible.
+    scale = 1.0 / math.sqrt(8.0)
+    weight = lam / scale * (_scale(op.rhs) if relative_lam else torch.ones(()))
+    tiny = torch.finfo(op.rhs.real.dtype).tiny
+    weight = torch.as_tensor(weight, device=op.rhs.device).clamp_min(tiny)
+    norm = math.sqrt(op.lipschitz + 1.0)
     sigma = tau = 1.0 / norm
     x = torch.zeros_like(op.rhs)
     x_bar = x
@@ -196,9 +201,9 @@ def cs_tv(
     p = torch.zeros(x.shape[0], 2, *x.shape[2:], dtype=x.dtype, device=x.device)
     for _ in range(max_iter):
         u = (u + sigma * (op.forward(x_bar) - op.data)) / (1 + sigma)
-        p = p + sigma * _grad(x_bar)
+        p = p + (sigma * scale) * _grad(x_bar)
         p = p / torch.clamp_min(p.abs().pow(2).sum(dim=1, keepdim=True).sqrt() / weight, 1.0)
-        x_new = x - tau * (op.adjoint(u) + _grad_adjoint(p))
+        x_new = x - tau * (op.adjoint(u) + scale * _grad_adjoint(p))
         x_bar = 2 * x_new - x
         x = x_new
     return op.unshift(x)
