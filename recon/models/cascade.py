@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from recon.ops._checks import check_complex_view, describe
 from recon.ops.fft import fft2c, ifft2c
+from recon.models.unet import preferred_memory_format
 from recon.models.varnet import (
     LowFrequencies,
     SensitivityModel,
@@ -76,6 +77,7 @@ class CascadeBlock(nn.Module):
         b, _, h, w, _ = image.shape
         # (B, 1, H, W, 2) has the memory order of a channels_last (B, 2, H, W): a free view.
         x = image.squeeze(1).permute(0, 3, 1, 2)
+        x = x.contiguous(memory_format=preferred_memory_format(x))
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
             x = conv(x)

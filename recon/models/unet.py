@@ -4,9 +4,10 @@ The modules have fastMRI's constructor arguments and parameter names
 (``down_sample_layers.0.layers.0.weight``, ...), so a fastMRI state dict loads unchanged
 and gives the same output.  The forward pass is re-written for speed and memory:
 
-* activations are kept in ``channels_last`` memory format.  On the CPU oneDNN runs the
-  convolutions with few channels (2, 8, 18) several times faster in that layout than in
-  NCHW, where the channels are padded to blocks of 8 or 16;
+* activations of images of 128 x 128 pixels or more are kept in ``channels_last`` memory
+  format.  On the CPU oneDNN runs the convolutions with few channels (2, 8, 18) several
+  times faster in that layout than in NCHW, where the channels are padded to blocks of 8 or
+  16 (small images stay NCHW, see :data:`CHANNELS_LAST_MIN_PIXELS`);
 * instance normalisation is computed in two passes (mean, then variance of the centred
   values) in float32, which is exact to float32 rounding in any layout and under autocast
   (the fused group-norm kernel for ``channels_last`` computes ``E[x^2] - E[x]^2`` and
@@ -32,6 +33,17 @@ __all__ = ["Unet", "NormUnet", "ConvBlock", "TransposeConvBlock"]
 
 _NEGATIVE_SLOPE = 0.2
 _EPS = 1e-5  # nn.InstanceNorm2d's default
+# Images with at least this many pixels run in channels_last.  Smaller ones stay NCHW:
+# PyTorch's CPU convolution falls back to its slow im2col kernel for small single-image
+# inputs, and that kernel is much slower on channels_last tensors.
+CHANNELS_LAST_MIN_PIXELS = 128 * 128
+
+
+def preferred_memory_format(image: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` for images of at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels."""
+    if image.shape[-1] * image.shape[-2] >= CHANNELS_LAST_MIN_PIXELS:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def instance_norm_lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +206,7 @@ class Unet(nn.Module):
             image: ``(N, in_chans, H, W)``, any memory format.
 
         Returns:
-            ``(N, out_chans, H, W)`` in ``channels_last`` memory format.
+            ``(N, out_chans, H, W)``, in ``channels_last`` memory format for large images.
 
         Raises:
             TypeError: if ``image`` is not a floating-point tensor.
@@ -210,7 +222,7 @@ class Unet(nn.Module):
         return self._forward(image)
 
     def _forward(self, image: torch.Tensor) -> torch.Tensor:
-        output = image.contiguous(memory_format=torch.channels_last)
+        output = image.contiguous(memory_format=preferred_memory_format(image))
         stack = []
         for layer in self.down_sample_layers:
             output = layer(output)
