@@ -39,7 +39,7 @@ Array = Union[np.ndarray, torch.Tensor]
 
 # Defaults of the classical methods, chosen on the validation split (docs/reconstruct.md).
 SENSE_LAM = 0.01
-CS_LAM = 0.005
+CS_LAM = 0.002
 TV_LAM = 0.003
 
 

@@ -66,7 +66,7 @@ def cs_wavelet(
     sens_maps: torch.Tensor,
     mask: torch.Tensor | None = None,
     *,
-    lam: float = 0.003,
+    lam: float = 0.002,
     max_iter: int = 40,
     wavelet: str = "db4",
     levels: int | None = None,
@@ -161,8 +161,8 @@ def cs_tv(
     sens_maps: torch.Tensor,
     mask: torch.Tensor | None = None,
     *,
-    lam: float = 0.002,
-    max_iter: int = 60,
+    lam: float = 0.003,
+    max_iter: int = 100,
     relative_lam: bool = True,
 ) -> torch.Tensor:
     """Total-variation SENSE reconstruction by the Chambolle-Pock primal-dual algorithm.

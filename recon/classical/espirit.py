@@ -155,7 +155,7 @@ def espirit_maps(
     *,
     calib_width: int | Sequence[int] | None = None,
     max_calib_width: int = 24,
-    kernel_width: int = 6,
+    kernel_width: int | None = None,
     threshold: float = 0.02,
     crop: float = 0.95,
     max_iter: int = 8,
@@ -170,7 +170,10 @@ def espirit_maps(
             takes the largest centred fully sampled rectangle of the mask, each side capped at
             ``max_calib_width``.  sigpy's ``EspiritCalib(calib_width=24)`` corresponds to 24.
         max_calib_width: cap on each side of the automatic calibration region.
-        kernel_width: ESPIRiT kernel size.
+        kernel_width: ESPIRiT kernel size; ``None`` takes 6 (sigpy's default), reduced to
+            ``min(calibration sides) - 3`` (at least 3) for narrow calibration regions such as
+            fastMRI's 8x masks, so that the calibration matrix keeps at least 4 kernel
+            positions across the narrow side.
         threshold: singular values above ``threshold * s_max`` define the signal subspace.
         crop: maps are zero where the leading eigenvalue is not above ``crop``.
         max_iter: power iterations on ``G^4`` for the leading eigenvector of each pixel (8
@@ -193,7 +196,8 @@ def espirit_maps(
     """
     kspace = check_kspace(kspace)
     mask = check_mask(mask, kspace)
-    check_positive("kernel_width", kernel_width, integer=True)
+    if kernel_width is not None:
+        check_positive("kernel_width", kernel_width, integer=True)
     check_positive("max_calib_width", max_calib_width, integer=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
     check_positive("threshold", threshold, allow_zero=True)
@@ -209,11 +213,15 @@ def espirit_maps(
     else:
         calib = _parse_calib_width(calib_width)
         source = f"calib_width is {calib}"
-    if min(calib) < kernel_width or calib[0] > height or calib[1] > width:
+    auto = kernel_width is None
+    if auto:
+        kernel_width = max(3, min(6, min(calib) - 3))
+    if min(calib) < kernel_width or calib[0] > height or calib[1] > width or (auto and min(calib) < 6):
+        need = 6 if auto else kernel_width
         raise ValueError(
-            f"ESPIRiT needs a calibration region of at least kernel_width = {kernel_width} "
-            f"points per side within the image ({height} x {width}), but {source}; pass "
-            "sens_maps, a mask with a fully sampled centre, or a smaller kernel_width"
+            f"ESPIRiT needs a calibration region of at least {need} fully sampled points per side "
+            f"within the image ({height} x {width}), but {source}; pass sens_maps, a mask with a "
+            "fully sampled centre, or a smaller kernel_width"
         )
 
     cdtype = torch.complex128 if kspace.dtype == torch.float64 else torch.complex64

@@ -98,7 +98,7 @@ def test_errors(phantom, column_mask):
     narrow = column_mask.copy()
     narrow[:] = False
     narrow[30:34] = True
-    with pytest.raises(ValueError, match="calibration region of at least kernel_width"):
+    with pytest.raises(ValueError, match="calibration region of at least 6 fully sampled"):
         espirit_maps(k * torch.from_numpy(narrow).float().view(1, 1, 1, -1, 1))
     with pytest.raises(ValueError, match="calibration region"):
         espirit_maps(k, calib_width=100)
