@@ -108,17 +108,20 @@ def test_varnet_gradients_match_fastmri_float64():
 
 
 def test_checkpointing_gives_same_output_and_gradients():
+    # float64: the sensitivity normalisation amplifies float32 rounding in the gradients, and
+    # checkpointing runs the sensitivity U-Net coil by coil (other kernels, other rounding).
     _, plain = _pair(seed=10)
     ckpt = VarNet(**SMALL, checkpoint_cascades=True)
     ckpt.load_state_dict(plain.state_dict())
-    kspace, mask = _problem(2, 2, 24, 24, seed=11)
-    a = plain.train()(kspace, mask)
-    b = ckpt.train()(kspace, mask)
-    torch.testing.assert_close(a, b)
+    plain, ckpt = plain.double().train(), ckpt.double().train()
+    kspace, mask = _problem(2, 2, 24, 24, seed=11, dtype=torch.float64)
+    a = plain(kspace, mask)
+    b = ckpt(kspace, mask)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     a.square().mean().backward()
     b.square().mean().backward()
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-8, atol=1e-10 * p.grad.abs().max().item(), msg=name)
         if name != "cascades.0.dc_weight":  # k = k0 in the first cascade: zero gradient
             assert p.grad.abs().sum() > 0, name
 
