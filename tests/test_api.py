@@ -292,6 +292,12 @@ def test_bad_input(data):
         reconstruct(kspace, mask, method="sense", sens_maps=kspace * np.nan)
     with pytest.raises(ValueError, match="single_coil=True needs"):
         reconstruct(kspace, mask, single_coil=True)
+    with pytest.raises(ValueError, match="multi-coil kspace must be"):
+        reconstruct(kspace[0, 0], mask, single_coil=False)
+    with pytest.raises(ValueError, match="load_model needs a learned method"):
+        api.load_model("cs")
+    with pytest.raises(ValueError, match="method must be one of"):
+        api.load_model("resnet")
     with pytest.raises(ValueError, match="calibration region"):
         narrow = np.zeros(W, dtype=np.float32)
         narrow[::2] = 1

@@ -108,6 +108,14 @@ def test_errors(phantom, column_mask):
         espirit_maps(k, kernel_width=0)
     with pytest.raises(TypeError, match="calib_width must be an int or a pair"):
         espirit_maps(k, calib_width=2.5)
+    with pytest.raises(ValueError, match="calib_width must be an int or a pair"):
+        espirit_maps(k, calib_width=(8, 8, 8))
+    with pytest.raises(ValueError, match="max_iter must be >= 0"):
+        espirit_maps(k, max_iter=-1)
+    with pytest.raises(ValueError, match="max_calib_width must be > 0"):
+        espirit_maps(k, max_calib_width=0)
+    with pytest.raises(ValueError, match="crop must be >= 0"):
+        espirit_maps(k, crop=-0.5)
     with pytest.raises(ValueError, match="at least 5 dimensions"):
         espirit_maps(k[0])
     with pytest.raises(ValueError, match="NaN or Inf"):

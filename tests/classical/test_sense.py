@@ -84,6 +84,10 @@ def test_errors(phantom):
         cg_sense(k, m, lam=-1.0)
     with pytest.raises(TypeError, match="max_iter must be an int"):
         cg_sense(k, m, max_iter=2.5)
+    with pytest.raises(ValueError, match="tol must be >= 0"):
+        cg_sense(k, m, tol=-1e-3)
+    with pytest.raises(TypeError, match="lam must be a number"):
+        cg_sense(k, m, lam="0.1")
     with pytest.raises(ValueError, match="kspace contains NaN or Inf"):
         cg_sense(k * float("inf"), m)
     with pytest.raises(ValueError, match="sens_maps contains NaN"):
