@@ -40,25 +40,45 @@ class ShiftedSense:
         if mask2d.shape[1] > 1:
             mask2d = mask2d.amax(dim=1, keepdim=True)
         mask2d = torch.broadcast_to(mask2d, (batch, 1, height, width))
-        self.mask = ifftshift(mask2d.contiguous(), dims)  # (B, 1, H, W) real
-        data = ifftshift(as_complex(kspace).to(cdtype), dims) * self.mask
-        self.rhs = (self.maps.conj() * torch.fft.ifft2(data, norm="ortho")).sum(dim=1, keepdim=True)
+        mask2d = ifftshift(mask2d.contiguous(), dims)  # (B, 1, H, W) real
+        data = ifftshift(as_complex(kspace).to(cdtype), dims) * mask2d
+        # A column mask (constant along H) commutes with the FFT along H, which is unitary, so
+        # ``||M F S x - y|| = ||M F_W S x - F_H^H y||``: the operator needs FFTs along W only
+        # and the data are kept in hybrid (y, k_x) space.
+        self.columns = bool((mask2d == mask2d[:, :, :1]).all())
+        if self.columns:
+            self.mask = mask2d[:, :, :1].contiguous()  # (B, 1, 1, W)
+            data = torch.fft.ifft(data, dim=-2, norm="ortho")
+        else:
+            self.mask = mask2d
+        self.maps_conj = self.maps.conj().resolve_conj()
         self.data = data
+        self.rhs = self.adjoint(data)
         self.lipschitz = float((self.maps.abs() ** 2).sum(dim=1).amax())
 
-    def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """``Q(A^H A) `` on a shifted image ``(B, 1, H, W)`` complex."""
-        k = torch.fft.fft2(self.maps * x, norm="ortho")
-        k = k * self.mask
-        return (self.maps.conj() * torch.fft.ifft2(k, norm="ortho")).sum(dim=1, keepdim=True)
+    def _fft(self, x: torch.Tensor) -> torch.Tensor:
+        if self.columns:
+            return torch.fft.fft(x, dim=-1, norm="ortho")
+        return torch.fft.fft2(x, norm="ortho")
+
+    def _ifft(self, x: torch.Tensor) -> torch.Tensor:
+        if self.columns:
+            return torch.fft.ifft(x, dim=-1, norm="ortho")
+        return torch.fft.ifft2(x, norm="ortho")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shifted image -> shifted, masked coil k-space ``(B, C, H, W)``."""
-        return torch.fft.fft2(self.maps * x, norm="ortho") * self.mask
+        """Shifted image ``(B, 1, H, W)`` -> masked coil data ``(B, C, H, W)`` (k-space, or
+        hybrid ``(y, k_x)`` space for column masks: the space of :attr:`data`)."""
+        return self._fft(self.maps * x).mul_(self.mask)
 
     def adjoint(self, k: torch.Tensor) -> torch.Tensor:
-        """Shifted coil k-space -> shifted image ``(B, 1, H, W)``."""
-        return (self.maps.conj() * torch.fft.ifft2(k * self.mask, norm="ortho")).sum(dim=1, keepdim=True)
+        """Coil data in the space of :attr:`data` -> shifted image ``(B, 1, H, W)``."""
+        return self._ifft(k * self.mask).mul_(self.maps_conj).sum(dim=1, keepdim=True)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``Q(A^H A Q^-1 x)`` for a shifted image ``x`` ``(B, 1, H, W)`` complex."""
+        k = self._fft(self.maps * x).mul_(self.mask)
+        return self._ifft(k).mul_(self.maps_conj).sum(dim=1, keepdim=True)
 
     @staticmethod
     def unshift(x: torch.Tensor) -> torch.Tensor:

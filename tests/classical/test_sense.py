@@ -12,12 +12,15 @@ def _mask_tensor(mask):
     return torch.from_numpy(mask).double().view(1, 1, 1, -1, 1)
 
 
+@pytest.mark.parametrize("columns", [True, False])
 @pytest.mark.parametrize("shape", [(80, 63), (64, 48)])
-def test_shifted_operator_equals_senseop(shape, device):
-    """The FFT-shifted complex operator is the reference SenseOp (odd and even sizes)."""
+def test_shifted_operator_equals_senseop(shape, columns, device):
+    """The FFT-shifted complex operator is the reference SenseOp (odd and even sizes, column
+    masks in hybrid space and general 2-D masks); forward and adjoint are adjoint."""
     gen = torch.Generator().manual_seed(0)
     maps = torch.randn(2, 3, *shape, 2, generator=gen, dtype=torch.float64).to(device)
-    mask = (torch.rand(2, 1, 1, shape[1], 1, generator=gen) < 0.5).double().to(device)
+    mask_shape = (2, 1, 1, shape[1], 1) if columns else (2, 1, *shape, 1)
+    mask = (torch.rand(*mask_shape, generator=gen) < 0.5).double().to(device)
     kspace = torch.randn(2, 3, *shape, 2, generator=gen, dtype=torch.float64).to(device)
     image = torch.randn(2, 1, *shape, 2, generator=gen, dtype=torch.float64).to(device)
     ref = SenseOp(maps, mask)
@@ -25,6 +28,11 @@ def test_shifted_operator_equals_senseop(shape, device):
     x = op.to_shifted(torch.view_as_complex(image.contiguous()))
     torch.testing.assert_close(op.unshift(op.normal(x)), ref.normal(image), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(op.unshift(op.rhs), ref.adjoint(kspace), rtol=1e-10, atol=1e-10)
+    assert op.columns == columns
+    u = torch.randn(2, 3, *shape, dtype=torch.complex128, generator=gen).to(device)
+    lhs = torch.vdot(op.forward(x).flatten(), u.flatten())
+    rhs = torch.vdot(x.flatten(), op.adjoint(u).flatten())
+    torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
     bound = float((maps**2).sum(dim=(1, 4)).amax())
     assert op.lipschitz == pytest.approx(bound, rel=1e-12)
 
