@@ -36,7 +36,8 @@ def _signs(
     Stored densely (not broadcast over the last dim): an elementwise multiply whose operands
     have the same inner layout vectorises, a broadcast over a dimension of size 2 does not.
     """
-    key = (sizes, device, dtype, negate)
+    # Tensors made under inference_mode cannot be saved for backward later: cache per mode.
+    key = (sizes, device, dtype, negate, torch.is_inference_mode_enabled())
     signs = _SIGN_CACHE.get(key)
     if signs is None:
         grids = torch.meshgrid(*[torch.arange(n, device=device) for n in sizes], indexing="ij")

@@ -123,3 +123,12 @@ def test_autograd_path_equals_no_grad_path(fn, shape):
     graph = fn(x.clone().requires_grad_(True))
     np.testing.assert_allclose(_to_np(fast), ref, atol=1e-12)
     np.testing.assert_allclose(_to_np(graph), ref, atol=1e-12)
+
+
+def test_fft2c_after_inference_mode_still_differentiable():
+    x = _random((1, 2, 6, 4))
+    with torch.inference_mode():
+        fft2c(x)  # caches sign tensors made in inference mode
+    y = x.clone().requires_grad_(True)
+    fft2c(y).square().sum().backward()  # must not reuse the inference-mode tensors
+    assert torch.allclose(y.grad, 2 * y.detach(), atol=1e-12)  # unitary: d||Fx||^2/dx = 2x
