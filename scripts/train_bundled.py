@@ -40,21 +40,22 @@ WEIGHTS_DIR = REPO / "data" / "weights"
 BUNDLED: dict[str, dict] = {
     "varnet": dict(
         model="varnet",
-        model_kwargs={"num_cascades": 6, "chans": 8, "pools": 3, "sens_chans": 4, "sens_pools": 2},
+        model_kwargs={"num_cascades": 8, "chans": 8, "pools": 3, "sens_chans": 4, "sens_pools": 2},
         train_data="embedded:train",
         val_data="embedded:val",
-        train_crop_rows=64,
+        train_crop_rows=96,
         mask_type="random",
         center_fractions=[0.08, 0.04],
         accelerations=[4, 8],
         loss="ssim",
         lr=1e-3,
-        lr_step_size=9,
+        lr_step_size=16,
         lr_gamma=0.3,
-        epochs=12,
+        epochs=24,
         batch_size=1,
         seed=20261121,
-        val_every=3,
+        val_every=4,
+        num_threads=1,
     ),
     "unet": dict(
         model="unet",
@@ -147,7 +148,8 @@ class ApiMethod(torch.nn.Module):
 
 
 class SigpyL1Wavelet(torch.nn.Module):
-    """sigpy's ``L1WaveletRecon`` with ``EspiritCalib`` maps (the baseline of the issue)."""
+    """sigpy's ``L1WaveletRecon`` (sampling mask as ``weights``) with ``EspiritCalib`` maps
+    calibrated on the fully sampled centre lines (the baseline of the issue)."""
 
     def __init__(self, lamda: float, max_iter: int = 100) -> None:
         super().__init__()
@@ -158,10 +160,15 @@ class SigpyL1Wavelet(torch.nn.Module):
         import sigpy.mri as mr
 
         out = []
+        calib = int(num_low_frequencies) if num_low_frequencies else 24
         for i in range(masked_kspace.shape[0]):
             kspace = torch.view_as_complex(masked_kspace[i].contiguous()).numpy().astype(np.complex128)
-            maps = mr.app.EspiritCalib(kspace, show_pbar=False).run()
-            image = mr.app.L1WaveletRecon(kspace, maps, self.lamda, max_iter=self.max_iter, show_pbar=False).run()
+            weights = mask[i, 0, 0, :, 0].numpy().astype(np.float64)
+            kernel = max(3, min(6, calib // 2))  # a 6-wide kernel in an 8-line centre leaves no calibration rows
+            maps = mr.app.EspiritCalib(kspace, calib_width=calib, kernel_width=kernel, show_pbar=False).run()
+            image = mr.app.L1WaveletRecon(
+                kspace, maps, self.lamda, weights=weights, max_iter=self.max_iter, show_pbar=False
+            ).run()
             coils = maps * image[None]  # RSS of the coil images, as the targets are
             out.append(torch.from_numpy(np.sqrt((np.abs(coils) ** 2).sum(0))).float())
         return torch.stack(out)
@@ -177,8 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     methods = {args.name: model, "zero_filled": ZeroFilled()}
     for method in args.api_methods:
         methods[f"reconstruct_{method}"] = ApiMethod(method)
-    if args.sigpy_lamda:
-        methods[f"sigpy_l1wavelet_{args.sigpy_lamda:g}"] = SigpyL1Wavelet(args.sigpy_lamda)
+
     results: dict = {"weights": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "splits": {}}
     for split in args.splits:
         for accel, frac in ((4, 0.08), (8, 0.04)):
@@ -186,8 +192,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 args.name, train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0
             )
             dataset = make_dataset(f"embedded:{split}", transform, cache=args.data_cache)
+            if args.max_slices:
+                dataset.raw_samples = dataset.raw_samples[: args.max_slices]
             loader, _ = make_loader(dataset, batch_size=1, shuffle=False, seed=0)
-            for method, net in methods.items():
+            run = dict(methods)
+            if accel in args.sigpy_lamda:
+                run["sigpy_l1wavelet"] = SigpyL1Wavelet(args.sigpy_lamda[accel])
+            for method, net in run.items():
                 start = time.perf_counter()
                 with torch.inference_mode():
                     scores = evaluate(net, loader, domain="kspace", progress=False)
@@ -200,6 +211,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     print(markdown_table(results))
+    return 0
+
+
+def _lamdas(text: str) -> dict[int, float]:
+    out = {}
+    for item in text.split(","):
+        accel, lamda = item.split(":")
+        out[int(accel)] = float(lamda)
+    return out
+
+
+def cmd_tune_sigpy(args: argparse.Namespace) -> int:
+    """Pick sigpy's lamda per acceleration by mean SSIM on val slices (fixed masks)."""
+    from recon.train.data import make_dataset, make_transform
+    from recon.metrics import ssim
+
+    torch.set_num_threads(1)
+    best = {}
+    for accel, frac in ((4, 0.08), (8, 0.04)):
+        if accel not in args.accels:
+            continue
+        transform = make_transform("varnet", train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0)
+        dataset = make_dataset("embedded:val", transform, cache=args.data_cache)
+        picks = np.linspace(0, len(dataset) - 1, args.slices).round().astype(int)
+        samples = [dataset[int(i)] for i in picks]
+        scores = {}
+        for lamda in args.lamdas:
+            net = SigpyL1Wavelet(lamda)
+            values = []
+            for sample in samples:
+                out = net(sample.masked_kspace[None], sample.mask[None], sample.num_low_frequencies)[0].numpy()
+                if not np.isfinite(out).all():
+                    values.append(float("nan"))  # sigpy diverged: this lamda is not a candidate
+                    continue
+                values.append(float(ssim(sample.target.numpy()[None], out[None], maxval=sample.max_value)))
+            scores[lamda] = float(np.mean(values))
+            logger.info("%dx lamda %g: val ssim %.4f", accel, lamda, scores[lamda])
+        finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+        best[accel] = max(finite, key=finite.get)
+    print(",".join(f"{a}:{l:g}" for a, l in best.items()))
     return 0
 
 
@@ -233,7 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--num-threads", type=int, default=None)
     p_eval.add_argument("--json", default=None, help="write the scores here")
     p_eval.add_argument("--api-methods", nargs="*", default=["cs"], help="recon.reconstruct methods to compare with")
-    p_eval.add_argument("--sigpy-lamda", type=float, default=None, help="also run sigpy L1WaveletRecon with this lamda")
+    p_eval.add_argument("--sigpy-lamda", type=_lamdas, default={}, metavar="4:L,8:L",
+                        help="also run sigpy L1WaveletRecon with these lamdas per acceleration (see tune-sigpy)")
+    p_eval.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
+    p_tune = sub.add_parser("tune-sigpy", help="grid-search sigpy L1WaveletRecon's lamda on val slices")
+    p_tune.add_argument("--lamdas", type=float, nargs="+", default=[1e-7, 3e-7, 1e-6, 3e-6, 1e-5])
+    p_tune.add_argument("--slices", type=int, default=4, help="val slices used (spread over the split)")
+    p_tune.add_argument("--data-cache", default=None)
+    p_tune.add_argument("--accels", type=int, nargs="+", default=[4, 8])
+    p_tune.set_defaults(func=cmd_tune_sigpy)
     p_eval.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -170,6 +170,8 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         model.load_state_dict(checkpoint_state_dict(ckpt, config.model))
         optimizer.load_state_dict(ckpt["optimizer_states"][0])
         scheduler.load_state_dict(ckpt["lr_schedulers"][0])
+        # a resumed run may change the schedule (e.g. fewer epochs): the config's step and gamma win
+        scheduler.step_size, scheduler.gamma = config.lr_step_size, config.lr_gamma
         start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
         best = dict(ckpt["recon"].get("best") or {})
         history = list(ckpt["recon"].get("history") or [])

@@ -129,3 +129,16 @@ def test_build_model_seed_leaves_global_rng_alone():
         build_model("resnet", {})
     with pytest.raises(ValueError, match="impl must be 'recon' or 'fastmri'"):
         build_model("varnet", {}, impl="lightning")
+
+
+def test_checkpoint_of_fastmri_varnet_loads_into_recon_varnet(tmp_path):
+    models = pytest.importorskip("recon.models")
+    reference = build_model("varnet", TINY_VARNET, impl="fastmri", seed=5)
+    path = save_checkpoint(tmp_path / "v.ckpt", reference, model_name="varnet", model_kwargs=TINY_VARNET)
+    model, _ = load_model(path)  # impl="recon" by default
+    assert isinstance(model, models.VarNet)
+    kspace, mask = _inputs(2)
+    with torch.no_grad():
+        expected = reference.eval()(kspace, mask, 8)
+        got = model(kspace, mask, 8)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))

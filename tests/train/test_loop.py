@@ -48,11 +48,15 @@ def test_train_resume_and_reproducibility(tiny_config):
     assert [h["epoch"] for h in history] == [1] and "val_ssim" in history[0]
 
     # resume: the second epoch starts where the first stopped; step count and history continue
-    resumed = train(config.replace(epochs=2, max_steps=None))
+    # (with a new StepLR schedule: step every epoch, gamma 0.5 -> the lr halves after epoch 2)
+    resumed = train(config.replace(epochs=2, max_steps=None, lr_step_size=1, lr_gamma=0.5))
     assert resumed.epoch == 2
     assert resumed.global_step == 2 + 6  # 3 volumes x 2 slices, batch size 1
     assert [h["epoch"] for h in resumed.history] == [1, 2]
-    assert load_checkpoint(resumed.last_checkpoint)["global_step"] == 8
+    ckpt = load_checkpoint(resumed.last_checkpoint)
+    assert ckpt["global_step"] == 8
+    assert ckpt["lr_schedulers"][0]["step_size"] == 1
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
 
 
 def _weights(path):
