@@ -26,7 +26,7 @@ import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
 from recon.classical.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
-from recon.classical._operator import ShiftedSense
+from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks
 
 __all__ = ["cs_wavelet", "cs_tv"]
 
@@ -41,8 +41,8 @@ def _setup(kspace, sens_maps, mask) -> ShiftedSense:
     if mask is None:
         mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
     op = ShiftedSense(kspace, sens_maps, mask)
-    if op.lipschitz <= 0:
-        raise ValueError("sens_maps are zero everywhere")
+    if not bool((op.lipschitz > 0).all()):
+        raise ValueError("sens_maps are zero everywhere (in at least one slice)")
     return op
 
 
@@ -97,9 +97,18 @@ def cs_wavelet(
         >>> cs_wavelet(kspace, maps, max_iter=5).shape
         torch.Size([1, 1, 32, 32, 2])
     """
-    op = _setup(kspace, sens_maps, mask)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
+    kspace = check_kspace(kspace)
+    chunks = cpu_chunks(kspace)
+    if len(chunks) > 1:
+        return torch.cat([
+            cs_wavelet(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]), lam=lam,
+                       max_iter=max_iter, wavelet=wavelet, levels=levels, cycle_spin=cycle_spin,
+                       relative_lam=relative_lam)
+            for rows in chunks
+        ])
+    op = _setup(kspace, sens_maps, mask)
     if wavelet not in WAVELETS:
         raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
     height, width = kspace.shape[-3:-1]
@@ -122,7 +131,7 @@ def cs_wavelet(
         out[:, 1:, top : top + height, left : left + width] = image.imag
         return out
 
-    threshold = lam / lipschitz * (_scale(op.rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)
+    threshold = lam / lipschitz * (_scale(op.rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)  # (B, 1, 1, 1)
     keep = approximation_mask((pad_h, pad_w), levels, device=kspace.device)
     rhs_pad = pad(op.rhs)
     x = torch.zeros_like(rhs_pad)
@@ -183,9 +192,17 @@ def cs_tv(
     Returns:
         Complex images ``(B, 1, H, W, 2)``.
     """
-    op = _setup(kspace, sens_maps, mask)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
+    kspace = check_kspace(kspace)
+    chunks = cpu_chunks(kspace)
+    if len(chunks) > 1:
+        return torch.cat([
+            cs_tv(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]), lam=lam,
+                  max_iter=max_iter, relative_lam=relative_lam)
+            for rows in chunks
+        ])
+    op = _setup(kspace, sens_maps, mask)
     # Periodic TV is invariant under the FFT shift, so the whole iteration runs shifted.  The
     # differences are scaled by 1 / sqrt(8) (||D|| <= sqrt(8)) and the weight by sqrt(8), so
     # that both blocks of K have norms near 1 and the steps are as long as possible.
@@ -193,8 +210,7 @@ def cs_tv(
     weight = lam / scale * (_scale(op.rhs) if relative_lam else torch.ones(()))
     tiny = torch.finfo(op.rhs.real.dtype).tiny
     weight = torch.as_tensor(weight, device=op.rhs.device).clamp_min(tiny)
-    norm = math.sqrt(op.lipschitz + 1.0)
-    sigma = tau = 1.0 / norm
+    sigma = tau = 1.0 / (op.lipschitz + 1.0).sqrt()  # per slice, (B, 1, 1, 1)
     x = torch.zeros_like(op.rhs)
     x_bar = x
     u = torch.zeros_like(op.data)  # dual of the data term

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
-from recon.classical._operator import ShiftedSense, complex_cg
+from recon.classical._operator import ShiftedSense, batch_item, complex_cg, cpu_chunks
 
 __all__ = ["cg_sense"]
 
@@ -60,7 +60,10 @@ def cg_sense(
     check_positive("tol", tol, allow_zero=True)
     if mask is None:
         mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
-    op = ShiftedSense(kspace, sens_maps, mask)
-    damping = lam * op.lipschitz if relative_lam else lam
-    x = complex_cg(op.normal, op.rhs, damping=damping, max_iter=max_iter, tol=tol)
-    return op.unshift(x)
+    out = []
+    for rows in cpu_chunks(kspace):
+        op = ShiftedSense(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]))
+        damping = lam * op.lipschitz if relative_lam else lam
+        x = complex_cg(op.normal, op.rhs, damping=damping, max_iter=max_iter, tol=tol)
+        out.append(op.unshift(x))
+    return torch.cat(out)

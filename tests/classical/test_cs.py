@@ -125,3 +125,16 @@ def test_errors(problem):
         zero_filled(k * float("nan"))
     with pytest.raises(ValueError, match="does not broadcast"):
         zero_filled(k, torch.ones(3))
+
+
+def test_cpu_chunking_does_not_change_results(problem, monkeypatch):
+    import recon.classical._operator as operator
+
+    k, m, mask, _ = problem
+    batch = torch.cat([k, 0.5 * k.roll(5, dims=-3), 2 * k])
+    maps = torch.cat([m, m, m])
+    whole = {f.__name__: f(batch, maps, mask, max_iter=6) for f in (cs_wavelet, cs_tv, cg_sense)}
+    monkeypatch.setattr(operator, "CPU_CHUNK_ELEMENTS", 1)  # one slice per chunk
+    assert len(operator.cpu_chunks(batch)) == 3
+    for f in (cs_wavelet, cs_tv, cg_sense):
+        torch.testing.assert_close(f(batch, maps, mask, max_iter=6), whole[f.__name__], rtol=1e-4, atol=1e-6)
