@@ -38,7 +38,7 @@ from recon.classical import cg_sense, espirit_maps  # noqa: E402
 from recon.data.sample import sample_files  # noqa: E402
 from recon.masks import create_mask_for_mask_type  # noqa: E402
 from recon.metrics import ssim  # noqa: E402
-from recon.ops import complex_abs, from_numpy, ifft2c, rss_complex, sens_expand, to_numpy  # noqa: E402
+from recon.ops import from_numpy, ifft2c, rss_complex, sens_expand, to_numpy  # noqa: E402
 
 SETTINGS = {4: 0.08, 8: 0.04}  # acceleration -> centre fraction (fastMRI's brain settings)
 
@@ -78,12 +78,6 @@ def sigpy_l1(kspace: np.ndarray, maps: np.ndarray, mask: np.ndarray, lam: float)
         x = mr.app.L1WaveletRecon(k * mask, m, lam, weights=mask, show_pbar=False).run()
         out.append(np.abs(x))
     return np.stack(out)
-
-
-def sigpy_l1_complex(kspace, maps, mask, lam):
-    return np.stack([
-        mr.app.L1WaveletRecon(k * mask, m, lam, weights=mask, show_pbar=False).run() for k, m in zip(kspace, maps)
-    ])
 
 
 def dc_rss(image: np.ndarray, maps: np.ndarray, kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
