@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from recon.ops._checks import check_complex_view, check_tensor, describe
+from recon.ops.coils import sens_expand, sens_reduce
 from recon.ops.fft import fft2c, ifft2c
 from recon.models.unet import NormUnet
 
@@ -54,8 +55,13 @@ def _as_complex(x: torch.Tensor) -> torch.Tensor:
 def coil_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
     """``sum_c conj(S_c) F^-1 k_c``: ``(B, C, H, W, 2)`` k-space -> ``(B, 1, H, W, 2)`` image.
 
-    Same maths as :func:`recon.ops.sens_reduce`, computed with one complex multiply-sum.
+    Same maths as :func:`recon.ops.sens_reduce`, computed with one complex multiply-sum in
+    eager mode.  Under ``torch.compile`` the real-arithmetic :func:`recon.ops.sens_reduce` is
+    used instead: it fuses, and Inductor (torch 2.13) miscompiles the gradient graph of
+    ``view_as_complex`` / ``view_as_real`` chains around a U-Net.
     """
+    if torch.compiler.is_compiling():
+        return sens_reduce(kspace, sens_maps)
     coil_images = _as_complex(ifft2c(kspace))
     combined = (coil_images * _as_complex(sens_maps).conj()).sum(dim=1, keepdim=True)
     return torch.view_as_real(combined)
@@ -64,8 +70,11 @@ def coil_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
 def coil_expand(image: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
     """``F(S_c x)``: ``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` k-space.
 
-    Same maths as :func:`recon.ops.sens_expand`, computed with one complex multiply.
+    Same maths as :func:`recon.ops.sens_expand`, computed with one complex multiply (the
+    real-arithmetic :func:`recon.ops.sens_expand` under ``torch.compile``, see :func:`coil_reduce`).
     """
+    if torch.compiler.is_compiling():
+        return sens_expand(image, sens_maps)
     return fft2c(torch.view_as_real(_as_complex(image) * _as_complex(sens_maps)))
 
 
