@@ -232,8 +232,20 @@ def _infer_kwargs(method: str, state: dict) -> dict:
             kwargs["chans"] = first.shape[0]
             kwargs["num_pool_layers"] = _count(state, "down_sample_layers.")
             kwargs["out_chans"] = state["up_conv.{}.1.weight".format(kwargs["num_pool_layers"] - 1)].shape[0]
+        elif method == "cascade":
+            kwargs["num_cascades"] = _count(state, "cascades.")
+            kwargs["num_convs"] = _count(state, "cascades.0.convs.")
+            kwargs["num_filters"] = state["cascades.0.convs.0.weight"].shape[0]
+            sens = "sens_net.norm_unet.unet."
+            if f"{sens}down_sample_layers.0.layers.0.weight" in state:
+                kwargs["sens_chans"] = state[f"{sens}down_sample_layers.0.layers.0.weight"].shape[0]
+                kwargs["sens_pools"] = _count(state, f"{sens}down_sample_layers.")
+            else:
+                kwargs["sens_chans"] = 0
     except (KeyError, IndexError) as err:
         raise ValueError(f"the weights do not look like a {method} checkpoint (missing {err})") from err
+    if any(value == 0 for key, value in kwargs.items() if key != "sens_chans"):
+        raise ValueError(f"the weights do not look like a {method} checkpoint (no {method} layers found)")
     return kwargs
 
 

@@ -302,3 +302,30 @@ def test_bad_input(data):
         narrow = np.zeros(W, dtype=np.float32)
         narrow[::2] = 1
         reconstruct(kspace, narrow, method="cs")
+
+
+def test_cascade_from_a_bare_state_dict(data, tmp_path):
+    models = pytest.importorskip("recon.models")
+    if models.CascadeNet is None:
+        pytest.skip("CascadeNet not available")
+    torch.manual_seed(2)
+    net = models.CascadeNet(num_cascades=2, num_convs=3, num_filters=8, sens_chans=4, sens_pools=2).eval()
+    path = tmp_path / "cascade.pt"
+    torch.save(net.state_dict(), path)
+    kspace, mask = data
+    out = reconstruct(kspace, mask, method="cascade", weights=path)
+    k = torch.view_as_real(torch.from_numpy(kspace * mask))
+    m = torch.from_numpy(mask).bool().view(1, 1, 1, W, 1).expand(2, 1, 1, W, 1)
+    with torch.no_grad():
+        ref = net(k, m, torch.full((2,), 12)).numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-6 * float(np.abs(ref).max()))
+    single = reconstruct(kspace[:, 0], mask, method="cascade", weights=path, single_coil=True)
+    assert single.shape == (2, H, W)
+
+
+def test_bundled_unet_if_present(data):
+    if "unet" not in api.bundled_weights():
+        pytest.skip("no bundled unet")
+    kspace, mask = data
+    out = reconstruct(kspace, mask, method="unet")
+    assert out.shape == (2, H, W) and np.isfinite(out).all()
