@@ -7,8 +7,11 @@ Usage::
 
     # train (run folder outside the repo), then export the best checkpoint to data/weights/
     python scripts/train_bundled.py train varnet --run-dir /tmp/recon-bundled --data-cache /tmp/recon-cache
-    # score bundled weights on test and test_heldout at 4x and 8x against zero-filled and CS
-    python scripts/train_bundled.py evaluate varnet --data-cache /tmp/recon-cache --json /tmp/eval.json
+    # tune sigpy's L1WaveletRecon lamda on val, then score bundled weights on test and
+    # test_heldout at 4x and 8x against zero-filled, recon.reconstruct(method="cs") and sigpy
+    python scripts/train_bundled.py tune-sigpy --data-cache /tmp/recon-cache
+    python scripts/train_bundled.py evaluate varnet unet --data-cache /tmp/recon-cache \
+        --sigpy-lamda 4:1e-6,8:1e-6 --json /tmp/eval.json
 
 ``train`` resumes from ``<run-dir>/<name>/last.ckpt`` when it exists, so an interrupted run
 is continued by running the same command again.
@@ -49,9 +52,9 @@ BUNDLED: dict[str, dict] = {
         accelerations=[4, 8],
         loss="ssim",
         lr=1e-3,
-        lr_step_size=16,
+        lr_step_size=10,
         lr_gamma=0.3,
-        epochs=24,
+        epochs=14,
         batch_size=1,
         seed=20261121,
         val_every=4,
@@ -73,6 +76,7 @@ BUNDLED: dict[str, dict] = {
         batch_size=4,
         seed=20261121,
         val_every=2,
+        num_threads=1,
     ),
     "cascade": dict(
         model="cascade",
@@ -177,39 +181,47 @@ class SigpyL1Wavelet(torch.nn.Module):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recon.train.data import make_dataset, make_loader, make_transform
     from recon.train.evaluate import ZeroFilled, evaluate
+    from recon.train.registry import MODEL_SPECS
 
-    torch.set_num_threads(args.num_threads or torch.get_num_threads())
-    path = Path(args.weights) if args.weights else weights_path(args.name)
-    model, ckpt = load_model(path)
-    methods = {args.name: model, "zero_filled": ZeroFilled()}
+    torch.set_num_threads(args.num_threads or 1)
+    if args.weights and len(args.names) != 1:
+        raise SystemExit("--weights needs exactly one model name")
+    learned, results = {}, {"weights": {}, "splits": {}}
+    for name in args.names:
+        path = Path(args.weights) if args.weights else weights_path(name)
+        learned[name] = load_model(path)[0]
+        results["weights"][name] = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+    baselines = {"zero_filled": ZeroFilled()}
     for method in args.api_methods:
-        methods[f"reconstruct_{method}"] = ApiMethod(method)
+        baselines[f"reconstruct_{method}"] = ApiMethod(method)
 
-    results: dict = {"weights": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "splits": {}}
     for split in args.splits:
         for accel, frac in ((4, 0.08), (8, 0.04)):
-            transform = make_transform(
-                args.name, train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0
-            )
-            dataset = make_dataset(f"embedded:{split}", transform, cache=args.data_cache)
-            if args.max_slices:
-                dataset.raw_samples = dataset.raw_samples[: args.max_slices]
-            loader, _ = make_loader(dataset, batch_size=1, shuffle=False, seed=0)
-            run = dict(methods)
+            loaders = {}
+            for domain, family in (("kspace", "varnet"), ("image", "unet")):
+                transform = make_transform(
+                    family, train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0
+                )
+                dataset = make_dataset(f"embedded:{split}", transform, cache=args.data_cache)
+                if args.max_slices:
+                    dataset.raw_samples = dataset.raw_samples[: args.max_slices]
+                loaders[domain] = make_loader(dataset, batch_size=1, shuffle=False, seed=0)[0]
+            run = {name: (model, MODEL_SPECS[name].domain) for name, model in learned.items()}
+            run.update({name: (net, "kspace") for name, net in baselines.items()})
             if accel in args.sigpy_lamda:
-                run["sigpy_l1wavelet"] = SigpyL1Wavelet(args.sigpy_lamda[accel])
-            for method, net in run.items():
+                run["sigpy_l1wavelet"] = (SigpyL1Wavelet(args.sigpy_lamda[accel]), "kspace")
+            for method, (net, domain) in run.items():
                 start = time.perf_counter()
                 with torch.inference_mode():
-                    scores = evaluate(net, loader, domain="kspace", progress=False)
+                    scores = evaluate(net, loaders[domain], domain=domain, progress=False)
                 seconds = (time.perf_counter() - start) / max(scores["num_slices"], 1)
                 key = f"{split}/{accel}x/{method}"
                 results["splits"][key] = {
                     k: v for k, v in scores.items() if k in ("nmse", "psnr", "ssim", "ssim_std", "num_volumes", "num_slices")
                 } | {"seconds_per_slice": seconds, "volumes": scores["volumes"]}
                 logger.info("%-28s ssim %.4f psnr %.2f nmse %.4f (%.2fs/slice)", key, scores["ssim"], scores["psnr"], scores["nmse"], seconds)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+                if args.json:
+                    Path(args.json).write_text(json.dumps(results, indent=2))
     print(markdown_table(results))
     return 0
 
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--num-threads", type=int, default=None)
     p_train.set_defaults(func=cmd_train)
     p_eval = sub.add_parser("evaluate", help="score bundled weights on test splits at 4x and 8x")
-    p_eval.add_argument("name", choices=sorted(BUNDLED))
+    p_eval.add_argument("names", nargs="+", choices=sorted(BUNDLED), metavar="NAME", help="bundled models to score")
     p_eval.add_argument("--weights", default=None, help="a checkpoint (default data/weights/<name>.pt)")
     p_eval.add_argument("--splits", nargs="+", default=["test", "test_heldout"])
     p_eval.add_argument("--data-cache", default=None)
