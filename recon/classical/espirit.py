@@ -188,11 +188,11 @@ def espirit_maps(
             takes the largest centred fully sampled rectangle of the mask, each side capped at
             ``max_calib_width``.  sigpy's ``EspiritCalib(calib_width=24)`` corresponds to 24.
         max_calib_width: cap on each side of the automatic calibration region.
-        kernel_width: ESPIRiT kernel size; ``None`` takes 6 (sigpy's default), reduced to
-            ``min(calibration sides) - 4`` (at least 3) for narrow calibration regions such as
-            fastMRI's 8x masks (8-9 centre lines), so that the calibration matrix keeps at least
-            5 kernel positions across the narrow side: with 9 lines a width of 6 gives maps bad
-            enough to fall below zero-filled SSIM, 5 gives the best maps (docs/reconstruct.md).
+        kernel_width: ESPIRiT kernel size; ``None`` takes 6 (sigpy's default) when the
+            narrow side of the calibration region has at least 12 points, else
+            ``min(5, side - 4)`` (at least 3): on the validation data a width of 6 with 9-10
+            centre lines (fastMRI's 8x masks) gives maps bad enough to fall below zero-filled,
+            5 gives the best maps, and 6 is best from 12 lines on (docs/reconstruct.md).
         threshold: singular values above ``threshold * s_max`` define the signal subspace.
         crop: maps are zero where the leading eigenvalue is not above ``crop``.
         max_iter: power iterations on ``G^4`` for the leading eigenvector of each pixel (8
@@ -234,7 +234,7 @@ def espirit_maps(
         source = f"calib_width is {calib}"
     auto = kernel_width is None
     if auto:
-        kernel_width = max(3, min(6, min(calib) - 4))
+        kernel_width = 6 if min(calib) >= 12 else max(3, min(5, min(calib) - 4))
     if min(calib) < kernel_width or calib[0] > height or calib[1] > width or (auto and min(calib) < 6):
         need = 6 if auto else kernel_width
         raise ValueError(
