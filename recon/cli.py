@@ -271,24 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
             "one, else it is inferred from the zero columns; --accelerations undersamples fully sampled "
             "files first (fastMRI's per-file seeds)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rec.add_argument("input", metavar="IN", help="a fastMRI .h5 file or a folder of them")
     rec.add_argument("-o", "--output", metavar="OUT", required=True, help="output folder")
-    rec.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="reconstruction method")
+    rec.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"reconstruction method (default: {DEFAULT_METHOD})")
     rec.add_argument("--weights", default=None, help="learned methods: checkpoint path or bundled name")
-    rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    rec.add_argument("--batch-size", type=_positive_int, default=None, help="slices per batch")
+    rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available, else cpu)")
+    rec.add_argument("--batch-size", type=_positive_int, default=None, help="slices per batch (default: as many as fit a memory budget)")
     rec.add_argument("--nifti", action="store_true", help="also write OUT/<name>.nii.gz")
     rec.add_argument("--no-crop", action="store_true", help="keep the full k-space grid (no header crop)")
     rec.add_argument(
         "--challenge", choices=("multicoil", "singlecoil"), default="multicoil",
-        help="how to read 3-D k-space: (coils, H, W) one slice, or single-coil (slices, H, W)",
+        help="how to read 3-D k-space: one multi-coil slice (coils, H, W) (default), or "
+        "single-coil slices (slices, H, W)",
     )
     rec.add_argument("--accelerations", type=float, nargs="+", default=None, help="undersample first, e.g. 4")
     rec.add_argument("--center-fractions", type=float, nargs="+", default=None,
                      help="fully sampled centre fractions (default 0.32 / acceleration)")
-    rec.add_argument("--mask-type", default="random", help="mask type for --accelerations")
+    rec.add_argument("--mask-type", default="random", help="mask type for --accelerations (default: random)")
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     rec.set_defaults(func=_cmd_reconstruct)
 
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
             "centre-cropped to (W, W), and print the mean +/- 2 standard deviations over volumes per "
             "acquisition type and for all volumes."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ev.add_argument("--target-path", required=True, help="folder of fastMRI files with targets")
     ev.add_argument("--predictions-path", required=True, help="folder of submission files")
@@ -318,17 +319,17 @@ def build_parser() -> argparse.ArgumentParser:
             "Simulate multi-coil k-space (smooth phase, birdcage coil maps, complex noise) from a NIfTI "
             "volume or every NIfTI volume in a folder, one fastMRI-format .h5 file each in OUT."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument("input", metavar="IN", help="a .nii/.nii.gz file or a folder of them")
     sim.add_argument("-o", "--output", metavar="OUT", required=True, help="output folder")
-    sim.add_argument("--coils", type=_positive_int, default=8, help="number of receive coils")
-    sim.add_argument("--snr", type=float, default=40.0, help="mean object / noise std (<= 0: no noise)")
-    sim.add_argument("--axis", type=int, default=2, help="slicing axis of the volume")
-    sim.add_argument("--acquisition", default="SIM", help="acquisition attribute of the files")
-    sim.add_argument("--readout-oversampling", type=_positive_int, default=1, help="readout FOV factor")
+    sim.add_argument("--coils", type=_positive_int, default=8, help="number of receive coils (default: 8)")
+    sim.add_argument("--snr", type=float, default=40.0, help="mean object / noise std, <= 0 for no noise (default: 40)")
+    sim.add_argument("--axis", type=int, default=2, help="slicing axis of the volume (default: 2)")
+    sim.add_argument("--acquisition", default="SIM", help="acquisition attribute of the files (default: SIM)")
+    sim.add_argument("--readout-oversampling", type=_positive_int, default=1, help="readout field-of-view factor (default: 1)")
     sim.add_argument("--single-coil", action="store_true", help="write single-coil files")
-    sim.add_argument("--seed", type=int, default=0, help="simulation seed")
+    sim.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
     sim.set_defaults(func=_cmd_simulate)
 
     bench = sub.add_parser("benchmark", help="how to run the benchmark scripts")

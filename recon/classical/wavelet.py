@@ -55,10 +55,16 @@ def _analysis_matrix_cpu(n: int, wavelet: str) -> torch.Tensor:
     return matrix
 
 
+@functools.lru_cache(maxsize=64)
+def _analysis_matrix_on(n: int, wavelet: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return _analysis_matrix_cpu(n, wavelet).to(dtype=dtype, device=device)
+
+
 def _analysis_matrix(n: int, wavelet: str, like: torch.Tensor) -> torch.Tensor:
     """One periodic analysis level along a dim of length ``n``: the orthogonal ``(n, n)``
-    matrix whose first ``n/2`` rows give ``a`` and last ``n/2`` rows give ``d``."""
-    return _analysis_matrix_cpu(n, wavelet).to(dtype=like.dtype, device=like.device)
+    matrix whose first ``n/2`` rows give ``a`` and last ``n/2`` rows give ``d`` (cached per
+    size, dtype and device)."""
+    return _analysis_matrix_on(n, wavelet, like.dtype, like.device)
 
 
 def max_level(size: int, wavelet: str = "db4") -> int:
