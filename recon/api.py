@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -36,6 +37,9 @@ LEARNED = ("unet", "cascade", "varnet")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 Array = Union[np.ndarray, torch.Tensor]
+
+#: smallest fully sampled centre (points per side) from which ESPIRiT maps are estimated
+MIN_CALIBRATION = 6
 
 # Defaults of the classical methods, chosen on the validation split (docs/reconstruct.md).
 SENSE_LAM = 0.01
@@ -321,12 +325,25 @@ def _rss_after_dc(image: torch.Tensor, maps: torch.Tensor, kspace: torch.Tensor,
 def _classical(method: str, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
     if method == "zero_filled":
         return zero_filled(kspace, mask)
-    if maps is None:
-        if kspace.shape[1] == 1:
-            maps = torch.zeros_like(kspace)
-            maps[..., 0] = 1.0
-        else:
-            maps = espirit_maps(kspace, mask)
+    if maps is None and kspace.shape[1] > 1:
+        h, w = calibration_shape(sampling_pattern(kspace, mask))
+        if min(h, w) < MIN_CALIBRATION:
+            warnings.warn(
+                f"the mask has no usable fully sampled k-space centre (found {h} x {w}, ESPIRiT needs "
+                f"{MIN_CALIBRATION} x {MIN_CALIBRATION}): reconstructing each coil separately and "
+                "combining them by RSS; pass sens_maps= for a SENSE-type reconstruction",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            b, c = kspace.shape[:2]
+            coils = kspace.reshape(b * c, 1, *kspace.shape[2:])
+            coil_mask = mask.repeat_interleave(c, dim=0) if mask.shape[0] == b and b > 1 else mask
+            image = _classical(method, coils, coil_mask, None)  # (B * C, H, W), one coil each
+            return image.reshape(b, c, *image.shape[-2:]).pow(2).sum(dim=1).sqrt()
+        maps = espirit_maps(kspace, mask)
+    if maps is None:  # single coil: a unit map
+        maps = torch.zeros_like(kspace)
+        maps[..., 0] = 1.0
     if method == "sense":
         image = cg_sense(kspace, maps, mask, lam=SENSE_LAM)
     elif method == "cs":
