@@ -517,7 +517,7 @@ def reconstruct(
                 out = _classical(method, k, m, s)
             outputs.append(out.to(out_device))
     result = torch.cat(outputs)
-    lead = (slices,) if (len(shape) == 4 or (len(shape) == 3 and coils == 1)) else ()
+    lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
     result = result.reshape(*lead, *result.shape[-2:])
     if was_numpy:
         return result.cpu().numpy()

@@ -71,6 +71,8 @@ def test_single_coil_forms(data):
     np.testing.assert_allclose(out, _zf(single[:, None], mask), rtol=1e-4, atol=1e-6)
     out2d = reconstruct(single[0], mask, method="zero_filled")
     assert out2d.shape == (H, W)
+    # a one-coil multi-coil slice (1, H, W) is still one slice
+    assert reconstruct(single[:1], mask, method="zero_filled").shape == (H, W)
     # single-coil SENSE / CS use a unit map: no ESPIRiT needed
     for method in ("sense", "cs", "tv"):
         assert reconstruct(single[0], mask, method=method).shape == (H, W)
@@ -179,6 +181,8 @@ def test_varnet_from_a_fastmri_state_dict_and_lightning_ckpt(data, fastmri_varne
         ckpt,
     )
     np.testing.assert_allclose(reconstruct(kspace, mask, method="varnet", weights=ckpt), out, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="needs multi-coil k-space"):
+        reconstruct(kspace[:, 0], mask, method="varnet", weights=path, single_coil=True)
 
 
 def test_unet_from_a_fastmri_state_dict(data, tmp_path):
