@@ -36,7 +36,7 @@ def cpu_chunks(kspace: torch.Tensor) -> list[slice]:
 
 
 def batch_item(mask: torch.Tensor | None, rows: slice, batch: int) -> torch.Tensor | None:
-    """The rows of a mask broadcastable to ``(B, ...)`` that belong to batch rows ``rows``."""
+    """The rows of a mask broadcastable to ``(B, C, H, W, 2)`` that belong to batch rows ``rows``."""
     if mask is None or mask.ndim < 5 or mask.shape[0] != batch or batch == 1:
         return mask
     return mask[rows]

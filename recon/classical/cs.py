@@ -11,8 +11,10 @@ slices:
   grid is shifted by a fixed sequence of offsets from one iteration to the next, which removes
   the blocky artefacts of a decimated transform (Figueiredo & Nowak 2003; no randomness).
 * :func:`cs_tv`: ``R(x) = sum_r sqrt(|D_h x(r)|^2 + |D_w x(r)|^2)`` (isotropic TV, periodic
-  forward differences); Chambolle & Pock's primal-dual algorithm on ``K = [A; D]``, which
-  needs no inner solves.
+  forward differences); Chambolle & Pock's primal-dual algorithm on ``K = [A; D / sqrt(8)]``,
+  which needs no inner solves.
+
+On the CPU, large batches are solved in cache-sized groups of slices (same results).
 
 ``lam`` is relative by default: it is multiplied by the 99th percentile of ``|A^H y|`` of each
 slice, so the same value works for data of any scale.
@@ -99,7 +101,13 @@ def cs_wavelet(
     """
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
+    if wavelet not in WAVELETS:
+        raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
+    if levels is not None:
+        check_positive("levels", levels, integer=True)
     kspace = check_kspace(kspace)
+    sens_maps = check_maps(sens_maps, kspace)
+    mask = check_mask(mask, kspace)
     chunks = cpu_chunks(kspace)
     if len(chunks) > 1:
         return torch.cat([
@@ -109,8 +117,6 @@ def cs_wavelet(
             for rows in chunks
         ])
     op = _setup(kspace, sens_maps, mask)
-    if wavelet not in WAVELETS:
-        raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
     height, width = kspace.shape[-3:-1]
     if levels is None:
         levels = max(1, min(5, max_level(min(height, width), wavelet)))
@@ -195,6 +201,8 @@ def cs_tv(
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
     kspace = check_kspace(kspace)
+    sens_maps = check_maps(sens_maps, kspace)
+    mask = check_mask(mask, kspace)
     chunks = cpu_chunks(kspace)
     if len(chunks) > 1:
         return torch.cat([
