@@ -159,3 +159,24 @@ def test_simulate_from_nifti(tmp_path, capsys):
 def test_console_entry_point_runs_as_module():
     done = subprocess.run([sys.executable, "-m", "recon.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "reconstruct" in done.stdout
+
+
+def test_end_to_end_on_the_embedded_sample(tmp_path, capsys):
+    import shutil
+
+    from recon.data.sample import sample_file
+
+    source = sample_file("val", "multicoil")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(source, raw / source.name)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(raw), "-o", str(out), "--accelerations", "4", "-q"]) == 0
+    with h5py.File(raw / source.name) as hf:
+        target_shape = hf["reconstruction_rss"].shape
+    with h5py.File(out / source.name) as hf:
+        assert hf["reconstruction"].shape == target_shape
+    capsys.readouterr()
+    assert main(["evaluate", "--target-path", str(raw), "--predictions-path", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert float(last.split("SSIM = ")[1].split(" ")[0]) > 0.75
