@@ -8,10 +8,12 @@ and gives the same output.  The forward pass is re-written for speed and memory:
   format.  On the CPU oneDNN runs the convolutions with few channels (2, 8, 18) several
   times faster in that layout than in NCHW, where the channels are padded to blocks of 8 or
   16 (small images stay NCHW, see :data:`CHANNELS_LAST_MIN_PIXELS`);
-* instance normalisation is computed in two passes (mean, then variance of the centred
-  values) in float32, which is exact to float32 rounding in any layout and under autocast
-  (the fused group-norm kernel for ``channels_last`` computes ``E[x^2] - E[x]^2`` and
-  loses about 5 digits when the mean is large);
+* instance normalisation on ``channels_last`` maps is computed in two passes (mean, then
+  variance of the centred values) in float32, exact to float32 rounding (the fused
+  group-norm kernel for ``channels_last`` computes ``E[x^2] - E[x]^2`` and loses about 5
+  digits when the mean is large); NCHW maps use the fused group-norm kernel with one group
+  per channel, twice as fast as ``instance_norm``.  U-Nets whose channel counts are
+  multiples of 16 stay NCHW;
 * without autograd (``torch.no_grad`` / ``torch.inference_mode``) the normalisation and the
   activation run in place, so a block keeps one feature map alive instead of three;
 * the complex <-> channel conversion of :class:`NormUnet` for a single complex channel is a
@@ -39,8 +41,14 @@ _EPS = 1e-5  # nn.InstanceNorm2d's default
 CHANNELS_LAST_MIN_PIXELS = 128 * 128
 
 
-def preferred_memory_format(image: torch.Tensor) -> torch.memory_format:
-    """``channels_last`` for images of at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels."""
+def preferred_memory_format(image: torch.Tensor, chans: int | None = None) -> torch.memory_format:
+    """``channels_last`` for images of at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels.
+
+    With ``chans`` (the first conv's output channels) a multiple of 16, NCHW is kept: oneDNN's
+    blocked NCHW layout then wastes nothing, and the fused NCHW normalisation is faster.
+    """
+    if chans is not None and chans % 16 == 0:
+        return torch.contiguous_format
     if image.shape[-1] * image.shape[-2] >= CHANNELS_LAST_MIN_PIXELS:
         return torch.channels_last
     return torch.contiguous_format
@@ -49,8 +57,12 @@ def preferred_memory_format(image: torch.Tensor) -> torch.memory_format:
 def instance_norm_lrelu(x: torch.Tensor) -> torch.Tensor:
     """Instance normalisation (no affine, eps 1e-5) followed by LeakyReLU(0.2).
 
-    Statistics are computed in float32 in two passes; the result has the dtype of ``x``.
-    Works in place on a temporary when autograd is off.
+    NCHW-contiguous input goes through the fused group-norm kernel with one group per channel
+    (the same maths as ``instance_norm``, about twice as fast on the CPU).  Other layouts
+    (``channels_last``) use two passes, mean and then the variance of the centred values,
+    because the fused channels-last kernel computes ``E[x^2] - E[x]^2``.  Statistics are in
+    float32 under autocast; the result has the dtype of ``x``.  Works in place on a temporary
+    when autograd is off.
 
     Args:
         x: ``(N, C, H, W)`` feature map (any memory format).
@@ -58,15 +70,16 @@ def instance_norm_lrelu(x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``leaky_relu((x - mean) / sqrt(var + eps))`` with per-(n, c) mean and biased variance.
     """
-    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    mean = x.mean(dim=(2, 3), keepdim=True, dtype=stats_dtype)
-    centred = x - mean
-    var = centred.square().mean(dim=(2, 3), keepdim=True)
-    rstd = torch.rsqrt(var + _EPS)
-    if torch.is_grad_enabled():
-        out = centred * rstd
+    low_precision = x.dtype in (torch.float16, torch.bfloat16)
+    if x.is_contiguous():
+        out = F.group_norm(x.float() if low_precision else x, x.shape[1], eps=_EPS)
     else:
-        out = centred.mul_(rstd)
+        stats_dtype = torch.float32 if low_precision else x.dtype
+        mean = x.mean(dim=(2, 3), keepdim=True, dtype=stats_dtype)
+        centred = x - mean
+        var = centred.square().mean(dim=(2, 3), keepdim=True)
+        rstd = torch.rsqrt(var + _EPS)
+        out = centred * rstd if torch.is_grad_enabled() else centred.mul_(rstd)
     if out.dtype != x.dtype:
         out = out.to(x.dtype)
     return F.leaky_relu_(out, _NEGATIVE_SLOPE)
@@ -222,7 +235,7 @@ class Unet(nn.Module):
         return self._forward(image)
 
     def _forward(self, image: torch.Tensor) -> torch.Tensor:
-        output = image.contiguous(memory_format=preferred_memory_format(image))
+        output = image.contiguous(memory_format=preferred_memory_format(image, self.chans))
         stack = []
         for layer in self.down_sample_layers:
             output = layer(output)

@@ -116,9 +116,9 @@ def test_compiled_cascade_equals_eager_without_graph_breaks(kind):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.xfail(reason="recon.ops.fft caches its sign tensors; one created under inference_mode "
-                          "cannot be saved for backward (reported to the ops owner)", strict=False)
 def test_training_after_inference_mode_same_size():
+    # regression: recon.ops.fft caches sign tensors, and one made under inference_mode cannot be
+    # saved for backward; a model validated under inference_mode must still train afterwards.
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = VarNet(num_cascades=1, sens_chans=2, sens_pools=1, chans=2, pools=1)
