@@ -18,7 +18,22 @@ import torch
 from recon.ops.complex import as_complex, as_real_view
 from recon.ops.fft import fftshift, ifftshift
 
-__all__ = ["ShiftedSense", "complex_cg", "cpu_chunks"]
+__all__ = ["ShiftedSense", "complex_cg", "cpu_chunks", "roll2d"]
+
+
+def roll2d(x: torch.Tensor, shift_h: int, shift_w: int) -> torch.Tensor:
+    """``torch.roll(x, (shift_h, shift_w), dims=(-2, -1))`` as four block copies (2-3x faster
+    than ``torch.roll`` on the CPU, which the solvers call several times per iteration)."""
+    height, width = x.shape[-2:]
+    sh, sw = shift_h % height, shift_w % width
+    if sh == 0 and sw == 0:
+        return x.clone()
+    out = torch.empty_like(x)
+    out[..., sh:, sw:] = x[..., : height - sh, : width - sw]
+    out[..., :sh, sw:] = x[..., height - sh :, : width - sw]
+    out[..., sh:, :sw] = x[..., : height - sh, width - sw :]
+    out[..., :sh, :sw] = x[..., height - sh :, width - sw :]
+    return out
 
 #: on the CPU, slices are solved in groups whose coil data stay near this many complex values
 #: (4 MB in complex64): the iterations are memory-bound and a group that stays in cache is
@@ -109,13 +124,13 @@ class ShiftedSense:
 
     @staticmethod
     def to_image(x: torch.Tensor) -> torch.Tensor:
-        """Shifted complex ``(B, 1, H, W)`` -> unshifted complex."""
-        return fftshift(x, (-2, -1))
+        """Shifted complex ``(B, 1, H, W)`` -> unshifted complex (``fftshift``)."""
+        return roll2d(x, x.shape[-2] // 2, x.shape[-1] // 2)
 
     @staticmethod
     def to_shifted(x: torch.Tensor) -> torch.Tensor:
-        """Unshifted complex ``(B, 1, H, W)`` -> shifted complex."""
-        return ifftshift(x, (-2, -1))
+        """Unshifted complex ``(B, 1, H, W)`` -> shifted complex (``ifftshift``)."""
+        return roll2d(x, (x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2)
 
 
 def complex_cg(

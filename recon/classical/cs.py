@@ -28,7 +28,7 @@ import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
 from recon.classical.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
-from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks
+from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks, roll2d
 
 __all__ = ["cs_wavelet", "cs_tv"]
 
@@ -149,11 +149,11 @@ def cs_wavelet(
         shift = _SPIN[it % len(_SPIN)] if cycle_spin else (0, 0)
         shift = (shift[0] % step, shift[1] % step)
         if shift != (0, 0):
-            v = torch.roll(v, shift, dims=(-2, -1))
+            v = roll2d(v, *shift)
         coeffs = dwt2(v, levels, wavelet)
         x_new = idwt2(_soft_threshold(coeffs, threshold, keep), levels, wavelet)
         if shift != (0, 0):
-            x_new = torch.roll(x_new, (-shift[0], -shift[1]), dims=(-2, -1))
+            x_new = roll2d(x_new, -shift[0], -shift[1])
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         x, t = x_new, t_new
@@ -162,13 +162,13 @@ def cs_wavelet(
 
 def _grad(x: torch.Tensor) -> torch.Tensor:
     """Periodic forward differences of complex ``(B, 1, H, W)`` -> ``(B, 2, H, W)``."""
-    return torch.cat((torch.roll(x, -1, dims=-2) - x, torch.roll(x, -1, dims=-1) - x), dim=1)
+    return torch.cat((roll2d(x, -1, 0) - x, roll2d(x, 0, -1) - x), dim=1)
 
 
 def _grad_adjoint(p: torch.Tensor) -> torch.Tensor:
     """Adjoint of :func:`_grad` (minus the divergence): ``(B, 2, H, W)`` -> ``(B, 1, H, W)``."""
     ph, pw = p[:, :1], p[:, 1:]
-    return (torch.roll(ph, 1, dims=-2) - ph) + (torch.roll(pw, 1, dims=-1) - pw)
+    return (roll2d(ph, 1, 0) - ph) + (roll2d(pw, 0, 1) - pw)
 
 
 def cs_tv(

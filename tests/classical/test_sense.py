@@ -104,3 +104,11 @@ def test_errors(phantom):
         cg_sense(kspace, m)
     with pytest.raises(ValueError, match="does not broadcast"):
         cg_sense(k, m, torch.ones(1, 1, 1, 7, 1))
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (3, 0), (0, -2), (5, 7), (-33, 100)])
+def test_roll2d_equals_torch_roll(shift):
+    from recon.classical._operator import roll2d
+
+    x = torch.arange(2 * 9 * 8, dtype=torch.float32).view(2, 9, 8)
+    assert torch.equal(roll2d(x, *shift), torch.roll(x, shift, dims=(-2, -1)))
