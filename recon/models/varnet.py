@@ -102,28 +102,29 @@ def _low_frequency_columns(
 
     fastMRI's rule: without ``num_low_frequencies`` (``None`` or 0) the centre block is the
     largest symmetric run of sampled columns around ``W // 2`` (at least 1 column), and
-    ``pad = (W - num_low_freqs + 1) // 2``.
+    ``pad = (W - num_low_freqs + 1) // 2``.  Zero entries of a ``(B,)`` tensor fall back to
+    the mask for their sample.
     """
-    use_mask = num_low_frequencies is None
+    given = None
     if isinstance(num_low_frequencies, torch.Tensor):
-        use_mask = bool((num_low_frequencies == 0).all())
-    elif not use_mask:
+        given = num_low_frequencies.to(device=mask.device, dtype=torch.long).reshape(-1)
+        given = given.expand(mask.shape[0])
+    elif num_low_frequencies is not None:
         if not isinstance(num_low_frequencies, int) or isinstance(num_low_frequencies, bool) \
                 or num_low_frequencies < 0:
             raise ValueError(
                 "num_low_frequencies must be None, a non-negative int or a (B,) tensor, "
                 f"got {describe(num_low_frequencies)}"
             )
-        use_mask = num_low_frequencies == 0
-    if use_mask:
-        columns = mask[:, 0, 0, :, 0].to(torch.int8)
-        cent = columns.shape[1] // 2
-        left = torch.argmin(columns[:, :cent].flip(1), dim=1)
-        right = torch.argmin(columns[:, cent:], dim=1)
-        low = torch.clamp(2 * torch.minimum(left, right), min=1)
-    else:
-        low = torch.as_tensor(num_low_frequencies, device=mask.device).reshape(-1)
-        low = low.to(torch.long).expand(mask.shape[0])
+        if num_low_frequencies > 0:
+            given = torch.full((mask.shape[0],), num_low_frequencies, dtype=torch.long, device=mask.device)
+    columns = mask[:, 0, 0, :, 0].to(torch.int8)
+    cent = columns.shape[1] // 2
+    left = torch.argmin(columns[:, :cent].flip(1), dim=1)
+    right = torch.argmin(columns[:, cent:], dim=1)
+    from_mask = torch.clamp(2 * torch.minimum(left, right), min=1)
+    # per sample: the given count, or the mask's centre block where none (0) is given
+    low = from_mask if given is None else torch.where(given > 0, given, from_mask)
     low = low.to(torch.long)
     pad = torch.div(width - low + 1, 2, rounding_mode="floor")
     return pad, low

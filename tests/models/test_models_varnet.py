@@ -195,3 +195,17 @@ def test_float_mask_and_tensor_num_low_frequencies():
     with torch.no_grad():
         expected = ref.eval()(kspace, mask, 6)  # fastMRI takes no (B,) tensor for B > 1
         assert _rel(ours.eval()(kspace, mask.float(), low), expected) < 1e-5
+
+
+def test_num_low_frequencies_zero_entries_fall_back_to_the_mask():
+    ref = fm.SensitivityModel(4, 2)
+    kspace, mask = _problem(2, 2, 16, 24, seed=18)
+    model = SensitivityModel(4, 2)
+    ref_pad, ref_low = ref.get_pad_and_num_low_freqs(mask, None)  # fastMRI: from the mask
+    for given in (torch.tensor([4, 0]), 0, None):
+        pad, low = model.get_pad_and_num_low_freqs(mask, given)
+        if isinstance(given, torch.Tensor):
+            assert low.tolist() == [4, ref_low[1].item()]
+            assert pad.tolist() == [(24 - 4 + 1) // 2, ref_pad[1].item()]
+        else:
+            assert low.tolist() == ref_low.tolist() and pad.tolist() == ref_pad.tolist()
