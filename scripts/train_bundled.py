@@ -80,20 +80,25 @@ BUNDLED: dict[str, dict] = {
     ),
     "cascade": dict(
         model="cascade",
-        model_kwargs={},
+        model_kwargs={
+            "num_cascades": 5, "num_convs": 4, "num_filters": 16, "dc_lambda": 0.0, "learn_lambda": True,
+            "sens_chans": 4, "sens_pools": 2,
+        },
         train_data="embedded:train",
         val_data="embedded:val",
+        train_crop_rows=96,
         mask_type="random",
         center_fractions=[0.08, 0.04],
         accelerations=[4, 8],
         loss="ssim",
         lr=1e-3,
-        lr_step_size=8,
+        lr_step_size=7,
         lr_gamma=0.3,
         epochs=10,
         batch_size=1,
         seed=20261121,
-        val_every=2,
+        val_every=5,
+        num_threads=1,
     ),
 }
 

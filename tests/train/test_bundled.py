@@ -1,4 +1,4 @@
-"""The bundled VarNet (data/weights/varnet.pt) loads into recon.models.VarNet and beats zero-filled."""
+"""The bundled k-space models (data/weights/varnet.pt, cascade.pt) load into recon.models and beat zero-filled."""
 
 from __future__ import annotations
 
@@ -13,25 +13,34 @@ from recon.metrics import ssim
 from recon.train import ZeroFilled, load_checkpoint, load_model
 from recon.train.data import make_transform
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "weights" / "varnet.pt"
+FOLDER = Path(__file__).resolve().parents[2] / "data" / "weights"
+NAMES = ["varnet", "cascade"]
 
-pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="data/weights/varnet.pt is not there")
+
+def _weights(name: str) -> Path:
+    path = FOLDER / f"{name}.pt"
+    if not path.is_file():
+        pytest.skip(f"data/weights/{name}.pt is not there")
+    return path
 
 
-def test_bundled_checkpoint_format():
-    ckpt = load_checkpoint(WEIGHTS)
-    assert ckpt["recon"]["model"] == "varnet"
-    assert all(key.startswith("varnet.") for key in ckpt["state_dict"])
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_checkpoint_format(name):
+    path = _weights(name)
+    ckpt = load_checkpoint(path)
+    assert ckpt["recon"]["model"] == name
+    assert all(key.startswith(f"{name}.") for key in ckpt["state_dict"])
     assert "optimizer_states" not in ckpt  # exported: weights and metadata only
-    assert WEIGHTS.stat().st_size < 8e6
+    assert path.stat().st_size < 8e6
     assert ckpt["recon"]["best"]["ssim"] > 0.8  # validation SSIM recorded at export
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("acceleration,center_fraction", [(4, 0.08), (8, 0.04)])
-def test_bundled_varnet_beats_zero_filled_on_a_val_slice(acceleration, center_fraction):
+def test_bundled_model_beats_zero_filled_on_a_val_slice(name, acceleration, center_fraction):
     pytest.importorskip("recon.models")
     torch.set_num_threads(1)
-    model, _ = load_model(WEIGHTS, impl="recon")
+    model, _ = load_model(_weights(name), impl="recon")
     assert type(model).__module__.startswith("recon.models")
     transform = make_transform(
         "varnet", train=False, mask_type="random", center_fractions=[center_fraction],
