@@ -204,3 +204,14 @@ def test_atomic_path_cleans_up(tmp_path):
             tmp.write_text("partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_get_umask_permissions(tmp_path):
+    import os
+
+    from recon.data import save_reconstructions
+
+    (path,) = save_reconstructions({"vol.h5": np.zeros((1, 2, 2), np.float32)}, tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
