@@ -27,6 +27,7 @@ Commands:
   reconstruct   reconstruct fastMRI HDF5 files (a file or a folder) into fastMRI submission files
   evaluate      NMSE / PSNR / SSIM of submission files against fastMRI targets (as fastMRI's evaluate.py)
   simulate      turn NIfTI magnitude volumes into multi-coil fastMRI-format k-space files
+  train         train a VarNet / U-Net / cascade fastMRI-style (torchrun for several processes)
   benchmark     how to run the benchmark scripts
 
 Examples:
@@ -227,10 +228,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(argv: Sequence[str]) -> int:
+    from recon.train import main as train_main
+
+    return train_main(list(argv))
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     print(
         "Benchmarks are scripts (results go to benchmarks/results/<device>/):\n"
         "  python benchmarks/ops.py         # FFT and operator speed vs fastMRI\n"
+        "  python benchmarks/data.py        # SliceDataset + transform vs bare h5py; simulation\n"
+        "  python benchmarks/models.py      # VarNet / U-Net / cascade latency and memory vs fastMRI\n"
         "  python benchmarks/classical.py   # CG-SENSE and the default method vs sigpy\n"
         "Run them from the repository root; each writes a .json and a .md report."
     )
@@ -332,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
     sim.set_defaults(func=_cmd_simulate)
 
+    train = sub.add_parser(
+        "train",
+        help="train a VarNet / U-Net / cascade fastMRI-style (see 'recon train --help')",
+        add_help=False,
+    )
+    train.set_defaults(func=_cmd_train)  # main() hands 'recon train ...' to recon.train.main
+
     bench = sub.add_parser("benchmark", help="how to run the benchmark scripts")
     bench.set_defaults(func=_cmd_benchmark)
     return parser
@@ -344,6 +360,9 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``recon`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the trainer has its own parser (every TrainConfig field)
+        return _cmd_train(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -180,3 +180,16 @@ def test_end_to_end_on_the_embedded_sample(tmp_path, capsys):
     assert main(["evaluate", "--target-path", str(raw), "--predictions-path", str(out)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert float(last.split("SSIM = ")[1].split(" ")[0]) > 0.75
+
+
+def test_train_subcommand_is_the_trainer(capsys):
+    from recon.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "--help"])
+    assert exc.value.code == 0
+    assert "--model {cascade,unet,varnet}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["train", "--model", "nope"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
