@@ -46,6 +46,9 @@ test-slow: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/ops.py
+	$(PY) benchmarks/data.py
+	$(PY) benchmarks/classical.py
+	$(PY) benchmarks/models.py --quick
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
