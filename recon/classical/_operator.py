@@ -18,7 +18,7 @@ import torch
 from recon.ops.complex import as_complex, as_real_view
 from recon.ops.fft import fftshift, ifftshift
 
-__all__ = ["ShiftedSense", "complex_cg", "cpu_chunks", "roll2d"]
+__all__ = ["ShiftedSense", "cpu_chunks", "roll2d"]
 
 
 def roll2d(x: torch.Tensor, shift_h: int, shift_w: int) -> torch.Tensor:
@@ -131,35 +131,3 @@ class ShiftedSense:
     def to_shifted(x: torch.Tensor) -> torch.Tensor:
         """Unshifted complex ``(B, 1, H, W)`` -> shifted complex (``ifftshift``)."""
         return roll2d(x, (x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2)
-
-
-def complex_cg(
-    normal, rhs: torch.Tensor, damping: float | torch.Tensor, max_iter: int, tol: float
-) -> torch.Tensor:
-    """Batched CG for ``(N + damping I) x = rhs`` on complex ``(B, ...)``, from ``x = 0``;
-    ``damping`` is a number or a per-slice tensor broadcastable to ``rhs``."""
-    dims = tuple(range(1, rhs.ndim))
-
-    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a.conj() * b).real.sum(dim=dims, keepdim=True)
-
-    x = torch.zeros_like(rhs)
-    r = rhs.clone()
-    p = r.clone()
-    rr = dot(r, r)
-    threshold = tol**2 * rr
-    tiny = torch.finfo(rr.dtype).tiny
-    for _ in range(max_iter):
-        active = rr > threshold
-        if not bool(active.any()):
-            break
-        ap = normal(p)
-        ap = ap + damping * p
-        alpha = torch.where(active, rr / dot(p, ap).clamp_min(tiny), torch.zeros_like(rr))
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = dot(r, r)
-        beta = torch.where(active, rr_new / rr.clamp_min(tiny), torch.zeros_like(rr))
-        p = r + beta * p
-        rr = rr_new
-    return x

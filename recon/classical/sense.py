@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
-from recon.classical._operator import ShiftedSense, batch_item, complex_cg, cpu_chunks
+from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks
+from recon.ops import conjugate_gradient
 
 __all__ = ["cg_sense"]
 
@@ -64,6 +65,6 @@ def cg_sense(
     for rows in cpu_chunks(kspace):
         op = ShiftedSense(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]))
         damping = lam * op.lipschitz if relative_lam else lam
-        x = complex_cg(op.normal, op.rhs, damping=damping, max_iter=max_iter, tol=tol)
+        x = conjugate_gradient(op.normal, op.rhs, max_iter=max_iter, tol=tol, damping=damping)
         out.append(op.unshift(x))
     return torch.cat(out)

@@ -74,8 +74,14 @@ class SenseOp:
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Real part of <a, b> per batch element, shape ``(B, 1, ..., 1)``."""
+    """Real part of <a, b> per batch element, shape ``(B, 1, ..., 1)``.
+
+    For real views ``(..., 2)`` the sum of products is ``Re <a, b>``; complex dtypes are
+    conjugated explicitly.
+    """
     dims = tuple(range(1, a.ndim))
+    if a.is_complex():
+        return (a.conj() * b).real.sum(dim=dims, keepdim=True)
     return (a * b).sum(dim=dims, keepdim=True)
 
 
@@ -85,14 +91,14 @@ def conjugate_gradient(
     x0: torch.Tensor | None = None,
     max_iter: int = 30,
     tol: float = 1e-6,
-    damping: float = 0.0,
+    damping: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:
     """Solve ``(N + damping I) x = rhs`` for each batch element by conjugate gradients.
 
     ``N`` must be Hermitian positive semi-definite (e.g. :meth:`SenseOp.normal`); with
     ``damping > 0`` this is Tikhonov-regularised least squares.  Every batch element has its
     own step sizes and stops contributing once its residual norm falls below
-    ``tol * ||rhs||``.
+    ``tol * ||rhs||``.  Works on real views ``(..., 2)`` and on ``torch.complex`` tensors.
 
     Args:
         normal: the operator ``N``, a function of a tensor shaped like ``rhs``.
@@ -100,7 +106,8 @@ def conjugate_gradient(
         x0: initial guess (zeros when ``None``).
         max_iter: maximum number of iterations.
         tol: relative residual tolerance.
-        damping: Tikhonov weight ``lambda >= 0``.
+        damping: Tikhonov weight ``lambda >= 0``: a number, or a tensor broadcastable to
+            ``rhs`` (e.g. one weight per batch element, shape ``(B, 1, ..., 1)``).
 
     Returns:
         The solution, shaped like ``rhs``.
@@ -108,19 +115,25 @@ def conjugate_gradient(
     check_tensor("rhs", rhs)
     if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    if damping < 0:
-        raise ValueError(f"damping must be >= 0, got {damping}")
+    if isinstance(damping, torch.Tensor):
+        if bool((damping < 0).any()):
+            raise ValueError(f"damping must be >= 0, got a tensor with minimum {damping.min().item()}")
+        damped = True
+    else:
+        if damping < 0:
+            raise ValueError(f"damping must be >= 0, got {damping}")
+        damped = damping != 0
 
     def apply(v: torch.Tensor) -> torch.Tensor:
         out = normal(v)
-        return out + damping * v if damping else out
+        return out + damping * v if damped else out
 
     x = torch.zeros_like(rhs) if x0 is None else x0.clone()
     r = rhs - apply(x) if x0 is not None else rhs.clone()
     p = r.clone()
     rr = _dot(r, r)
     threshold = (tol**2) * _dot(rhs, rhs)
-    tiny = torch.finfo(rhs.dtype).tiny
+    tiny = torch.finfo(rr.dtype).tiny
     for _ in range(max_iter):
         active = rr > threshold
         if not bool(active.any()):

@@ -114,3 +114,23 @@ def test_cg_and_sense_reject_bad_arguments():
         SenseOp(_rand(1, 2, 4, 4, 2), torch.ones(1, 1, 1, 3, 1))
     with pytest.raises(ValueError, match="sens_maps must have at least 4 dimensions"):
         SenseOp(_rand(4, 4, 2))
+
+
+def test_cg_on_complex_dtype_with_per_batch_damping_matches_real_view():
+    maps = _rand(2, 3, 5, 6, 2, seed=6)
+    op = SenseOp(maps)
+    rhs = _rand(2, 1, 5, 6, 2, seed=7)
+    damping = torch.tensor([0.1, 0.5], dtype=torch.float64).view(2, 1, 1, 1, 1)
+    real = conjugate_gradient(op.normal, rhs, max_iter=100, tol=1e-12, damping=damping)
+    cmaps = torch.view_as_complex(maps)
+
+    def normal_c(x):  # the same operator on complex tensors (B, 1, H, W)
+        return torch.view_as_complex(op.normal(torch.view_as_real(x).contiguous()))
+
+    got = conjugate_gradient(normal_c, torch.view_as_complex(rhs), max_iter=100, tol=1e-12, damping=damping[..., 0])
+    assert got.is_complex() and cmaps.is_complex()
+    assert torch.allclose(torch.view_as_real(got), real, atol=1e-10)
+    single = conjugate_gradient(SenseOp(maps[:1]).normal, rhs[:1], max_iter=100, tol=1e-12, damping=0.1)
+    assert torch.allclose(real[:1], single, atol=1e-10)
+    with pytest.raises(ValueError, match="damping must be >= 0, got a tensor with minimum -5.0"):
+        conjugate_gradient(op.normal, rhs, damping=-damping * 10)
