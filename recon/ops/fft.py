@@ -28,6 +28,20 @@ __all__ = ["fft2c", "ifft2c", "fft3c", "ifft3c", "fftshift", "ifftshift"]
 _SIGN_CACHE: dict[tuple, torch.Tensor] = {}
 
 
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
+
+
+def _make_signs(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype, negate: bool) -> torch.Tensor:
+    grids = torch.meshgrid(*[torch.arange(n, device=device) for n in sizes], indexing="ij")
+    parity = sum(grids) % 2
+    signs = 1 - 2 * parity
+    if negate:
+        signs = -signs
+    return signs.to(dtype).unsqueeze(-1).expand(*sizes, 2).contiguous()
+
+
 def _signs(
     sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype, negate: bool = False
 ) -> torch.Tensor:
@@ -35,17 +49,16 @@ def _signs(
 
     Stored densely (not broadcast over the last dim): an elementwise multiply whose operands
     have the same inner layout vectorises, a broadcast over a dimension of size 2 does not.
+    Eagerly the tensors are cached; under ``torch.compile`` they are built inline, where the
+    compiler folds them into the surrounding elementwise kernels.
     """
+    if _is_compiling():
+        return _make_signs(sizes, device, dtype, negate)
     # Tensors made under inference_mode cannot be saved for backward later: cache per mode.
     key = (sizes, device, dtype, negate, torch.is_inference_mode_enabled())
     signs = _SIGN_CACHE.get(key)
     if signs is None:
-        grids = torch.meshgrid(*[torch.arange(n, device=device) for n in sizes], indexing="ij")
-        parity = sum(grids) % 2
-        signs = 1 - 2 * parity
-        if negate:
-            signs = -signs
-        signs = signs.to(dtype).unsqueeze(-1).expand(*sizes, 2).contiguous()
+        signs = _make_signs(sizes, device, dtype, negate)
         if len(_SIGN_CACHE) > 64:
             _SIGN_CACHE.clear()
         _SIGN_CACHE[key] = signs

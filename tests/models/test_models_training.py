@@ -112,8 +112,8 @@ def test_compiled_cascade_equals_eager_without_graph_breaks(kind):
     g_c = torch.autograd.grad(out_c.square().sum(), list(block.parameters()), allow_unused=True)
     g_e = torch.autograd.grad(out_e.square().sum(), list(block.parameters()), allow_unused=True)
     for a, b in zip(g_c, g_e):
-        if b is not None:
-            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+        if b is not None:  # float32 gradients: compare per tensor, relative to its norm
+            assert (a - b).norm() <= 1e-3 * b.norm() + 1e-6, ((a - b).norm(), b.norm())
 
 
 def test_training_after_inference_mode_same_size():
