@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from recon.ops._checks import check_complex_view, check_tensor, describe
+from recon.ops._checks import check_complex_view, check_mask_broadcasts, describe
 
 __all__ = ["check_kspace", "check_mask", "check_maps", "check_positive"]
 
@@ -23,14 +23,7 @@ def check_mask(mask: object, kspace: torch.Tensor) -> torch.Tensor | None:
     """A mask broadcastable to ``kspace`` ``(B, C, H, W, 2)``, returned as a float 0/1 tensor."""
     if mask is None:
         return None
-    mask = check_tensor("mask", mask)
-    try:
-        torch.broadcast_shapes(mask.shape, kspace.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast against kspace of shape "
-            f"{tuple(kspace.shape)}; expected e.g. (B, 1, 1, W, 1)"
-        ) from err
+    mask = check_mask_broadcasts(mask, kspace.shape, "kspace")
     return (mask != 0).to(dtype=kspace.dtype, device=kspace.device)
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from recon.ops._checks import check_complex_view, check_tensor, describe
+from recon.ops._checks import check_complex_view, check_mask_broadcasts, describe
 from recon.ops.coils import sens_expand, sens_reduce
 from recon.ops.fft import fft2c, ifft2c
 from recon.models.unet import NormUnet
@@ -82,14 +82,7 @@ def _check_kspace_and_mask(masked_kspace: object, mask: object) -> torch.Tensor:
     check_complex_view("masked_kspace", masked_kspace, min_ndim=5)
     if masked_kspace.ndim != 5:
         raise ValueError(f"masked_kspace must be (B, C, H, W, 2), got {describe(masked_kspace)}")
-    check_tensor("mask", mask)
-    try:
-        torch.broadcast_shapes(mask.shape, masked_kspace.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"mask must broadcast against masked_kspace {tuple(masked_kspace.shape)}, "
-            f"e.g. (B, 1, 1, W, 1); got {describe(mask)}"
-        ) from err
+    check_mask_broadcasts(mask, masked_kspace.shape, "masked_kspace")
     if mask.ndim != 5:
         raise ValueError(f"mask must be 5-D, e.g. (B, 1, 1, W, 1); got {describe(mask)}")
     return mask if mask.dtype == torch.bool else mask != 0

@@ -38,3 +38,16 @@ def check_complex_view(name: str, value: object, min_ndim: int = 3) -> torch.Ten
             f"(real, imag), got {describe(value)}"
         )
     return value
+
+
+def check_mask_broadcasts(mask: object, shape: tuple[int, ...] | torch.Size, target: str) -> torch.Tensor:
+    """Check that ``mask`` is a tensor that broadcasts against ``shape`` (the ``target``'s)."""
+    mask = check_tensor("mask", mask)
+    try:
+        torch.broadcast_shapes(mask.shape, tuple(shape))
+    except RuntimeError as err:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast against {target} of shape "
+            f"{tuple(shape)}; expected e.g. (B, 1, 1, W, 1)"
+        ) from err
+    return mask

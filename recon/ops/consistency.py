@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from recon.ops._checks import check_complex_view, check_tensor
+from recon.ops._checks import check_complex_view, check_mask_broadcasts
 
 __all__ = ["hard_dc", "soft_dc", "data_consistency", "varnet_soft_dc"]
 
@@ -21,18 +21,11 @@ __all__ = ["hard_dc", "soft_dc", "data_consistency", "varnet_soft_dc"]
 def _check(kspace: torch.Tensor, kspace0: torch.Tensor, mask: torch.Tensor) -> None:
     check_complex_view("kspace", kspace)
     check_complex_view("kspace0", kspace0)
-    check_tensor("mask", mask)
     if kspace.shape != kspace0.shape:
         raise ValueError(
             f"kspace0 must have the shape of kspace {tuple(kspace.shape)}, got {tuple(kspace0.shape)}"
         )
-    try:
-        torch.broadcast_shapes(mask.shape, kspace.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast against kspace of shape "
-            f"{tuple(kspace.shape)}; expected e.g. (B, 1, 1, W, 1)"
-        ) from err
+    check_mask_broadcasts(mask, kspace.shape, "kspace")
 
 
 def hard_dc(kspace: torch.Tensor, kspace0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from recon.ops._checks import check_complex_view, check_tensor
+from recon.ops._checks import check_complex_view, check_mask_broadcasts, check_tensor
 from recon.ops.coils import sens_expand, sens_reduce
 
 __all__ = ["SenseOp", "conjugate_gradient"]
@@ -35,14 +35,7 @@ class SenseOp:
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         check_complex_view("sens_maps", sens_maps, min_ndim=4)
         if mask is not None:
-            check_tensor("mask", mask)
-            try:
-                torch.broadcast_shapes(mask.shape, sens_maps.shape)
-            except RuntimeError as err:
-                raise ValueError(
-                    f"mask of shape {tuple(mask.shape)} does not broadcast against the coil "
-                    f"k-space shape {tuple(sens_maps.shape)}; expected e.g. (B, 1, 1, W, 1)"
-                ) from err
+            check_mask_broadcasts(mask, sens_maps.shape, "the coil k-space")
             mask = mask.to(dtype=sens_maps.dtype, device=sens_maps.device)
         self.sens_maps = sens_maps
         self.mask = mask
