@@ -170,7 +170,33 @@ def _check_mask_func(mask_func: object) -> None:
         )
 
 
-class UnetDataTransform:
+class _SampleTransform:
+    """What the sample transforms share: calling conventions around ``_apply``."""
+
+    inplace: bool
+
+    def __call__(
+        self,
+        kspace: np.ndarray,
+        mask: np.ndarray | None,
+        target: np.ndarray | None,
+        attrs: dict[str, Any],
+        fname: str,
+        slice_num: int,
+    ) -> Any:
+        """Transform one raw sample; ``kspace`` is left untouched unless ``inplace``."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, self.inplace)
+
+    def call_owned(self, kspace, mask, target, attrs, fname, slice_num) -> Any:
+        """Like calling the transform, but ``kspace`` may be overwritten: for callers that
+        hand over an array nobody else holds (``SliceDataset`` does, for every sample)."""
+        return self._apply(kspace, mask, target, attrs, fname, slice_num, True)
+
+    def _apply(self, kspace, mask, target, attrs, fname, slice_num, inplace: bool) -> Any:
+        raise NotImplementedError
+
+
+class UnetDataTransform(_SampleTransform):
     """Raw sample -> :class:`UnetSample` (zero-filled, cropped, RSS, normalised).
 
     Args:
@@ -201,23 +227,6 @@ class UnetDataTransform:
         self.use_seed = bool(use_seed)
         self.inplace = bool(inplace)
 
-    def __call__(
-        self,
-        kspace: np.ndarray,
-        mask: np.ndarray | None,
-        target: np.ndarray | None,
-        attrs: dict[str, Any],
-        fname: str,
-        slice_num: int,
-    ) -> UnetSample:
-        """Transform one raw sample; ``kspace`` is left untouched unless ``inplace``."""
-        return self._apply(kspace, mask, target, attrs, fname, slice_num, self.inplace)
-
-    def call_owned(self, kspace, mask, target, attrs, fname, slice_num) -> UnetSample:
-        """Like calling the transform, but ``kspace`` may be overwritten: for callers that
-        hand over an array nobody else holds (``SliceDataset`` does, for every sample)."""
-        return self._apply(kspace, mask, target, attrs, fname, slice_num, True)
-
     def _apply(self, kspace, mask, target, attrs, fname, slice_num, inplace: bool) -> UnetSample:
         max_value = attrs["max"] if "max" in attrs else 0.0
         if self.mask_func is not None:
@@ -245,7 +254,7 @@ class UnetDataTransform:
         return UnetSample(image, target_torch, mean, std, fname, slice_num, max_value)
 
 
-class VarNetDataTransform:
+class VarNetDataTransform(_SampleTransform):
     """Raw sample -> :class:`VarNetSample` (masked k-space and mask, header padding applied).
 
     Args:
@@ -265,23 +274,6 @@ class VarNetDataTransform:
         self.mask_func = mask_func
         self.use_seed = bool(use_seed)
         self.inplace = bool(inplace)
-
-    def __call__(
-        self,
-        kspace: np.ndarray,
-        mask: np.ndarray | None,
-        target: np.ndarray | None,
-        attrs: dict[str, Any],
-        fname: str,
-        slice_num: int,
-    ) -> VarNetSample:
-        """Transform one raw sample; ``kspace`` is left untouched unless ``inplace``."""
-        return self._apply(kspace, mask, target, attrs, fname, slice_num, self.inplace)
-
-    def call_owned(self, kspace, mask, target, attrs, fname, slice_num) -> VarNetSample:
-        """Like calling the transform, but ``kspace`` may be overwritten: for callers that
-        hand over an array nobody else holds (``SliceDataset`` does, for every sample)."""
-        return self._apply(kspace, mask, target, attrs, fname, slice_num, True)
 
     def _apply(self, kspace, mask, target, attrs, fname, slice_num, inplace: bool) -> VarNetSample:
         if target is not None:
