@@ -51,3 +51,9 @@ def check_mask_broadcasts(mask: object, shape: tuple[int, ...] | torch.Size, tar
             f"{tuple(shape)}; expected e.g. (B, 1, 1, W, 1)"
         ) from err
     return mask
+
+
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing (eager-only fast paths step aside then)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())

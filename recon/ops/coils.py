@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from recon.ops._checks import check_complex_view, check_tensor
-from recon.ops.complex import complex_abs_sq
+from recon.ops.complex import complex_abs_sq, multiply
 from recon.ops.fft import fft2c, ifft2c
 
 __all__ = ["rss", "rss_complex", "sens_expand", "sens_reduce"]
@@ -38,15 +38,6 @@ def _check_maps(image: torch.Tensor, sens_maps: torch.Tensor, image_name: str) -
         )
 
 
-def _mul_maps(x: torch.Tensor, sens_maps: torch.Tensor, conj: bool) -> torch.Tensor:
-    # (a + ib)(c +- id): written out so that autograd and torch.compile see plain real maths.
-    a, b = x[..., 0], x[..., 1]
-    c, d = sens_maps[..., 0], sens_maps[..., 1]
-    if conj:
-        return torch.stack((a * c + b * d, b * c - a * d), dim=-1)
-    return torch.stack((a * c - b * d, a * d + b * c), dim=-1)
-
-
 def sens_expand(image: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
     """Coil k-space ``F(S_c x)`` from a combined image.
 
@@ -58,7 +49,7 @@ def sens_expand(image: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
         Coil k-space ``(B, C, H, W, 2)``.
     """
     _check_maps(image, sens_maps, "image")
-    return fft2c(_mul_maps(image, sens_maps, conj=False))
+    return fft2c(multiply(image, sens_maps, conj_y=False))
 
 
 def sens_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
@@ -72,4 +63,4 @@ def sens_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
         Combined image ``(B, 1, H, W, 2)`` (or ``(1, H, W, 2)``).
     """
     _check_maps(kspace, sens_maps, "kspace")
-    return _mul_maps(ifft2c(kspace), sens_maps, conj=True).sum(dim=-4, keepdim=True)
+    return multiply(ifft2c(kspace), sens_maps, conj_y=True).sum(dim=-4, keepdim=True)

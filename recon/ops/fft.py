@@ -3,34 +3,30 @@
 ``fft2c(x) = fftshift(fft2(ifftshift(x)))`` over dims ``(-3, -2)`` with ``norm="ortho"``:
 the convention of fastMRI, so k-space centre is at index ``N // 2``.
 
-For even sizes the two shifts equal multiplications by a +-1 checkerboard
-(``fftshift`` of the output is a modulation of the input by ``s(n) = (-1)^(n_1 + n_2)``, and
-``ifftshift`` of the input a modulation of the output by ``s(k)``, up to the constant
-``c = (-1)^((N_1 + N_2)/2)``), so ``fft2c(x) = c * s(k) * FFT(s(n) * x)``.  The first
-multiplication writes the contiguous complex buffer the FFT reads and the second runs in place
-on the FFT's output: two vectorised elementwise passes instead of fastMRI's four copies for
-``roll``.  (A one-pass quadrant gather ``FFT(s * ifftshift(x))`` is exact too, but strided
-``out=`` writes measured 3x slower than the plain multiply on CPU.)  Odd sizes fall back to
-explicit shifts.  The same holds for the inverse and in 3-D.  Half-precision input is computed in float32 and
-returned in float32 (FFTs are kept in float32 under mixed precision).
+For even sizes the shifts cost no copies of their own.  ``fftshift`` of an FFT's output equals
+modulating its input by the +-1 checkerboard ``s(n) = (-1)^(n_1 + n_2)``, so
+``fft2c(x) = FFT(s * ifftshift(x))`` exactly.  Without autograd that is one pass, which writes
+the shifted, modulated copy quadrant by quadrant into the buffer the FFT then transforms in
+place: one buffer and one elementwise pass, against fastMRI's four ``roll`` copies plus the
+FFT's own output.  With autograd (and under ``torch.compile``) the equivalent
+``c * s(k) * FFT(s(n) * x)``, ``c = (-1)^((N_1 + N_2)/2)``, is used: two multiplications, the
+second in place.  Odd sizes fall back to explicit shifts.  The same holds for the inverse and
+in 3-D.  Half-precision input is computed in float32 and returned in float32 (FFTs are kept in
+float32 under mixed precision).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import torch
 
-from recon.ops._checks import check_complex_view
+from recon.ops._checks import check_complex_view, is_compiling
 
 __all__ = ["fft2c", "ifft2c", "fft3c", "ifft3c", "fftshift", "ifftshift"]
 
 _SIGN_CACHE: dict[tuple, torch.Tensor] = {}
-
-
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
 
 
 def _make_signs(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype, negate: bool) -> torch.Tensor:
@@ -52,7 +48,7 @@ def _signs(
     Eagerly the tensors are cached; under ``torch.compile`` they are built inline, where the
     compiler folds them into the surrounding elementwise kernels.
     """
-    if _is_compiling():
+    if is_compiling():
         return _make_signs(sizes, device, dtype, negate)
     # Tensors made under inference_mode cannot be saved for backward later: cache per mode.
     key = (sizes, device, dtype, negate, torch.is_inference_mode_enabled())
@@ -65,12 +61,12 @@ def _signs(
     return signs
 
 
-def _fft2(x: torch.Tensor, dim: tuple[int, ...], norm: str) -> torch.Tensor:
-    return torch.fft.fft2(x, dim=dim, norm=norm)
+def _fft2(x: torch.Tensor, dim: tuple[int, ...], norm: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.fft.fft2(x, dim=dim, norm=norm, out=out)
 
 
-def _ifft2(x: torch.Tensor, dim: tuple[int, ...], norm: str) -> torch.Tensor:
-    return torch.fft.ifft2(x, dim=dim, norm=norm)
+def _ifft2(x: torch.Tensor, dim: tuple[int, ...], norm: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.fft.ifft2(x, dim=dim, norm=norm, out=out)
 
 
 def fftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
@@ -81,6 +77,26 @@ def fftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
 def ifftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
     """``numpy.fft.ifftshift`` over ``dim`` (any tensor)."""
     return torch.roll(x, shifts=[(x.shape[d] + 1) // 2 for d in dim], dims=list(dim))
+
+
+def _shift_modulate(data: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """``s * ifftshift(data)`` over the spatial dims (even ``sizes``), in one pass.
+
+    ``fftshift`` of an FFT's output equals modulating its input by ``s``, so
+    ``FFT(s * ifftshift(x)) = fftshift(FFT(ifftshift(x)))`` exactly: each quadrant (octant in
+    3-D) of ``data`` is multiplied by the signs of its destination and written there.
+    """
+    signs = _signs(sizes, data.device, data.dtype)
+    out = torch.empty(data.shape, dtype=data.dtype, device=data.device)
+    lead = (slice(None),) * (data.ndim - len(sizes) - 1)
+    for upper in itertools.product((False, True), repeat=len(sizes)):
+        src, dst = [], []
+        for n, up in zip(sizes, upper):
+            lo, hi = slice(0, n // 2), slice(n // 2, n)
+            dst.append(hi if up else lo)
+            src.append(lo if up else hi)
+        torch.mul(data[lead + tuple(src)], signs[tuple(dst)], out=out[lead + tuple(dst)])
+    return out
 
 
 def _centered(data: torch.Tensor, ndim: int, inverse: bool, name: str) -> torch.Tensor:
@@ -95,9 +111,13 @@ def _centered(data: torch.Tensor, ndim: int, inverse: bool, name: str) -> torch.
     else:
         transform = torch.fft.ifftn if inverse else torch.fft.fftn
     if all(n % 2 == 0 for n in sizes):
-        modulated = data * _signs(sizes, data.device, data.dtype)  # contiguous copy
-        out = transform(torch.view_as_complex(modulated), dim=cdims, norm="ortho")
         negate = (sum(sizes) // 2) % 2 == 1
+        if not ((torch.is_grad_enabled() and data.requires_grad) or is_compiling()):
+            # No graph to keep: one pass writes s * ifftshift(x), the FFT runs in place on it.
+            buffer = torch.view_as_complex(_shift_modulate(data, sizes))
+            return torch.view_as_real(transform(buffer, dim=cdims, norm="ortho", out=buffer))
+        modulated = torch.view_as_complex(data * _signs(sizes, data.device, data.dtype))  # contiguous copy
+        out = transform(modulated, dim=cdims, norm="ortho")
         return torch.view_as_real(out).mul_(_signs(sizes, data.device, data.dtype, negate))
     shifted = ifftshift(data, real_dims).contiguous()
     out = transform(torch.view_as_complex(shifted), dim=cdims, norm="ortho")

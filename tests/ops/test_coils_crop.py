@@ -89,3 +89,12 @@ def test_crop_errors_name_argument_and_value():
         center_pad(_rand(5, 4), (3, 9))
     with pytest.raises(ValueError, match="data must have at least 3 dimensions"):
         complex_center_crop(_rand(5, 2), (1, 1))
+
+
+def test_sens_expand_gradient_is_sens_reduce():
+    # d<sens_expand(x), y>/dx = sens_reduce(y): autograd through the eager complex path.
+    maps = _rand(2, 3, 6, 8, 2, seed=3)
+    x = _rand(2, 1, 6, 8, 2, seed=4).requires_grad_(True)
+    y = _rand(2, 3, 6, 8, 2, seed=5)
+    (sens_expand(x, maps) * y).sum().backward()
+    assert torch.allclose(x.grad, sens_reduce(y, maps), atol=1e-12)

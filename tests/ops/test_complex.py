@@ -80,3 +80,15 @@ def test_from_numpy_rejects_non_arrays():
         from_numpy([1, 2])
     with pytest.raises(TypeError, match="array must have a numeric dtype"):
         from_numpy(np.array(["a"]))
+
+
+def test_complex_mul_on_strided_expanded_and_half_inputs():
+    # The eager fast path goes through torch.complex; strided, expanded (stride 0) and
+    # half-precision operands must give numpy's product too.
+    x = _t(A).transpose(0, 1)  # (5, 3, 7, 2), non-contiguous
+    y = _t(B[0]).unsqueeze(1).expand(5, 3, 7, 2)  # stride 0 along dim 1
+    expected = np.transpose(A, (1, 0, 2)) * B[0][:, None, :]
+    np.testing.assert_allclose(_np(complex_mul(x, y)), expected, atol=1e-12)
+    half = complex_mul(_t(A).half(), _t(B).half())
+    assert half.dtype == torch.float16
+    np.testing.assert_allclose(_np(half.double()), A * B, atol=5e-2, rtol=5e-3)
