@@ -38,67 +38,56 @@ logger = logging.getLogger("train_bundled")
 
 WEIGHTS_DIR = REPO / "data" / "weights"
 
+#: what every bundled model's training shares: data, masks (4x and 8x mixed), optimiser, seed
+_COMMON = dict(
+    train_data="embedded:train",
+    val_data="embedded:val",
+    mask_type="random",
+    center_fractions=[0.08, 0.04],
+    accelerations=[4, 8],
+    lr=1e-3,
+    lr_gamma=0.3,
+    seed=20261121,
+    num_threads=1,
+)
+
 #: the bundled models: file name in data/weights/ and the training config (output_dir and
 #: data_cache are filled in from the command line)
 BUNDLED: dict[str, dict] = {
     "varnet": dict(
+        _COMMON,
         model="varnet",
         model_kwargs={"num_cascades": 8, "chans": 8, "pools": 3, "sens_chans": 4, "sens_pools": 2},
-        train_data="embedded:train",
-        val_data="embedded:val",
         train_crop_rows=96,
-        mask_type="random",
-        center_fractions=[0.08, 0.04],
-        accelerations=[4, 8],
         loss="ssim",
-        lr=1e-3,
         lr_step_size=10,
-        lr_gamma=0.3,
         epochs=14,
         batch_size=1,
-        seed=20261121,
         val_every=4,
-        num_threads=1,
     ),
     "unet": dict(
+        _COMMON,
         model="unet",
         model_kwargs={"in_chans": 1, "out_chans": 1, "chans": 16, "num_pool_layers": 3, "drop_prob": 0.0},
-        train_data="embedded:train",
-        val_data="embedded:val",
-        mask_type="random",
-        center_fractions=[0.08, 0.04],
-        accelerations=[4, 8],
         loss="ssim_l1",
-        lr=1e-3,
         lr_step_size=8,
-        lr_gamma=0.3,
         epochs=10,
         batch_size=4,
-        seed=20261121,
         val_every=2,
-        num_threads=1,
     ),
     "cascade": dict(
+        _COMMON,
         model="cascade",
         model_kwargs={
             "num_cascades": 5, "num_convs": 4, "num_filters": 16, "dc_lambda": 0.0, "learn_lambda": True,
             "sens_chans": 4, "sens_pools": 2,
         },
-        train_data="embedded:train",
-        val_data="embedded:val",
         train_crop_rows=96,
-        mask_type="random",
-        center_fractions=[0.08, 0.04],
-        accelerations=[4, 8],
         loss="ssim",
-        lr=1e-3,
         lr_step_size=7,
-        lr_gamma=0.3,
         epochs=10,
         batch_size=1,
-        seed=20261121,
         val_every=5,
-        num_threads=1,
     ),
 }
 
