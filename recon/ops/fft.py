@@ -61,14 +61,6 @@ def _signs(
     return signs
 
 
-def _fft2(x: torch.Tensor, dim: tuple[int, ...], norm: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    return torch.fft.fft2(x, dim=dim, norm=norm, out=out)
-
-
-def _ifft2(x: torch.Tensor, dim: tuple[int, ...], norm: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    return torch.fft.ifft2(x, dim=dim, norm=norm, out=out)
-
-
 def fftshift(x: torch.Tensor, dim: Sequence[int]) -> torch.Tensor:
     """``numpy.fft.fftshift`` over ``dim`` (any tensor)."""
     return torch.roll(x, shifts=[x.shape[d] // 2 for d in dim], dims=list(dim))
@@ -107,17 +99,17 @@ def _centered(data: torch.Tensor, ndim: int, inverse: bool, name: str) -> torch.
     real_dims = tuple(range(-ndim - 1, -1))  # spatial dims of the real view
     cdims = tuple(range(-ndim, 0))  # spatial dims of the complex view
     if ndim == 2:
-        transform = _ifft2 if inverse else _fft2
+        transform = torch.fft.ifft2 if inverse else torch.fft.fft2
     else:
         transform = torch.fft.ifftn if inverse else torch.fft.fftn
     if all(n % 2 == 0 for n in sizes):
-        negate = (sum(sizes) // 2) % 2 == 1
         if not ((torch.is_grad_enabled() and data.requires_grad) or is_compiling()):
             # No graph to keep: one pass writes s * ifftshift(x), the FFT runs in place on it.
             buffer = torch.view_as_complex(_shift_modulate(data, sizes))
             return torch.view_as_real(transform(buffer, dim=cdims, norm="ortho", out=buffer))
         modulated = torch.view_as_complex(data * _signs(sizes, data.device, data.dtype))  # contiguous copy
         out = transform(modulated, dim=cdims, norm="ortho")
+        negate = (sum(sizes) // 2) % 2 == 1  # the constant c = (-1)^((N_1 + N_2) / 2)
         return torch.view_as_real(out).mul_(_signs(sizes, data.device, data.dtype, negate))
     shifted = ifftshift(data, real_dims).contiguous()
     out = transform(torch.view_as_complex(shifted), dim=cdims, norm="ortho")
