@@ -24,11 +24,11 @@ $(VENV)/.torch:
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[preprocess]"
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[preprocess,test]"
 	# fastMRI is the reference our parity tests compare with; --no-deps keeps torchvision out.
 	$(PIP) install -q --no-deps "fastmri==0.3.0"
 	@touch $@
