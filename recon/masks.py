@@ -147,11 +147,14 @@ class MaskFunc:
 
     Raises:
         ValueError: lengths differ (and not ``allow_any_combination``), a centre fraction
-            outside [0, 1], an acceleration below 1, or an invalid seed.
+            outside [0, 1] (or NaN), an acceleration below 1, infinite or NaN, or an invalid
+            seed.
     """
 
     #: Whether accelerations must be whole numbers (used as a slicing step).
     _integer_accelerations = False
+    #: Whether the mask samples points of the ``H x W`` plane (else columns of ``W``).
+    _two_d = False
 
     def __init__(
         self,
@@ -172,9 +175,9 @@ class MaskFunc:
         bad = [f for f in center_fractions if not 0 <= f <= 1]
         if bad:
             raise ValueError(f"center_fractions must lie in [0, 1], got {list(center_fractions)}")
-        bad = [a for a in accelerations if not a >= 1]
+        bad = [a for a in accelerations if not (np.isfinite(float(a)) and a >= 1)]
         if bad:
-            raise ValueError(f"accelerations must be >= 1, got {list(accelerations)}")
+            raise ValueError(f"accelerations must be finite numbers >= 1, got {list(accelerations)}")
         if self._integer_accelerations and not all(float(a).is_integer() for a in accelerations):
             raise ValueError(
                 f"accelerations of {type(self).__name__} must be whole numbers (a line spacing), "
@@ -214,11 +217,15 @@ class MaskFunc:
 
         Raises:
             ValueError: ``shape`` with fewer than 3 dims, a negative ``offset`` or an invalid
-                ``seed``.
+                ``seed``; a ``shape`` too small for the largest acceleration (fewer than
+                ``acceleration`` columns, or points for 2-D masks); a draw that samples
+                nothing (possible with ``center_fractions`` of 0 on small shapes, or an
+                ``offset`` beyond the last column) - never an all-zero mask.
         """
         shape = _check_shape(shape)
         offset = _check_offset(offset)
         seed = _check_seed("seed", seed)
+        self._check_shape_fits(shape)
         if seed is None:
             center_mask, accel_mask, num_low = self.sample_mask(shape, offset)
         else:
@@ -228,7 +235,26 @@ class MaskFunc:
                 center_mask, accel_mask, num_low = self.sample_mask(shape, offset)
             finally:
                 self.rng.set_state(own_state)
-        return torch.maximum(center_mask, accel_mask), num_low
+        mask = torch.maximum(center_mask, accel_mask)
+        if not bool(mask.any()):
+            raise ValueError(
+                f"{type(self).__name__} sampled no k-space line for shape {tuple(shape)} "
+                f"(offset={offset}, seed={seed}): the shape is too small for accelerations "
+                f"{list(self.accelerations)} with center_fractions {list(self.center_fractions)}; "
+                "use a centre fraction > 0, a smaller acceleration or a larger shape"
+            )
+        return mask, num_low
+
+    def _check_shape_fits(self, shape: Tuple[int, ...]) -> None:
+        """Refuse shapes with fewer lines (points) than the largest acceleration."""
+        lines = shape[-3] * shape[-2] if self._two_d else shape[-2]
+        largest = max(self.accelerations)
+        if lines < largest:
+            what = f"H x W = {shape[-3]} x {shape[-2]} points" if self._two_d else f"W = {shape[-2]} columns"
+            raise ValueError(
+                f"shape {tuple(shape)} is too small for acceleration {largest}: {what}, fewer than "
+                f"the acceleration, so not one line could be sampled at that rate"
+            )
 
     # -- pieces that subclasses combine ------------------------------------------------------
 
@@ -492,6 +518,8 @@ class GaussianMaskFunc2D(_VariableDensityMaskFunc):
         std: standard deviation of the density as a fraction of each side (default 0.25).
     """
 
+    _two_d = True
+
     def sample_mask(self, shape, offset):
         num_rows, num_cols = shape[-3], shape[-2]
         center_fraction, acceleration = self.choose_acceleration()
@@ -539,6 +567,8 @@ class PoissonDiscMaskFunc2D(_VariableDensityMaskFunc):
         ValueError: from a call, when no mask within 5% of the requested acceleration is found
             (e.g. tiny grids with high acceleration).
     """
+
+    _two_d = True
 
     tol = 0.1
     max_iterations = 40
@@ -644,7 +674,10 @@ def create_mask_for_mask_type(
         A callable ``(shape, offset=None, seed=None) -> (mask, num_low_frequencies)``.
 
     Raises:
-        ValueError: an unknown ``mask_type`` or invalid fractions/accelerations/seed.
+        ValueError: an unknown ``mask_type``; centre fractions outside [0, 1] or NaN;
+            accelerations below 1, infinite or NaN; lengths that differ; an invalid seed.
+            (The returned function raises ``ValueError`` for shapes too small for its
+            accelerations instead of returning an all-zero mask.)
 
     Example:
         >>> mask_func = create_mask_for_mask_type("random", [0.08, 0.04], [4, 8])

@@ -344,7 +344,7 @@ def test_bad_mask_type():
 def test_constructor_checks(cls):
     with pytest.raises(ValueError, match="same length"):
         cls([0.08, 0.04], [4])
-    with pytest.raises(ValueError, match="accelerations must be >= 1"):
+    with pytest.raises(ValueError, match="accelerations must be finite numbers >= 1"):
         cls([0.08], [0.5])
     with pytest.raises(ValueError, match=r"center_fractions must lie in \[0, 1\]"):
         cls([1.5], [4])
