@@ -7,6 +7,7 @@ Public names: :class:`SliceDataset`, :class:`VolumeSampler`, :func:`save_reconst
 embedded data (:func:`sample_file`, :func:`sample_files`, :func:`sample_dir`).
 """
 
+from recon.data.dicom import DicomSeriesError, DicomSeriesInfo, dicom_to_nifti, read_dicom_series
 from recon.data.header import HeaderError, HeaderInfo, make_ismrmrd_header, parse_ismrmrd_header
 from recon.data.io import load_nifti, save_nifti, save_reconstructions, write_fastmri_file
 from recon.data.mri_data import DataFileError, FastMRIRawDataSample, SliceDataset, VolumeSampler, read_file_metadata
@@ -38,4 +39,5 @@ __all__ = [
     "SimulationConfig", "SimulatedVolume", "birdcage_maps", "simulate_multicoil",
     "write_simulated", "simulate_nifti", "simulate_folder",
     "SPLITS", "data_dir", "cache_dir", "sample_file", "sample_files", "sample_dir",
+    "read_dicom_series", "dicom_to_nifti", "DicomSeriesInfo", "DicomSeriesError",
 ]

@@ -1,0 +1,613 @@
+"""DICOM series in, NIfTI volume out (pydicom underneath, dicom2nifti-compatible).
+
+A DICOM series is a set of 2-D images (one file per slice, or one enhanced multi-frame file)
+sharing a ``SeriesInstanceUID``. :func:`read_dicom_series` groups the files of a folder by
+series, orders the slices by their position along the slice normal (never by file name or
+instance number), applies the modality rescale (``RescaleSlope``/``RescaleIntercept``:
+Hounsfield units for CT), checks that the slices form one regular stack, and returns the
+volume with its 4x4 affine in the NIfTI/RAS+ convention of nibabel.
+
+By default the volume is stored LAS-oriented, exactly as ``dicom2nifti`` writes it (same
+array, same affine); ``orientation="RAS"`` gives nibabel's canonical order and
+``orientation=None`` the DICOM storage order (X along the rows, Y down the columns, Z along
+the slice normal)::
+
+    from recon.data import read_dicom_series, dicom_to_nifti
+    volume, affine, info = read_dicom_series("dicom/series_dir")      # (X, Y, Z) float32
+    dicom_to_nifti("dicom/series_dir", "t1.nii.gz")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from recon.data.io import save_nifti
+
+__all__ = ["DicomSeriesError", "DicomSeriesInfo", "read_dicom_series", "dicom_to_nifti", "AIR_HU"]
+
+logger = logging.getLogger(__name__)
+
+#: Hounsfield value of air: CT padding voxels are set to this value.
+AIR_HU = -1024.0
+
+# A CT voxel below this (in HU) cannot be tissue or air; a constant value down there is padding.
+_PADDING_BELOW_HU = -1500.0
+# Tolerances of dicom2nifti: orientation cosines (absolute) and slice increments (5 % or 0.1 mm).
+_ORIENTATION_ATOL = 1e-3
+_INCREMENT_RTOL, _INCREMENT_ATOL = 0.05, 0.1
+
+
+class DicomSeriesError(ValueError):
+    """A folder or file that does not hold one regular DICOM series; the message says why."""
+
+
+@dataclass(frozen=True)
+class DicomSeriesInfo:
+    """Key metadata of a series read by :func:`read_dicom_series`.
+
+    Attributes:
+        series_uid: ``SeriesInstanceUID``.
+        series_description: ``SeriesDescription`` ("" when absent).
+        modality: ``Modality`` (``"CT"``, ``"MR"``, ...).
+        shape: shape of the returned volume ``(X, Y, Z)``.
+        voxel_size: voxel size in mm along the returned axes (column norms of the affine).
+        slice_spacing: distance in mm between consecutive slice positions.
+        orientation: axis codes of the returned volume, e.g. ``"LAS"``.
+        rescale_slope: ``RescaleSlope`` of the first slice (1.0 when absent).
+        rescale_intercept: ``RescaleIntercept`` of the first slice (0.0 when absent).
+        padding_voxels: number of CT padding voxels set to :data:`AIR_HU`.
+        transfer_syntax: name of the transfer syntax of the first file.
+        files: the files of the series, in slice order (one entry per frame for multi-frame files).
+        extra: other useful header values when present (patient/study ids, TR, TE, ...).
+    """
+
+    series_uid: str
+    series_description: str
+    modality: str
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    slice_spacing: float
+    orientation: str
+    rescale_slope: float
+    rescale_intercept: float
+    padding_voxels: int
+    transfer_syntax: str
+    files: tuple[str, ...]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Slice:
+    """One 2-D image of a series: a single-frame file, or one frame of a multi-frame file."""
+
+    path: Path
+    frame: int | None
+    position: np.ndarray  # ImagePositionPatient (LPS, mm)
+    orientation: np.ndarray  # ImageOrientationPatient (6 cosines)
+    spacing: tuple[float, float]  # PixelSpacing (row spacing, column spacing)
+    rescale: tuple[float, float] | None  # per-frame (slope, intercept) of enhanced files
+    thickness: float | None
+
+
+_EXTRA_KEYS = (
+    "PatientID", "StudyInstanceUID", "StudyDescription", "SeriesNumber", "Manufacturer",
+    "RepetitionTime", "EchoTime", "InversionTime", "FlipAngle", "MagneticFieldStrength",
+    "SliceThickness", "ProtocolName", "BodyPartExamined",
+)
+
+
+def _pydicom():
+    try:
+        import pydicom
+    except ImportError as err:  # pragma: no cover - pydicom is in the preprocess extra
+        raise ImportError("reading DICOM needs pydicom: pip install 'recon[preprocess]'") from err
+    return pydicom
+
+
+def _candidate_files(path: Path | Sequence) -> list[Path]:
+    if isinstance(path, (list, tuple)):
+        files = [Path(p) for p in path]
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"path lists files that do not exist: {missing[:5]}")
+        return files
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"path must be a DICOM folder or file, got {str(path)!r} (does not exist)")
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _read_headers(files: list[Path]):
+    """Headers (no pixel data) of the DICOM image files; warn about everything skipped."""
+    pydicom = _pydicom()
+    from pydicom.errors import InvalidDicomError
+
+    headers, not_dicom, no_pixels = [], [], []
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as err:
+            logger.debug("not DICOM: %s (%s)", file, err)
+            not_dicom.append(file)
+            continue
+        if "Rows" not in ds or "Columns" not in ds:  # DICOMDIR, reports, RT plans: no image
+            no_pixels.append(file)
+            continue
+        headers.append((file, ds))
+    if not_dicom:
+        names = ", ".join(str(f) for f in not_dicom[:10]) + (" ..." if len(not_dicom) > 10 else "")
+        warnings.warn(f"skipped {len(not_dicom)} file(s) that are not DICOM: {names}", stacklevel=3)
+    if no_pixels:
+        names = ", ".join(str(f) for f in no_pixels[:10]) + (" ..." if len(no_pixels) > 10 else "")
+        warnings.warn(f"skipped {len(no_pixels)} DICOM file(s) without an image: {names}", stacklevel=3)
+    return headers
+
+
+def _describe_series(groups: dict[str, list]) -> str:
+    lines = []
+    for uid, members in groups.items():
+        ds = members[0][1]
+        desc = str(ds.get("SeriesDescription", "") or "").strip()
+        number = ds.get("SeriesNumber", "")
+        lines.append(f"  {uid!r} (series {number}, {desc or 'no description'}, {len(members)} file(s))")
+    return "\n".join(lines)
+
+
+def _select_series(headers, series_uid: str | None, source: str):
+    groups: dict[str, list] = {}
+    for file, ds in headers:
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((file, ds))
+    if not groups:
+        raise DicomSeriesError(f"no DICOM image files found in {source}")
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise DicomSeriesError(
+                f"series_uid {series_uid!r} is not in {source}; the series there are:\n{_describe_series(groups)}"
+            )
+        return series_uid, groups[series_uid]
+    if len(groups) > 1:
+        raise DicomSeriesError(
+            f"{source} holds {len(groups)} DICOM series; choose one with series_uid= "
+            f"(command line: --series-uid):\n{_describe_series(groups)}"
+        )
+    uid = next(iter(groups))
+    return uid, groups[uid]
+
+
+def _floats(value, count: int, what: str, file: Path) -> np.ndarray:
+    try:
+        array = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise DicomSeriesError(f"{file}: {what} is not {count} numbers: {value!r}") from err
+    if array.shape != (count,) or not np.all(np.isfinite(array)):
+        raise DicomSeriesError(f"{file}: {what} must be {count} finite numbers, got {value!r}")
+    return array
+
+
+def _item(sequence_owner, sequence: str, key: str):
+    seq = sequence_owner.get(sequence)
+    if seq and key in seq[0]:
+        return seq[0][key].value
+    return None
+
+
+def _slices_of(file: Path, ds) -> list[_Slice]:
+    """The 2-D images of one file with their geometry (enhanced multi-frame files: one per frame)."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    if per_frame:
+        if len(per_frame) != frames:
+            raise DicomSeriesError(f"{file}: {len(per_frame)} per-frame groups for {frames} frames")
+        slices = []
+        for index, group in enumerate(per_frame):
+
+            def lookup(sequence: str, key: str, group=group):
+                value = _item(group, sequence, key)
+                if value is None and shared is not None:
+                    value = _item(shared, sequence, key)
+                return value
+
+            position = lookup("PlanePositionSequence", "ImagePositionPatient")
+            orientation = lookup("PlaneOrientationSequence", "ImageOrientationPatient")
+            spacing = lookup("PixelMeasuresSequence", "PixelSpacing")
+            if position is None or orientation is None or spacing is None:
+                raise DicomSeriesError(
+                    f"{file}: frame {index + 1} lacks its position, orientation or pixel spacing "
+                    "(PlanePositionSequence / PlaneOrientationSequence / PixelMeasuresSequence)"
+                )
+            slope = lookup("PixelValueTransformationSequence", "RescaleSlope")
+            intercept = lookup("PixelValueTransformationSequence", "RescaleIntercept")
+            thickness = lookup("PixelMeasuresSequence", "SliceThickness")
+            slices.append(
+                _Slice(
+                    path=file,
+                    frame=index,
+                    position=_floats(position, 3, f"frame {index + 1} ImagePositionPatient", file),
+                    orientation=_floats(orientation, 6, f"frame {index + 1} ImageOrientationPatient", file),
+                    spacing=tuple(_floats(spacing, 2, "PixelSpacing", file)),  # type: ignore[arg-type]
+                    rescale=None if slope is None else (float(slope), float(intercept or 0.0)),
+                    thickness=None if thickness is None else float(thickness),
+                )
+            )
+        return slices
+    if frames > 1:
+        raise DicomSeriesError(
+            f"{file}: multi-frame file ({frames} frames) without per-frame positions "
+            "(PerFrameFunctionalGroupsSequence); only enhanced multi-frame files are supported"
+        )
+    missing = [k for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing") if k not in ds]
+    if missing:
+        raise DicomSeriesError(f"{file}: no {' / '.join(missing)}; cannot place the image in space")
+    thickness = ds.get("SliceThickness")
+    return [
+        _Slice(
+            path=file,
+            frame=None,
+            position=_floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", file),
+            orientation=_floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", file),
+            spacing=tuple(_floats(ds.PixelSpacing, 2, "PixelSpacing", file)),  # type: ignore[arg-type]
+            rescale=None,
+            thickness=None if thickness in (None, "") else float(thickness),
+        )
+    ]
+
+
+def _fmt(position: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in position) + ")"
+
+
+def _order_and_check(slices: list[_Slice], header_of: dict) -> tuple[list[_Slice], np.ndarray]:
+    """Slices sorted along the normal; raise on mixed orientation, duplicates, gaps or tilt."""
+    first = slices[0]
+    for s in slices[1:]:
+        if not np.allclose(s.orientation, first.orientation, rtol=0, atol=_ORIENTATION_ATOL):
+            raise DicomSeriesError(
+                f"mixed orientations: the slice at position {_fmt(s.position)} ({s.path.name}) has "
+                f"ImageOrientationPatient {np.round(s.orientation, 4).tolist()}, the slice at "
+                f"{_fmt(first.position)} ({first.path.name}) {np.round(first.orientation, 4).tolist()}; "
+                "a localiser or several stacks share this series"
+            )
+        if not np.allclose(s.spacing, first.spacing, rtol=1e-4, atol=1e-6):
+            raise DicomSeriesError(
+                f"mixed pixel spacing: {s.spacing} at position {_fmt(s.position)} ({s.path.name}), "
+                f"{first.spacing} at {_fmt(first.position)}"
+            )
+    row, col = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row, col)
+    norm = np.linalg.norm(normal)
+    if not (0.99 < np.linalg.norm(row) < 1.01 and 0.99 < np.linalg.norm(col) < 1.01 and norm > 0.99):
+        raise DicomSeriesError(
+            f"{first.path}: ImageOrientationPatient {first.orientation.tolist()} is not two orthogonal unit vectors"
+        )
+    normal = normal / norm
+    distance = np.array([float(s.position @ normal) for s in slices])
+    order = np.argsort(distance, kind="stable")
+    slices = [slices[i] for i in order]
+    distance = distance[order]
+    # Duplicate positions: drop exact copies (as dicom2nifti does), refuse different images.
+    kept = [0]
+    for i in range(1, len(slices)):
+        if abs(distance[i] - distance[kept[-1]]) < 1e-4:
+            a, b = slices[kept[-1]], slices[i]
+            if _pixels(a, header_of).tobytes() == _pixels(b, header_of).tobytes():
+                warnings.warn(f"dropped duplicate slice {b.path} (same position and pixels as {a.path})", stacklevel=4)
+                continue
+            raise DicomSeriesError(
+                f"two different slices at position {_fmt(b.position)} ({a.path.name}, {b.path.name}): the "
+                "series holds several volumes (echoes, time points or stacks); split it before converting"
+            )
+        kept.append(i)
+    slices = [slices[i] for i in kept]
+    if len(slices) > 1:
+        increments = np.diff(np.stack([s.position for s in slices]), axis=0)
+        reference = increments[np.argsort(np.linalg.norm(increments, axis=1))[len(increments) // 2]]
+        step = float(np.linalg.norm(reference))
+        for i, inc in enumerate(increments):
+            if not np.allclose(inc, reference, rtol=_INCREMENT_RTOL, atol=_INCREMENT_ATOL):
+                gap = float(np.linalg.norm(inc))
+                if abs(abs(float(inc @ normal)) - gap) > 1e-3 * max(gap, 1.0) and gap > 0:
+                    raise DicomSeriesError(
+                        f"slices are not stacked along their normal (gantry tilt or sheared stack) between "
+                        f"positions {_fmt(slices[i].position)} and {_fmt(slices[i + 1].position)}"
+                    )
+                what = "missing slice" if gap > step else "irregular slice spacing"
+                raise DicomSeriesError(
+                    f"{what}: {gap:.3f} mm between the slices at positions {_fmt(slices[i].position)} "
+                    f"({slices[i].path.name}) and {_fmt(slices[i + 1].position)} ({slices[i + 1].path.name}), "
+                    f"{step:.3f} mm elsewhere"
+                )
+        if np.linalg.norm(np.cross(reference / step, normal)) > 0.05:
+            raise DicomSeriesError(
+                f"slices are not stacked along their normal (gantry tilt or sheared stack): the step "
+                f"{np.round(reference, 3).tolist()} mm is not parallel to the normal {np.round(normal, 4).tolist()}"
+            )
+    return slices, normal
+
+
+def _transfer_syntax(ds) -> tuple[str, str]:
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None:
+        return "unknown", "unknown"
+    return str(uid), getattr(uid, "name", str(uid))
+
+
+
+
+def _pixels(s: _Slice, header_of: dict) -> np.ndarray:
+    """Stored pixel values of one slice (rows, columns); errors name the file and transfer syntax."""
+    pydicom = _pydicom()
+    ds = header_of.get(("full", s.path))
+    if ds is None:
+        ds = pydicom.dcmread(s.path)
+        header_of[("full", s.path)] = ds
+    try:
+        if s.frame is None:
+            array = ds.pixel_array
+        else:
+            array = ds.pixel_array[s.frame] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else ds.pixel_array
+    except Exception as err:  # pydicom raises NotImplementedError/RuntimeError/ValueError by plugin
+        uid, name = _transfer_syntax(ds)
+        raise DicomSeriesError(
+            f"{s.path}: cannot decode pixel data in transfer syntax {name} ({uid}) with the installed "
+            f"pydicom plugins; install a decoder (pylibjpeg, python-gdcm) or convert the file "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
+    if array.ndim != 2:
+        raise DicomSeriesError(
+            f"{s.path}: expected a grey-level image (rows, columns), got pixel array of shape {array.shape} "
+            f"(SamplesPerPixel {ds.get('SamplesPerPixel')})"
+        )
+    return array
+
+
+def _rescaled(s: _Slice, header_of: dict) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut
+
+    stored = _pixels(s, header_of)
+    if s.rescale is not None:
+        slope, intercept = s.rescale
+        return stored.astype(np.float64) * slope + intercept
+    return np.asarray(apply_modality_lut(stored, header_of[("full", s.path)]), dtype=np.float64)
+
+
+def _padding_mask(stored: np.ndarray, ds) -> np.ndarray:
+    padding = ds.get("PixelPaddingValue")
+    if padding is not None:
+        limit = ds.get("PixelPaddingRangeLimit")
+        low, high = sorted((int(padding), int(limit if limit is not None else padding)))
+        return (stored >= low) & (stored <= high)
+    return np.zeros(stored.shape, dtype=bool)
+
+
+def _reorient(volume: np.ndarray, affine: np.ndarray, codes: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Permute/flip axes to ``codes`` (e.g. "LAS"); origin recomputed as the affine of the new first voxel."""
+    import nibabel.orientations as nio
+
+    current = nio.io_orientation(affine)
+    if codes is None:
+        return volume, affine, "".join(nio.ornt2axcodes(current))
+    transform = nio.ornt_transform(current, nio.axcodes2ornt(tuple(codes)))
+    new_volume = nio.apply_orientation(volume, transform)
+    new_affine = np.eye(4)
+    corner = np.zeros(4)
+    corner[3] = 1.0
+    for old_axis, (new_axis, flip) in enumerate(transform):
+        new_affine[:, int(new_axis)] = affine[:, old_axis] * flip
+        if flip < 0:
+            corner[old_axis] = volume.shape[old_axis] - 1
+    new_affine[:, 3] = affine @ corner
+    return new_volume, new_affine, codes
+
+
+def _check_orientation(orientation: object) -> str | None:
+    if orientation is None:
+        return None
+    if isinstance(orientation, str) and len(orientation) == 3:
+        codes = orientation.upper()
+        pairs = [{"L", "R"}, {"A", "P"}, {"S", "I"}]
+        if all(sum(c in pair for c in codes) == 1 for pair in pairs):
+            return codes
+    raise ValueError(
+        f"orientation must be None or 3 axis codes, one of L/R, A/P, S/I each (e.g. 'LAS', 'RAS'), got {orientation!r}"
+    )
+
+
+def read_dicom_series(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    series_uid: str | None = None,
+    *,
+    orientation: str | None = "LAS",
+    pad_to_air: bool = True,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, DicomSeriesInfo]:
+    """Read one DICOM series as a 3-D volume with its NIfTI (RAS+) affine.
+
+    Files are grouped by ``SeriesInstanceUID``; the slices (single-frame files, or the frames of
+    an enhanced multi-frame file) are ordered by their position along the slice normal
+    ``n = row x column`` of ``ImageOrientationPatient`` - never by file name or instance number.
+    Pixel values go through the modality LUT / rescale (``value = stored * RescaleSlope +
+    RescaleIntercept``: Hounsfield units for CT). Files that are not DICOM are skipped with a
+    warning naming them; localisers (``ImageType`` LOCALIZER) inside a series are dropped.
+
+    CT padding: with ``pad_to_air`` the voxels outside the reconstructed field of view are set
+    to :data:`AIR_HU` (-1024 HU): those whose stored value is ``PixelPaddingValue`` (up to
+    ``PixelPaddingRangeLimit``), or, without that tag, those holding the series' minimum when
+    it lies below -1500 HU (a constant no tissue or air reaches, e.g. -2000 or -3024).
+    dicom2nifti does not do this; ``pad_to_air=False`` keeps the stored values.
+
+    Geometry: voxel ``(i, j, k)`` of the DICOM storage order maps to LPS
+    ``P0 + i * dc * row + j * dr * col + k * step`` with ``step = (P_last - P0) / (N - 1)``;
+    the RAS+ affine is ``diag(-1, -1, 1, 1)`` times that. With ``orientation`` the axes are then
+    permuted/flipped to those axis codes (the default ``"LAS"`` reproduces ``dicom2nifti``).
+
+    Args:
+        path: a folder (searched recursively), one file (e.g. an enhanced multi-frame file), or a
+            list of files.
+        series_uid: the ``SeriesInstanceUID`` to read when the folder holds several series.
+        orientation: axis codes of the returned array (``"LAS"``, ``"RAS"``, ...), or None for
+            the DICOM storage order (X along rows, Y down columns, Z along the normal).
+        pad_to_air: set CT padding voxels to -1024 HU (see above).
+        progress: show a progress bar while reading pixel data.
+
+    Returns:
+        ``(volume, affine, info)``: ``volume`` float32 ``(X, Y, Z)``; ``affine`` float64 4x4
+        voxel-to-world (mm, RAS+) as nibabel uses; ``info`` a :class:`DicomSeriesInfo`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DicomSeriesError (a ValueError): no DICOM image, several series without ``series_uid``,
+            mixed orientations, missing slice or irregular spacing, duplicate positions with
+            different pixels, tilted stack, a transfer syntax the installed decoders cannot
+            read, colour images. The message names the file or slice position.
+        ValueError: ``orientation`` is not valid axis codes.
+
+    Example:
+        >>> volume, affine, info = read_dicom_series("ct_head/")   # doctest: +SKIP
+        >>> info.modality, volume.shape, info.voxel_size            # doctest: +SKIP
+        ('CT', (512, 512, 120), (0.49, 0.49, 2.5))
+    """
+    codes = _check_orientation(orientation)
+    if not isinstance(series_uid, (str, type(None))):
+        raise TypeError(f"series_uid must be a string or None, got {type(series_uid).__name__}")
+    source = repr(str(path)) if not isinstance(path, (list, tuple)) else f"the {len(path)} given files"
+    files = _candidate_files(path)  # type: ignore[arg-type]
+    headers = _read_headers(files)
+    uid, members = _select_series(headers, series_uid, source)
+
+    # Drop localisers like dicom2nifti (a scout inside an axial CT series).
+    def is_localizer(ds) -> bool:
+        image_type = [str(t).upper() for t in (ds.get("ImageType") or [])]
+        return "LOCALIZER" in image_type or (
+            str(ds.get("Modality", "")) == "CT" and "PROJECTION IMAGE" in image_type
+        )
+
+    localizers = [f for f, ds in members if is_localizer(ds)]
+    if localizers and len(localizers) < len(members):
+        warnings.warn(f"dropped {len(localizers)} localizer image(s): {', '.join(map(str, localizers))}", stacklevel=2)
+        members = [(f, ds) for f, ds in members if not is_localizer(ds)]
+    first_ds = members[0][1]
+    if int(first_ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise DicomSeriesError(
+            f"{members[0][0]}: colour image (SamplesPerPixel {first_ds.SamplesPerPixel}); only grey-level series are supported"
+        )
+    header_of: dict = {f: ds for f, ds in members}
+    slices = [s for f, ds in members for s in _slices_of(f, ds)]
+    shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
+    if len(shapes) > 1:
+        raise DicomSeriesError(f"the images of series {uid!r} have different sizes {sorted(shapes)}")
+    slices, normal = _order_and_check(slices, header_of)
+
+    from tqdm.auto import tqdm
+
+    rows, cols = shapes.pop()
+    stack = np.empty((len(slices), rows, cols), dtype=np.float64)
+    padding = np.zeros(stack.shape, dtype=bool)
+    is_ct = str(first_ds.get("Modality", "")).upper() == "CT"
+    for k, s in enumerate(tqdm(slices, desc="DICOM", unit="slice", disable=not progress)):
+        stack[k] = _rescaled(s, header_of)
+        if pad_to_air and is_ct:
+            padding[k] = _padding_mask(_pixels(s, header_of), header_of[("full", s.path)])
+        if s.frame is None:  # keep at most one decoded single-frame file in memory
+            header_of.pop(("full", s.path), None)
+    if pad_to_air and is_ct and not padding.any() and "PixelPaddingValue" not in first_ds:
+        low = stack.min()
+        if low < _PADDING_BELOW_HU:
+            padding = stack == low
+    stack[padding] = AIR_HU
+
+    # Geometry in LPS, then RAS+ (nibabel's convention).
+    first, last = slices[0], slices[-1]
+    row, col = first.orientation[:3], first.orientation[3:]
+    d_row, d_col = first.spacing  # PixelSpacing = (spacing between rows, between columns)
+    if len(slices) > 1:
+        step = (last.position - first.position) / (len(slices) - 1)
+    else:
+        thickness = first.thickness or float(first_ds.get("SpacingBetweenSlices", 0) or 0) or 1.0
+        step = normal * thickness
+    lps = np.eye(4)
+    lps[:3, 0] = row * d_col
+    lps[:3, 1] = col * d_row
+    lps[:3, 2] = step
+    lps[:3, 3] = first.position
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    volume = np.transpose(stack, (2, 1, 0))  # (slices, rows, cols) -> (X = cols, Y = rows, Z = slices)
+    volume, affine, axcodes = _reorient(volume, affine, codes)
+    volume = np.ascontiguousarray(volume, dtype=np.float32)
+
+    slope = first.rescale[0] if first.rescale else float(first_ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = first.rescale[1] if first.rescale else float(first_ds.get("RescaleIntercept", 0.0) or 0.0)
+    extra = {}
+    for key in _EXTRA_KEYS:
+        value = first_ds.get(key)
+        if value not in (None, ""):
+            extra[key] = value if isinstance(value, (str, int, float)) else str(value)
+    _, ts_name = _transfer_syntax(first_ds)
+    info = DicomSeriesInfo(
+        series_uid=uid,
+        series_description=str(first_ds.get("SeriesDescription", "") or ""),
+        modality=str(first_ds.get("Modality", "") or ""),
+        shape=tuple(int(n) for n in volume.shape),  # type: ignore[arg-type]
+        voxel_size=tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0)),  # type: ignore[arg-type]
+        slice_spacing=float(np.linalg.norm(step)),
+        orientation=axcodes,
+        rescale_slope=slope,
+        rescale_intercept=intercept,
+        padding_voxels=int(padding.sum()),
+        transfer_syntax=ts_name,
+        files=tuple(str(s.path) if s.frame is None else f"{s.path}[{s.frame}]" for s in slices),
+        extra=extra,
+    )
+    return volume, affine, info
+
+
+def dicom_to_nifti(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    series_uid: str | None = None,
+    *,
+    orientation: str | None = "LAS",
+    pad_to_air: bool = True,
+    progress: bool = False,
+) -> Path:
+    """Convert one DICOM series to a NIfTI file (written atomically).
+
+    Same reading rules as :func:`read_dicom_series`; the file holds the float32 volume with its
+    affine as sform and qform (scanner coordinates, mm).
+
+    Args:
+        src: DICOM folder or file.
+        dst: ``.nii`` or ``.nii.gz`` path; its folder must exist.
+        series_uid: which series, when ``src`` holds several.
+        orientation: axis codes of the stored array (default ``"LAS"``, as dicom2nifti).
+        pad_to_air: set CT padding voxels to -1024 HU.
+        progress: show a progress bar.
+
+    Returns:
+        ``dst`` as a Path.
+
+    Raises:
+        ValueError: ``dst`` does not end in .nii/.nii.gz, or see :func:`read_dicom_series`.
+        FileNotFoundError: ``src`` or the folder of ``dst`` does not exist.
+
+    Example:
+        >>> dicom_to_nifti("ct_head/", "ct_head.nii.gz")   # doctest: +SKIP
+    """
+    dst = Path(dst)
+    if not (dst.name.endswith(".nii") or dst.name.endswith(".nii.gz")):
+        raise ValueError(f"dst must end in .nii or .nii.gz, got {str(dst)!r}")
+    if not dst.parent.is_dir():
+        raise FileNotFoundError(f"dst folder {str(dst.parent)!r} does not exist")
+    volume, affine, _ = read_dicom_series(
+        src, series_uid, orientation=orientation, pad_to_air=pad_to_air, progress=progress
+    )
+    return save_nifti(dst, volume, affine=affine)
