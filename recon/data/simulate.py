@@ -38,6 +38,7 @@ __all__ = [
     "SimulatedVolume",
     "birdcage_maps",
     "smooth_phase",
+    "b0_phase",
     "noise_covariance",
     "simulate_multicoil",
     "write_simulated",
@@ -67,6 +68,15 @@ class SimulationConfig:
             None rounds each dimension up to a multiple of 16.
         intensity_scale: images are divided by the volume maximum and multiplied by this.
         acquisition: the ``acquisition`` attribute written to files (e.g. ``"AXT1"``).
+        coil_rotation: rotation of the coil ring, radians (0: sigpy's layout).
+        coil_offset: ``(dy, dx)`` shift of the ring's centre relative to the half FOV (a
+            head off the coil's centre); ``coil_radius - |coil_offset|`` must stay > 1.
+        b0_amplitude: peak absolute value, radians, of an added B0-like phase: a few
+            localised Gaussian off-resonance blobs (susceptibility near air-tissue
+            boundaries), on top of the smooth phase. 0 adds nothing.
+        phase_encoding: ``"width"`` (default: the images' columns are phase encoded) or
+            ``"height"``: the images are turned by 90 degrees first, so their vertical axis
+            is phase encoded (stored data keep fastMRI's layout: phase encoding along W).
     """
 
     num_coils: int = 8
@@ -79,6 +89,10 @@ class SimulationConfig:
     matrix_size: tuple[int, int] | None = None
     intensity_scale: float = 1e-3
     acquisition: str = "SIM"
+    coil_rotation: float = 0.0
+    coil_offset: tuple[float, float] = (0.0, 0.0)
+    b0_amplitude: float = 0.0
+    phase_encoding: str = "width"
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_coils, (int, np.integer)) or self.num_coils < 1:
@@ -101,6 +115,18 @@ class SimulationConfig:
             raise ValueError(f"matrix_size must be (H, W) with both >= 2, got {self.matrix_size!r}")
         if not self.intensity_scale > 0:
             raise ValueError(f"intensity_scale must be positive, got {self.intensity_scale!r}")
+        if not np.isfinite(self.coil_rotation):
+            raise ValueError(f"coil_rotation must be a finite number (radians), got {self.coil_rotation!r}")
+        if len(self.coil_offset) != 2 or not all(np.isfinite(v) for v in self.coil_offset) \
+                or not self.coil_radius - float(np.hypot(*self.coil_offset)) > 1.0:
+            raise ValueError(
+                "coil_offset must be (dy, dx) with coil_radius - |coil_offset| > 1 (coils outside the FOV), "
+                f"got {self.coil_offset!r} with coil_radius {self.coil_radius!r}"
+            )
+        if not self.b0_amplitude >= 0:
+            raise ValueError(f"b0_amplitude must be >= 0 (radians), got {self.b0_amplitude!r}")
+        if self.phase_encoding not in ("width", "height"):
+            raise ValueError(f"phase_encoding must be 'width' or 'height', got {self.phase_encoding!r}")
 
 
 class SimulatedVolume(NamedTuple):
@@ -132,19 +158,79 @@ def _birdcage_cached(num_coils: int, height: int, width: int, coil_radius: float
     return maps
 
 
-def birdcage_maps(num_coils: int, shape: tuple[int, int], coil_radius: float = 1.5) -> np.ndarray:
-    """Birdcage coil sensitivities from ``sigpy.mri.birdcage_maps``, RSS-normalised to 1.
+@functools.lru_cache(maxsize=8)
+def _birdcage_moved(
+    num_coils: int, height: int, width: int, coil_radius: float, rotation: float, offset: tuple[float, float]
+) -> np.ndarray:
+    # sigpy.mri.birdcage_maps' model (a 1/r magnitude and the angle as phase around each coil),
+    # with the ring turned by ``rotation`` and its centre moved by ``offset``
+    c, y, x = np.mgrid[:num_coils, :height, :width]
+    angle = c * (2 * np.pi / num_coils) + rotation
+    coilx = coil_radius * np.cos(angle) + offset[1]
+    coily = coil_radius * np.sin(angle) + offset[0]
+    x_co = (x - width / 2.0) / (width / 2.0) - coilx
+    y_co = (y - height / 2.0) / (height / 2.0) - coily
+    out = (1.0 / np.sqrt(x_co**2 + y_co**2)) * np.exp(1j * (np.arctan2(x_co, -y_co) - angle))
+    out /= np.sqrt((np.abs(out) ** 2).sum(0))
+    maps = out.astype(np.complex64)
+    maps.setflags(write=False)
+    return maps
+
+
+def birdcage_maps(
+    num_coils: int,
+    shape: tuple[int, int],
+    coil_radius: float = 1.5,
+    rotation: float = 0.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """Birdcage coil sensitivities (``sigpy.mri.birdcage_maps``' model), RSS-normalised to 1.
 
     Args:
         num_coils: coils, evenly spaced on a ring.
         shape: image grid ``(H, W)``.
         coil_radius: ring radius relative to the half FOV.
+        rotation: rotation of the ring, radians.
+        offset: ``(dy, dx)`` shift of the ring's centre relative to the half FOV.
 
     Returns:
         complex64 ``(num_coils, H, W)`` (a read-only array shared between calls).
     """
     height, width = (int(v) for v in shape)
-    return _birdcage_cached(int(num_coils), height, width, float(coil_radius))
+    if rotation == 0.0 and tuple(offset) == (0.0, 0.0):
+        return _birdcage_cached(int(num_coils), height, width, float(coil_radius))
+    return _birdcage_moved(
+        int(num_coils), height, width, float(coil_radius), float(rotation), (float(offset[0]), float(offset[1]))
+    )
+
+
+def b0_phase(shape: Sequence[int], rng: np.random.Generator, amplitude: float, num_blobs: int = 3) -> np.ndarray:
+    """A B0-like (off-resonance) phase: a sum of ``num_blobs`` Gaussian blobs of random sign,
+    centre and width (8-25 % of the FOV), scaled to peak ``amplitude`` radians.
+
+    Args:
+        shape: 2-D grid ``(H, W)``.
+        rng: numpy Generator.
+        amplitude: peak absolute value, radians.
+        num_blobs: number of blobs.
+
+    Returns:
+        float32 ``(H, W)``.
+    """
+    height, width = (int(v) for v in shape)
+    if amplitude == 0:
+        return np.zeros((height, width), dtype=np.float32)
+    y = (np.arange(height) - height / 2.0)[:, None] / height
+    x = (np.arange(width) - width / 2.0)[None, :] / width
+    field = np.zeros((height, width))
+    for _ in range(num_blobs):
+        cy, cx = rng.uniform(-0.3, 0.3, 2)
+        sy, sx = rng.uniform(0.08, 0.25, 2)
+        field += rng.choice((-1.0, 1.0)) * np.exp(-0.5 * (((y - cy) / sy) ** 2 + ((x - cx) / sx) ** 2))
+    peak = np.abs(field).max()
+    if peak > 0:
+        field *= amplitude / peak
+    return field.astype(np.float32)
 
 
 def smooth_phase(
@@ -262,6 +348,8 @@ def simulate_multicoil(
     if images.ndim != 3 or min(images.shape) < 1:
         raise ValueError(f"images must be (slices, H, W) or (H, W), got shape {images.shape}")
     images = images.astype(np.float32)
+    if config.phase_encoding == "height":
+        images = np.ascontiguousarray(np.rot90(images, k=1, axes=(-2, -1)))
     if not np.all(np.isfinite(images)) or images.min() < 0:
         raise ValueError("images must be finite and non-negative (magnitude images)")
     peak = float(images.max())
@@ -278,10 +366,12 @@ def simulate_multicoil(
 
     phase = smooth_phase(magnitude.shape if magnitude.shape[0] > 1 else enc_size, rng,
                          config.phase_amplitude, config.phase_order)
+    if config.b0_amplitude > 0:
+        phase = phase + b0_phase(enc_size, rng, config.b0_amplitude)
     image = (magnitude * np.exp(1j * phase)).astype(np.complex64)
     if image.ndim == 2:
         image = image[None]
-    maps = birdcage_maps(config.num_coils, enc_size, config.coil_radius)
+    maps = birdcage_maps(config.num_coils, enc_size, config.coil_radius, config.coil_rotation, config.coil_offset)
     coil_images = image[:, None] * maps[None]  # (S, C, H, W)
     kspace = _fft2c(coil_images).astype(np.complex64, copy=False)
 
