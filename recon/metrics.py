@@ -17,6 +17,15 @@ which calls scikit-image), computed with numpy/scipy only:
 All four return a numpy ``float64`` scalar. fastMRI returns the same values in assorted
 containers (``ssim`` a shape ``(1,)`` array, ``nmse`` a 0-d array, ``mse`` the input dtype).
 
+Degenerate targets have defined behaviour, never a silent ``-inf`` or ``NaN``: ``psnr`` and
+``ssim`` need a positive peak, so without ``maxval`` a ``gt`` whose maximum is not positive
+(all zero, or all negative) raises ``ValueError`` naming ``gt`` (fastMRI returns ``-inf`` /
+``NaN`` there); with an explicit positive ``maxval`` both are finite (``ssim`` of two equal
+constant images is 1). ``nmse`` of an all-zero ``gt`` raises ``ValueError``. ``psnr`` of
+identical volumes is ``+inf`` (no error at all), as in scikit-image. Values so large (or a
+``maxval`` so small) that float32 arithmetic would overflow or underflow are computed in
+float64 instead.
+
 :class:`SSIMLoss` is the differentiable torch counterpart used for training (``1 - SSIM`` with
 the same window and constants, no border padding), numerically equal to
 ``fastmri.losses.SSIMLoss``; :func:`ssim_torch` is its functional form.
@@ -33,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Union
 
@@ -110,6 +120,20 @@ def _scalar_maxval(maxval: object):
     return maxval
 
 
+def _data_range(metric: str, gt: np.ndarray, maxval: object):
+    """``maxval`` (checked) or the peak ``gt.max()``, which must be positive."""
+    _check_maxval(maxval)
+    if maxval is not None:
+        return _scalar_maxval(maxval)
+    peak = gt.max()
+    if not peak > 0:
+        raise ValueError(
+            f"{metric} needs a positive peak, but gt (the target) has maximum {float(peak)!r} "
+            f"({'all zero' if not gt.any() else 'no positive value'}): pass maxval= explicitly"
+        )
+    return peak
+
+
 def mse(gt: ArrayLike, pred: ArrayLike) -> np.float64:
     """Mean squared error ``mean((gt - pred)**2)`` (fastMRI ``evaluate.mse``).
 
@@ -172,22 +196,37 @@ def psnr(gt: ArrayLike, pred: ArrayLike, maxval: Optional[float] = None) -> np.f
 
     Raises:
         TypeError: complex or non-numeric input.
-        ValueError: shapes differ, empty input, NaN or inf, or ``maxval`` not positive.
+        ValueError: shapes differ, empty input, NaN or inf, ``maxval`` not positive, or no
+            ``maxval`` and a ``gt`` without a positive value (all zero: the peak is undefined).
     """
     gt, pred = _pair(gt, pred)
-    _check_maxval(maxval)
-    data_range = gt.max() if maxval is None else _scalar_maxval(maxval)
+    data_range = _data_range("psnr", gt, maxval)
     work = _float_type(gt.dtype, pred.dtype)
     diff = gt.astype(work, copy=False) - pred.astype(work, copy=False)
     err = np.mean(diff**2, dtype=np.float64)
+    largest = float(np.abs(diff).max())
+    if not np.isfinite(err) or 0 < largest < 1e-18:  # float32 squares over/underflowed
+        diff = gt.astype(np.float64) - pred.astype(np.float64)
+        err = np.mean(diff**2)
     data_range = float(data_range)
     with np.errstate(divide="ignore"):
         return np.float64(10 * np.log10((data_range**2) / err))
 
 
-def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range) -> np.float64:
+def _ssim_work_type(gt: np.ndarray, pred: np.ndarray, data_range) -> np.dtype:
+    """scikit-image's precision (from the first image only), or float64 where float32 would
+    overflow (squares of huge values) or underflow (the constants of a tiny data range)."""
+    work = _float_type(gt.dtype)
+    if work == np.float32:
+        finfo = np.finfo(np.float32)
+        peak = max(float(np.abs(gt).max()), float(np.abs(pred).max()))
+        if peak**2 * _WIN_SIZE**2 > float(finfo.max) / 16 or (_K1 * float(data_range)) ** 2 < float(finfo.tiny) * 1e6:
+            work = np.dtype(np.float64)
+    return work
+
+
+def _ssim_slice(x: np.ndarray, y: np.ndarray, data_range, work: np.dtype) -> np.float64:
     """Mean SSIM of two 2-D images (scikit-image semantics, uniform 7x7 window)."""
-    work = _float_type(x.dtype)  # scikit-image takes its precision from the first image only
     x = x.astype(work, copy=False)
     y = y.astype(work, copy=False)
     cov_norm = _WIN_SIZE**2 / (_WIN_SIZE**2 - 1)
@@ -228,7 +267,8 @@ def ssim(gt: ArrayLike, pred: ArrayLike, maxval: Optional[float] = None) -> np.f
     Raises:
         TypeError: complex or non-numeric input.
         ValueError: not 3-D, shapes differ, slices smaller than 7x7, empty input, NaN or inf,
-            or ``maxval`` not positive.
+            ``maxval`` not positive, or no ``maxval`` and a ``gt`` without a positive value
+            (all zero: the data range is undefined).
 
     Example:
         >>> import numpy as np
@@ -244,11 +284,13 @@ def ssim(gt: ArrayLike, pred: ArrayLike, maxval: Optional[float] = None) -> np.f
             f"gt and pred slices must be at least {_WIN_SIZE}x{_WIN_SIZE} for the SSIM window, "
             f"got shape {gt.shape}"
         )
-    _check_maxval(maxval)
-    data_range = gt.max() if maxval is None else _scalar_maxval(maxval)
+    data_range = _data_range("ssim", gt, maxval)
+    work = _ssim_work_type(gt, pred, data_range)
+    if work != _float_type(gt.dtype):  # promoted: the constants in float64 too
+        data_range = float(data_range)
     total = np.float64(0.0)
     for index in range(gt.shape[0]):
-        total = total + _ssim_slice(gt[index], pred[index], data_range)
+        total = total + _ssim_slice(gt[index], pred[index], data_range, work)
     return np.float64(total / gt.shape[0])
 
 
@@ -289,8 +331,18 @@ def _window(win_size: int, like: torch.Tensor, buffer: Optional[torch.Tensor] = 
     return torch.full((1, 1, win_size, win_size), 1.0 / win_size**2, dtype=like.dtype, device=like.device)
 
 
+def _range_floor(dtype: torch.dtype, k1: float, k2: float) -> float:
+    """Smallest data range whose SSIM constants ``c1 * c2`` stay normal numbers in ``dtype``
+    (times 10); float32's for half precision, which has no useful floor."""
+    finfo = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32)
+    return 10 * math.sqrt(math.sqrt(finfo.tiny) / (k1 * k2))
+
+
 def _ssim_map(X, Y, data_range, win_size, k1, k2, weight):
-    data_range = data_range[:, None, None, None]
+    # an all-zero target (an empty slice) has data range 0 and two constant windows then give
+    # 0 / 0: the floor keeps the constants positive (SSIM of equal constant images is 1)
+    # without a device synchronisation; real data ranges are orders of magnitude above it
+    data_range = data_range.clamp_min(_range_floor(X.dtype, k1, k2))[:, None, None, None]
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     count = win_size**2
@@ -335,7 +387,10 @@ def ssim_torch(
     Args:
         X: images ``(B, 1, H, W)``.
         Y: images, same shape.
-        data_range: ``(B,)`` per-image data range (a number or 0-d tensor is broadcast).
+        data_range: ``(B,)`` per-image data range (a number or 0-d tensor is broadcast);
+            values below ~2e-7 in float32 (~1e-75 in float64), e.g. of an all-zero target,
+            are raised to that floor, so the result is finite (1 for two equal constant
+            images) where fastMRI's loss gives NaN.
         win_size: side of the square window.
         k1: constant ``C1 = (k1 * data_range)**2``.
         k2: constant ``C2 = (k2 * data_range)**2``.
