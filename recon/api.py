@@ -8,12 +8,10 @@ magnitude image of the input's kind and leading shape.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -24,6 +22,7 @@ from recon.classical.espirit import calibration_shape, sampling_pattern
 from recon.ops._checks import describe
 from recon.ops.coils import rss_complex, sens_expand
 from recon.ops.fft import ifft2c
+from recon.train.checkpoint import bundled_weights, load_model, resolve_weights
 
 __all__ = ["reconstruct", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
 
@@ -34,7 +33,6 @@ METHODS = ("zero_filled", "sense", "cs", "tv", "unet", "cascade", "varnet")
 #: the method used when none is given (see docs/reconstruct.md for the measurements behind it)
 DEFAULT_METHOD = "cs"
 LEARNED = ("unet", "cascade", "varnet")
-WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 Array = Union[np.ndarray, torch.Tensor]
 
@@ -152,159 +150,6 @@ def _check_method(method: object) -> str:
 
 # --------------------------------------------------------------------------------------------
 # learned models
-
-
-def bundled_weights() -> dict[str, Path]:
-    """Checkpoints bundled in ``data/weights/``: name (file stem) -> path."""
-    from recon.data.sample import data_dir
-
-    folder = data_dir() / "weights"
-    if not folder.is_dir():
-        return {}
-    return {
-        p.name[: -len(p.suffix)]: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix in WEIGHT_SUFFIXES
-    }
-
-
-def _resolve_weights(method: str, weights: object) -> Path:
-    bundled = bundled_weights()
-    available = ", ".join(sorted(bundled)) or "none"
-    if weights is None:
-        matches = [name for name in bundled if name == method or name.startswith(f"{method}_")]
-        if not matches:
-            raise FileNotFoundError(
-                f"method {method!r} needs weights=: a checkpoint path or the name of a bundled "
-                f"checkpoint; bundled checkpoints available: {available}"
-            )
-        return bundled[sorted(matches)[0]]
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be a path or a bundled checkpoint name, got {describe(weights)}")
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return path
-    name = str(weights)
-    for suffix in ("",) + WEIGHT_SUFFIXES:
-        if name.endswith(suffix) and name[: len(name) - len(suffix)] in bundled:
-            return bundled[name[: len(name) - len(suffix)]]
-    raise FileNotFoundError(
-        f"weights {name!r} is neither an existing file nor a bundled checkpoint; "
-        f"bundled checkpoints available: {available}"
-    )
-
-
-_PREFIXES = ("varnet.", "unet.", "model.", "module.", "net.", "cascade.")
-
-
-def _state_dict(checkpoint: object, path: Path) -> tuple[dict, dict]:
-    """Checkpoint -> (state_dict with training prefixes removed, hyper-parameters)."""
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"weights file {str(path)!r} does not hold a state_dict (got {type(checkpoint).__name__})")
-    hparams = checkpoint.get("hyper_parameters") or checkpoint.get("hparams") or {}
-    state = checkpoint.get("state_dict", checkpoint.get("model", checkpoint))
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weights file {str(path)!r} does not hold a state_dict of tensors")
-    keys = list(state)
-    for prefix in _PREFIXES:
-        if all(k.startswith(prefix) for k in keys):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-            break
-    return state, dict(hparams) if isinstance(hparams, dict) else {}
-
-
-def _count(state: dict, prefix: str) -> int:
-    indices = {k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}
-    return len({i for i in indices if i.isdigit()})
-
-
-def _infer_kwargs(method: str, state: dict) -> dict:
-    """Architecture hyper-parameters read off the parameter shapes (fastMRI names)."""
-    kwargs: dict = {}
-    try:
-        if method == "varnet":
-            kwargs["num_cascades"] = _count(state, "cascades.")
-            unet = "cascades.0.model.unet."
-            kwargs["chans"] = state[f"{unet}down_sample_layers.0.layers.0.weight"].shape[0]
-            kwargs["pools"] = _count(state, f"{unet}down_sample_layers.")
-            sens = "sens_net.norm_unet.unet."
-            kwargs["sens_chans"] = state[f"{sens}down_sample_layers.0.layers.0.weight"].shape[0]
-            kwargs["sens_pools"] = _count(state, f"{sens}down_sample_layers.")
-        elif method == "unet":
-            first = state["down_sample_layers.0.layers.0.weight"]
-            kwargs["in_chans"] = first.shape[1]
-            kwargs["chans"] = first.shape[0]
-            kwargs["num_pool_layers"] = _count(state, "down_sample_layers.")
-            kwargs["out_chans"] = state["up_conv.{}.1.weight".format(kwargs["num_pool_layers"] - 1)].shape[0]
-        elif method == "cascade":
-            kwargs["num_cascades"] = _count(state, "cascades.")
-            kwargs["num_convs"] = _count(state, "cascades.0.convs.")
-            kwargs["num_filters"] = state["cascades.0.convs.0.weight"].shape[0]
-            sens = "sens_net.norm_unet.unet."
-            if f"{sens}down_sample_layers.0.layers.0.weight" in state:
-                kwargs["sens_chans"] = state[f"{sens}down_sample_layers.0.layers.0.weight"].shape[0]
-                kwargs["sens_pools"] = _count(state, f"{sens}down_sample_layers.")
-            else:
-                kwargs["sens_chans"] = 0
-    except (KeyError, IndexError) as err:
-        raise ValueError(f"the weights do not look like a {method} checkpoint (missing {err})") from err
-    if any(value == 0 for key, value in kwargs.items() if key != "sens_chans"):
-        raise ValueError(f"the weights do not look like a {method} checkpoint (no {method} layers found)")
-    return kwargs
-
-
-def load_model(method: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:
-    """Build the network of a learned ``method`` and load ``weights`` into it.
-
-    Accepts bare state_dicts (fastMRI's released ``*_state_dict.pt``) and PyTorch-Lightning
-    ``.ckpt`` files (``state_dict`` with ``varnet.`` / ``unet.`` prefixes, and
-    ``hyper_parameters``).  Architecture sizes come from ``hyper_parameters`` when present,
-    otherwise from the parameter shapes.
-
-    Args:
-        method: ``"unet"``, ``"varnet"`` or ``"cascade"``.
-        weights: a checkpoint path or the name of a checkpoint in ``data/weights/``
-            (``None``: the bundled checkpoint named after ``method``).
-
-    Returns:
-        The model in eval mode, on the CPU.
-
-    Raises:
-        FileNotFoundError: no such file and no such bundled checkpoint.
-        ValueError: the file is not a checkpoint, or its tensors do not fit the model.
-    """
-    method = _check_method(method)
-    if method not in LEARNED:
-        raise ValueError(f"load_model needs a learned method ({', '.join(LEARNED)}), got {method!r}")
-    path = _resolve_weights(method, weights)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(
-            f"could not read weights file {str(path)!r} as a PyTorch checkpoint "
-            f"(tensors and plain containers only): {err}".splitlines()[0]
-        ) from err
-    state, hparams = _state_dict(checkpoint, path)
-    try:
-        from recon import models
-    except ImportError as err:  # pragma: no cover - models ship with recon
-        raise ValueError(f"learned methods need recon.models, which failed to import: {err}") from err
-    cls = {"unet": models.Unet, "varnet": models.VarNet, "cascade": models.CascadeNet}[method]
-    if cls is None:
-        raise ValueError(f"the {method} model is not available in this installation of recon.models")
-    params = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in hparams.items() if k in params}
-    for key, value in _infer_kwargs(method, state).items():
-        kwargs.setdefault(key, value)
-    try:
-        model = cls(**kwargs)
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"weights {str(path)!r} do not fit the {method} model built with {kwargs}: {first}"
-        ) from err
-    return model.eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,7 +338,8 @@ def reconstruct(
 
     model = None
     if method in LEARNED:
-        model = load_model(method, weights).to(dev)
+        path = resolve_weights(method, weights, bundled_weights())
+        model = load_model(path, model_name=method, map_location=dev, cached=True)[0]
         dtype = torch.float32
 
     if batch_size is None:

@@ -23,16 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from recon.ops._checks import check_complex_view, describe
-from recon.ops.fft import fft2c, ifft2c
+from recon.models._kspace import LowFrequencies, check_kspace_and_mask
 from recon.models.unet import preferred_memory_format
-from recon.models.varnet import (
-    LowFrequencies,
-    SensitivityModel,
-    _check_kspace_and_mask,
-    coil_expand,
-    coil_reduce,
-)
+from recon.models.varnet import SensitivityModel
+from recon.ops._checks import check_complex_view, describe
+from recon.ops.coils import sens_expand, sens_reduce
+from recon.ops.consistency import soft_dc
+from recon.ops.fft import fft2c, ifft2c
 
 __all__ = ["CascadeNet", "CascadeBlock"]
 
@@ -108,16 +105,11 @@ class CascadeBlock(nn.Module):
         Returns:
             Updated k-space ``(B, C, H, W, 2)``.
         """
-        if sens_maps is None:
-            image = ifft2c(kspace)
-        else:
-            image = coil_reduce(kspace, sens_maps)
+        image = ifft2c(kspace) if sens_maps is None else sens_reduce(kspace, sens_maps)
         image = self.cnn(image / scale) * scale
-        pred = fft2c(image) if sens_maps is None else coil_expand(image, sens_maps)
-        lam = self.dc_lambda.abs().to(pred.dtype) if self.learn_lambda else self.dc_lambda.to(pred.dtype)
-        # lambda = 0 gives (k + 0 k0) / 1 = k on the mask: hard replacement needs the k0 branch.
-        blended = torch.where(lam > 0, (pred + lam * ref_kspace) / (1 + lam), ref_kspace)
-        return torch.where(mask, blended, pred)
+        pred = fft2c(image) if sens_maps is None else sens_expand(image, sens_maps)
+        lam = self.dc_lambda.abs() if self.learn_lambda else self.dc_lambda
+        return soft_dc(pred, ref_kspace, mask, lam.to(pred.dtype))
 
 
 class CascadeNet(nn.Module):
@@ -192,7 +184,7 @@ class CascadeNet(nn.Module):
             TypeError, ValueError: for malformed inputs, or multi-coil input with neither
                 ``sens_maps`` nor a sensitivity model.
         """
-        mask = _check_kspace_and_mask(masked_kspace, mask)
+        mask = check_kspace_and_mask(masked_kspace, mask)
         if masked_kspace.dtype not in (torch.float32, torch.float64):
             masked_kspace = masked_kspace.float()
         b, c = masked_kspace.shape[:2]
@@ -211,7 +203,7 @@ class CascadeNet(nn.Module):
                     "no sensitivity model (sens_chans=0)"
                 )
             sens_maps = self.sens_net._forward(masked_kspace, mask, num_low_frequencies)
-        zero_filled = ifft2c(masked_kspace) if sens_maps is None else coil_reduce(masked_kspace, sens_maps)
+        zero_filled = ifft2c(masked_kspace) if sens_maps is None else sens_reduce(masked_kspace, sens_maps)
         scale = zero_filled.detach().reshape(b, -1).std(dim=1).clamp_min(1e-12).view(b, 1, 1, 1, 1)
         del zero_filled
         use_checkpoint = self.checkpoint_cascades and torch.is_grad_enabled() and self.training

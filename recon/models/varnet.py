@@ -2,7 +2,7 @@
 
 :class:`VarNet`, :class:`VarNetBlock` and :class:`SensitivityModel` have fastMRI's constructor
 arguments, defaults, forward signatures and parameter names: an official fastMRI checkpoint
-loads with ``load_state_dict`` (or :meth:`VarNet.from_checkpoint`) and gives the same output.
+loads with ``load_state_dict`` (or :func:`recon.train.load_model`) and gives the same output.
 
 The cascade is ``k <- k - m (k - k0) w - F S NormUnet(sum_c conj(S_c) F^-1 k_c)``; the model
 returns ``rss(|F^-1 k|)`` over coils, ``(B, H, W)``.
@@ -11,8 +11,9 @@ Differences from fastMRI that do not change the numbers (float32 rounding only):
 
 * the centred FFTs are :func:`recon.ops.fft2c` / :func:`recon.ops.ifft2c` (sign modulation
   instead of rolls);
-* the coil combination and expansion multiply in complex arithmetic in one pass, and the
-  soft data consistency is one ``torch.where``;
+* the coil combination and expansion are :func:`recon.ops.sens_reduce` /
+  :func:`recon.ops.sens_expand` (one complex multiply eagerly, real arithmetic under
+  ``torch.compile``), the soft data consistency :func:`recon.ops.varnet_soft_dc`;
 * the centre of k-space for the sensitivity estimate is selected with one ``torch.where``
   over a column mask instead of a Python loop over the batch;
 * optional gradient checkpointing (``checkpoint_cascades=True``) recomputes each cascade and
@@ -24,103 +25,18 @@ Differences from fastMRI that do not change the numbers (float32 rounding only):
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping
-from typing import Optional, Union
-
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from recon.ops._checks import check_complex_view, check_mask_broadcasts, describe
-from recon.ops.coils import sens_expand, sens_reduce
-from recon.ops.fft import fft2c, ifft2c
+from recon.models._kspace import LowFrequencies, check_kspace_and_mask, low_frequency_columns
 from recon.models.unet import NormUnet
+from recon.ops import coils
+from recon.ops._checks import describe
+from recon.ops.consistency import varnet_soft_dc
+from recon.ops.fft import ifft2c
 
 __all__ = ["VarNet", "VarNetBlock", "SensitivityModel"]
-
-LowFrequencies = Optional[Union[int, torch.Tensor]]
-
-
-# ----------------------------------------------------------------------------- helpers
-def _as_complex(x: torch.Tensor) -> torch.Tensor:
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    if x.stride(-1) != 1 or any(s % 2 for s in x.stride()[:-1]):
-        x = x.contiguous()
-    return torch.view_as_complex(x)
-
-
-def coil_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
-    """``sum_c conj(S_c) F^-1 k_c``: ``(B, C, H, W, 2)`` k-space -> ``(B, 1, H, W, 2)`` image.
-
-    Same maths as :func:`recon.ops.sens_reduce`, computed with one complex multiply-sum in
-    eager mode.  Under ``torch.compile`` the real-arithmetic :func:`recon.ops.sens_reduce` is
-    used instead: it fuses, and Inductor (torch 2.13) miscompiles the gradient graph of
-    ``view_as_complex`` / ``view_as_real`` chains around a U-Net.
-    """
-    if torch.compiler.is_compiling():
-        return sens_reduce(kspace, sens_maps)
-    coil_images = _as_complex(ifft2c(kspace))
-    combined = (coil_images * _as_complex(sens_maps).conj()).sum(dim=1, keepdim=True)
-    return torch.view_as_real(combined)
-
-
-def coil_expand(image: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
-    """``F(S_c x)``: ``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` k-space.
-
-    Same maths as :func:`recon.ops.sens_expand`, computed with one complex multiply (the
-    real-arithmetic :func:`recon.ops.sens_expand` under ``torch.compile``, see :func:`coil_reduce`).
-    """
-    if torch.compiler.is_compiling():
-        return sens_expand(image, sens_maps)
-    return fft2c(torch.view_as_real(_as_complex(image) * _as_complex(sens_maps)))
-
-
-def _check_kspace_and_mask(masked_kspace: object, mask: object) -> torch.Tensor:
-    check_complex_view("masked_kspace", masked_kspace, min_ndim=5)
-    if masked_kspace.ndim != 5:
-        raise ValueError(f"masked_kspace must be (B, C, H, W, 2), got {describe(masked_kspace)}")
-    check_mask_broadcasts(mask, masked_kspace.shape, "masked_kspace")
-    if mask.ndim != 5:
-        raise ValueError(f"mask must be 5-D, e.g. (B, 1, 1, W, 1); got {describe(mask)}")
-    return mask if mask.dtype == torch.bool else mask != 0
-
-
-def _low_frequency_columns(
-    mask: torch.Tensor, num_low_frequencies: LowFrequencies, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(pad, num_low_freqs)``, each ``(B,)`` long: the fully sampled centre columns.
-
-    fastMRI's rule: without ``num_low_frequencies`` (``None`` or 0) the centre block is the
-    largest symmetric run of sampled columns around ``W // 2`` (at least 1 column), and
-    ``pad = (W - num_low_freqs + 1) // 2``.  Zero entries of a ``(B,)`` tensor fall back to
-    the mask for their sample.
-    """
-    given = None
-    if isinstance(num_low_frequencies, torch.Tensor):
-        given = num_low_frequencies.to(device=mask.device, dtype=torch.long).reshape(-1)
-        given = given.expand(mask.shape[0])
-    elif num_low_frequencies is not None:
-        if not isinstance(num_low_frequencies, int) or isinstance(num_low_frequencies, bool) \
-                or num_low_frequencies < 0:
-            raise ValueError(
-                "num_low_frequencies must be None, a non-negative int or a (B,) tensor, "
-                f"got {describe(num_low_frequencies)}"
-            )
-        if num_low_frequencies > 0:
-            given = torch.full((mask.shape[0],), num_low_frequencies, dtype=torch.long, device=mask.device)
-    columns = mask[:, 0, 0, :, 0].to(torch.int8)
-    cent = columns.shape[1] // 2
-    left = torch.argmin(columns[:, :cent].flip(1), dim=1)
-    right = torch.argmin(columns[:, cent:], dim=1)
-    from_mask = torch.clamp(2 * torch.minimum(left, right), min=1)
-    # per sample: the given count, or the mask's centre block where none (0) is given
-    low = from_mask if given is None else torch.where(given > 0, given, from_mask)
-    low = low.to(torch.long)
-    pad = torch.div(width - low + 1, 2, rounding_mode="floor")
-    return pad, low
 
 
 class SensitivityModel(nn.Module):
@@ -160,7 +76,7 @@ class SensitivityModel(nn.Module):
         self, mask: torch.Tensor, num_low_frequencies: LowFrequencies = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """fastMRI's ``(pad, num_low_freqs)`` ``(B,)`` for ``mask`` ``(B, 1, 1, W, 1)``."""
-        return _low_frequency_columns(mask, num_low_frequencies, mask.shape[-2])
+        return low_frequency_columns(mask, num_low_frequencies, mask.shape[-2])
 
     def forward(
         self,
@@ -183,7 +99,7 @@ class SensitivityModel(nn.Module):
             TypeError, ValueError: for a malformed ``masked_kspace``, ``mask`` or
                 ``num_low_frequencies``.
         """
-        mask = _check_kspace_and_mask(masked_kspace, mask)
+        mask = check_kspace_and_mask(masked_kspace, mask)
         return self._forward(masked_kspace, mask, num_low_frequencies)
 
     def _forward(
@@ -191,7 +107,7 @@ class SensitivityModel(nn.Module):
     ) -> torch.Tensor:
         b, c, h, w, _ = masked_kspace.shape
         if self.mask_center:
-            pad, low = _low_frequency_columns(mask.expand(b, -1, -1, -1, -1), num_low_frequencies, w)
+            pad, low = low_frequency_columns(mask.expand(b, -1, -1, -1, -1), num_low_frequencies, w)
             cols = torch.arange(w, device=masked_kspace.device)
             keep = (cols >= pad[:, None]) & (cols < (pad + low)[:, None])
             zero = torch.zeros((), dtype=masked_kspace.dtype, device=masked_kspace.device)
@@ -233,12 +149,12 @@ class VarNetBlock(nn.Module):
         self.dc_weight = nn.Parameter(torch.ones(1))
 
     def sens_expand(self, x: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` coil k-space."""
-        return coil_expand(x, sens_maps)
+        """``(B, 1, H, W, 2)`` image -> ``(B, C, H, W, 2)`` coil k-space (:func:`recon.ops.sens_expand`)."""
+        return coils.sens_expand(x, sens_maps)
 
     def sens_reduce(self, x: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W, 2)`` coil k-space -> ``(B, 1, H, W, 2)`` image."""
-        return coil_reduce(x, sens_maps)
+        """``(B, C, H, W, 2)`` coil k-space -> ``(B, 1, H, W, 2)`` image (:func:`recon.ops.sens_reduce`)."""
+        return coils.sens_reduce(x, sens_maps)
 
     def forward(
         self,
@@ -258,16 +174,14 @@ class VarNetBlock(nn.Module):
         Returns:
             Updated k-space ``(B, C, H, W, 2)``.
         """
-        image = coil_reduce(current_kspace, sens_maps)
+        image = coils.sens_reduce(current_kspace, sens_maps)
         refined = self.model(image)
         if refined.dtype != current_kspace.dtype:
             refined = refined.to(current_kspace.dtype)
-        model_term = coil_expand(refined, sens_maps)
+        model_term = coils.sens_expand(refined, sens_maps)
         del image, refined
         weight = self.dc_weight.to(current_kspace.dtype)
-        consistent = torch.where(
-            mask, current_kspace - (current_kspace - ref_kspace) * weight, current_kspace
-        )
+        consistent = current_kspace - varnet_soft_dc(current_kspace, ref_kspace, mask, weight)
         if torch.is_grad_enabled():
             return consistent - model_term
         return torch.sub(consistent, model_term, out=model_term)
@@ -345,7 +259,7 @@ class VarNet(nn.Module):
             TypeError: if ``masked_kspace`` or ``mask`` is not a tensor of the right kind.
             ValueError: for wrong shapes or a bad ``num_low_frequencies``.
         """
-        mask = _check_kspace_and_mask(masked_kspace, mask)
+        mask = check_kspace_and_mask(masked_kspace, mask)
         if masked_kspace.dtype != torch.float32 and masked_kspace.dtype != torch.float64:
             masked_kspace = masked_kspace.float()
         sens_maps = self.sens_net._forward(masked_kspace, mask, num_low_frequencies)
@@ -360,92 +274,3 @@ class VarNet(nn.Module):
                 kspace_pred = cascade(kspace_pred, masked_kspace, mask, sens_maps)
         image = ifft2c(kspace_pred)
         return image.square().sum(dim=(1, 4)).sqrt()
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        checkpoint: Union[str, os.PathLike, Mapping],
-        map_location: Union[str, torch.device] = "cpu",
-        weights_only: bool = True,
-        checkpoint_cascades: bool = False,
-    ) -> "VarNet":
-        """Build a VarNet from a fastMRI checkpoint or a state dict.
-
-        Accepts a path or an already loaded object: a PyTorch Lightning checkpoint
-        (``{"state_dict": {"varnet.cascades.0...": ...}, "hyper_parameters": {...}}``), a bare
-        fastMRI / recon state dict, or one saved from ``DataParallel`` (``module.`` prefix).
-        The architecture (cascades, channels, pools) is read from the parameter shapes;
-        ``mask_center`` from the Lightning hyper-parameters when present (default True).
-
-        Args:
-            checkpoint: path to a ``.ckpt`` / ``.pt`` file, or a mapping.
-            map_location: where to load the tensors.
-            weights_only: passed to :func:`torch.load` (set False only for trusted files
-                whose hyper-parameters hold arbitrary Python objects).
-            checkpoint_cascades: see :class:`VarNet`.
-
-        Returns:
-            The model (in eval mode) with the weights loaded.
-
-        Raises:
-            ValueError: if the keys do not describe a VarNet (names the missing / unexpected keys).
-            TypeError: if ``checkpoint`` is neither a path nor a mapping.
-        """
-        if isinstance(checkpoint, (str, os.PathLike)):
-            checkpoint = torch.load(checkpoint, map_location=map_location, weights_only=weights_only)
-        if not isinstance(checkpoint, Mapping):
-            raise TypeError(
-                f"checkpoint must be a path or a mapping (state dict or Lightning checkpoint), "
-                f"got {describe(checkpoint)}"
-            )
-        hparams = checkpoint.get("hyper_parameters", {}) if "state_dict" in checkpoint else {}
-        state = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
-        state = _strip_prefixes(state)
-        kwargs = _infer_varnet_arguments(state)
-        mask_center = hparams.get("mask_center", True) if isinstance(hparams, Mapping) else True
-        model = cls(**kwargs, mask_center=bool(mask_center), checkpoint_cascades=checkpoint_cascades)
-        result = model.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(
-                "checkpoint does not fit a VarNet: missing keys "
-                f"{list(result.missing_keys)[:5]}, unexpected keys {list(result.unexpected_keys)[:5]}"
-            )
-        return model.to(map_location).eval()
-
-
-def _strip_prefixes(state: Mapping) -> dict:
-    keys = [k for k in state if isinstance(k, str)]
-    if len(keys) != len(state):
-        raise ValueError("checkpoint state dict keys must be strings")
-    out = dict(state)
-    for prefix in ("varnet.", "module.", "model."):
-        if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
-    return out
-
-
-def _infer_varnet_arguments(state: Mapping) -> dict:
-    first = "norm_unet.unet.down_sample_layers.0.layers.0.weight"
-    sens_key = f"sens_net.{first}"
-    cascade_key = "cascades.0.model.unet.down_sample_layers.0.layers.0.weight"
-    missing = [k for k in (sens_key, cascade_key) if k not in state]
-    if missing:
-        sample = list(state)[:5]
-        raise ValueError(
-            f"checkpoint does not hold a VarNet state dict: keys {missing} not found "
-            f"(first keys: {sample})"
-        )
-    cascades = {int(m.group(1)) for k in state if (m := re.match(r"cascades\.(\d+)\.", k))}
-    sens_pools = {
-        int(m.group(1)) for k in state if (m := re.match(r"sens_net\.norm_unet\.unet\.down_sample_layers\.(\d+)\.", k))
-    }
-    pools = {
-        int(m.group(1)) for k in state if (m := re.match(r"cascades\.0\.model\.unet\.down_sample_layers\.(\d+)\.", k))
-    }
-    return {
-        "num_cascades": max(cascades) + 1,
-        "sens_chans": int(state[sens_key].shape[0]),
-        "sens_pools": max(sens_pools) + 1,
-        "chans": int(state[cascade_key].shape[0]),
-        "pools": max(pools) + 1,
-    }

@@ -57,3 +57,43 @@ def is_compiling() -> bool:
     """Whether ``torch.compile`` is tracing (eager-only fast paths step aside then)."""
     compiler = getattr(torch, "compiler", None)
     return bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
+
+
+#: fastMRI's challenge names
+CHALLENGES = ("singlecoil", "multicoil")
+
+
+def check_challenge(value: object, name: str = "challenge") -> str:
+    """``value`` if it is ``"singlecoil"`` or ``"multicoil"``, else ``ValueError`` naming ``name``."""
+    if not isinstance(value, str) or value not in CHALLENGES:
+        raise ValueError(f"{name} must be 'singlecoil' or 'multicoil', got {value!r}")
+    return value
+
+
+def check_int(name: str, value: object, minimum: int = 1, *, allow_none: bool = False) -> int | None:
+    """``value`` if it is an int (not a bool) ``>= minimum`` (or ``None`` when allowed).
+
+    Raises:
+        TypeError: not an int.
+        ValueError: below ``minimum``.
+    """
+    if value is None and allow_none:
+        return None
+    what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if allow_none:
+        what += " or None"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, got {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return value
+
+
+def sampled_points(kspace: torch.Tensor, coil_dim: int | None = 1) -> torch.Tensor:
+    """The mask of measured points of a real-view k-space ``(..., 2)``: any non-zero value.
+
+    The coil dimension ``coil_dim`` (of the k-space, counted before the trailing 2) is reduced
+    with ``keepdim=True`` (``None``: no reduction); returns a bool tensor of shape ``(...)``.
+    """
+    sampled = (kspace != 0).any(dim=-1)
+    return sampled if coil_dim is None else sampled.any(dim=coil_dim, keepdim=True)

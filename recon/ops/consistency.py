@@ -54,6 +54,8 @@ def soft_dc(
         raise ValueError(f"lam must be None or non-negative, got {lam}")
     _check(kspace, kspace0, mask)
     blended = (kspace + lam * kspace0) / (1 + lam)
+    if isinstance(lam, torch.Tensor):  # a (learnable) lam of 0 means hard replacement too
+        blended = torch.where(lam > 0, blended, kspace0)
     return torch.where(mask.bool(), blended, kspace)
 
 

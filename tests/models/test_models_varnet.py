@@ -138,35 +138,6 @@ def test_bf16_autocast_close_to_float32():
     assert _rel(low, ref) < 5e-2
 
 
-def test_from_checkpoint_lightning_and_bare(tmp_path):
-    ref, _ = _pair(seed=14)
-    lightning = {
-        "state_dict": {f"varnet.{k}": v for k, v in ref.state_dict().items()},
-        "hyper_parameters": {"num_cascades": 2, "mask_center": True},
-    }
-    path = tmp_path / "varnet.ckpt"
-    torch.save(lightning, path)
-    kspace, mask = _problem(1, 3, 32, 24, seed=15)
-    with torch.no_grad():
-        expected = ref.eval()(kspace, mask)
-        for source in (path, str(path), lightning, ref.state_dict(),
-                       {f"module.{k}": v for k, v in ref.state_dict().items()}):
-            model = VarNet.from_checkpoint(source)
-            assert len(model.cascades) == 2 and not model.training
-            assert _rel(model(kspace, mask), expected) < 1e-5
-
-
-def test_from_checkpoint_errors():
-    with pytest.raises(ValueError, match="does not hold a VarNet state dict"):
-        VarNet.from_checkpoint({"weight": torch.zeros(1)})
-    bad = VarNet(**SMALL).state_dict()
-    bad["cascades.0.extra"] = torch.zeros(1)
-    with pytest.raises(ValueError, match="does not fit a VarNet: missing keys"):
-        VarNet.from_checkpoint(bad)
-    with pytest.raises(TypeError, match="checkpoint must be a path or a mapping"):
-        VarNet.from_checkpoint(3)
-
-
 def test_varnet_argument_errors():
     with pytest.raises(ValueError, match="num_cascades must be a positive int"):
         VarNet(num_cascades=0)
