@@ -270,6 +270,14 @@ def load_tissue_maps(anatomy: str = "mni152") -> TissueMaps:
     return _load_maps(anatomy)
 
 
+@functools.lru_cache(maxsize=4)
+def _head_center(anatomy: str) -> np.ndarray:
+    """World coordinates (mm) of the centroid of the head (voxels more than half tissue)."""
+    maps = load_tissue_maps(anatomy)
+    occupied = np.argwhere(maps.probabilities.sum(0) > 0.5)
+    return maps.affine[:3, :3] @ occupied.mean(0) + maps.affine[:3, 3]
+
+
 class PhantomImage(NamedTuple):
     """One contrast of a :class:`Subject`.
 
@@ -322,7 +330,8 @@ class Subject:
         seed: int seed (or numpy ``SeedSequence``).
         anatomy: one of :data:`ANATOMIES`, or None to draw one.
         deform: apply the random affine and elastic deformation.
-        voxel_size: isotropic output voxel size, mm.
+        voxel_size: output voxel size, mm: one number (isotropic) or ``(x, y, z)`` (e.g. thin
+            in-plane pixels and 5 mm between axial slices).
         z_range: ``(start, stop)`` slice indices along the output grid's z (axial) axis to
             compute (default all): a slab costs a fraction of a whole head.
         variation: relative standard deviation of the per-subject tissue parameters.
@@ -347,7 +356,7 @@ class Subject:
         *,
         anatomy: str | None = None,
         deform: bool = True,
-        voxel_size: float = 1.0,
+        voxel_size: float | Sequence[float] = 1.0,
         z_range: Sequence[int] | None = None,
         variation: float = 0.06,
         texture: float = 0.04,
@@ -365,7 +374,11 @@ class Subject:
         else:
             raise ValueError(f"seed must be a non-negative int or a numpy SeedSequence, got {seed!r}")
         self.seed = seed
-        anatomy_seq, deform_seq, param_seq, texture_seq = self._seq.spawn(4)
+        # children derived without spawn() (which mutates the parent): a SeedSequence passed
+        # twice gives the same subject twice
+        anatomy_seq, deform_seq, param_seq, texture_seq = (
+            np.random.SeedSequence(self._seq.entropy, spawn_key=(*self._seq.spawn_key, i)) for i in range(4)
+        )
         if anatomy is None:
             names = sorted(ANATOMIES)
             anatomy = names[int(np.random.default_rng(anatomy_seq).integers(len(names)))]
@@ -374,7 +387,11 @@ class Subject:
         if not isinstance(deform, bool):
             raise ValueError(f"deform must be True or False, got {deform!r}")
         self.anatomy = anatomy
-        self.voxel_size = _check_range("voxel_size", voxel_size, 0.25, 8.0)
+        sizes = (voxel_size,) * 3 if isinstance(voxel_size, (int, float, np.integer, np.floating)) else voxel_size
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) != 3:
+            raise ValueError(f"voxel_size must be a number or (x, y, z) in mm, got {voxel_size!r}")
+        #: output voxel size ``(x, y, z)`` mm
+        self.voxel_size = tuple(_check_range("voxel_size", v, 0.25, 10.0) for v in sizes)
         self.variation = _check_range("variation", variation, 0.0, 0.5)
         self.texture = _check_range("texture", texture, 0.0, 0.5)
         self.texture_scale = _check_range("texture_scale", texture_scale, 0.0, 20.0)
@@ -391,7 +408,8 @@ class Subject:
         src_shape = np.array(maps.probabilities.shape[1:])
         src_zooms = np.sqrt((maps.affine[:3, :3] ** 2).sum(0))
         extent = src_shape * src_zooms
-        full_shape = tuple(int(np.ceil(e / self.voxel_size)) for e in extent)
+        vox = np.asarray(self.voxel_size)
+        full_shape = tuple(int(np.ceil(e / v)) for e, v in zip(extent, vox))
         if z_range is None:
             z0, z1 = 0, full_shape[2]
         else:
@@ -403,8 +421,8 @@ class Subject:
             z0, z1 = int(z_range[0]), int(z_range[1])
         #: shape of the whole output grid (before ``z_range``)
         self.grid_shape = full_shape
-        out_affine = np.diag([self.voxel_size] * 3 + [1.0])
-        out_affine[:3, 3] = maps.affine[:3, 3] + maps.affine[:3, :3] @ (0.5 * (self.voxel_size / src_zooms - 1.0))
+        out_affine = np.diag([*vox, 1.0])
+        out_affine[:3, 3] = maps.affine[:3, 3] + maps.affine[:3, :3] @ (0.5 * (vox / src_zooms - 1.0))
         out_affine[:3, 3] += out_affine[:3, :3] @ np.array([0.0, 0.0, z0])
         self.affine = out_affine
         shape = (full_shape[0], full_shape[1], z1 - z0)
@@ -434,8 +452,7 @@ class Subject:
     def _deform(self, world: np.ndarray, maps: TissueMaps, rng: np.random.Generator) -> np.ndarray:
         """Map output points (3, N) mm to source points: inverse affine + elastic field."""
         r = self._ranges
-        occupied = np.argwhere(maps.probabilities.sum(0) > 0.5)
-        center = maps.affine[:3, :3] @ occupied.mean(0) + maps.affine[:3, 3]
+        center = _head_center(self.anatomy)
         angles = np.radians(rng.uniform(-r["max_rotation"], r["max_rotation"], 3))
         scales = rng.uniform(1.0 - r["max_scaling"], 1.0 + r["max_scaling"], 3)
         flip = rng.random() < 0.5
@@ -484,8 +501,8 @@ class Subject:
         """``(len(TISSUES), 2, X, Y, Z)`` correlated noise, unit std: PD and relaxation."""
         rng = np.random.default_rng(self._texture_seq)
         fields = rng.standard_normal((len(TISSUES), 2, *self.shape), dtype=np.float32)
-        sigma = self.texture_scale / self.voxel_size
-        if sigma > 0:
+        sigma = tuple(self.texture_scale / v for v in self.voxel_size)
+        if self.texture_scale > 0:
             for k in range(len(TISSUES)):
                 for j in range(2):
                     ndimage.gaussian_filter(fields[k, j], sigma, output=fields[k, j], mode="wrap")
