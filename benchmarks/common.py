@@ -1,14 +1,20 @@
-"""Timing, memory and report helpers shared by the benchmark scripts.
+"""Timing, memory, environment and report helpers shared by the benchmark scripts.
 
 Benchmarks are scripts, not tests: each compares implementations as ratios measured in one
-process on the same data, which stays meaningful on a noisy or shared machine.
+process on the same data, which stays meaningful on a noisy or shared machine.  This module
+is the one home of the timer (:func:`time_repeats`), the peak-memory probe
+(:func:`peak_memory_bytes`), the markdown table (:func:`markdown_table`) and the environment
+header (:func:`environment`) that every section of the report uses.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -17,76 +23,203 @@ import torch
 
 from recon.data.io import atomic_path
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+
+__all__ = [
+    "RESULTS", "ROOT", "device_name", "sync", "time_repeats", "peak_memory_bytes", "environment",
+    "write_atomic", "markdown_table", "save_results",
+]
 
 
 def device_name(device: torch.device) -> str:
-    """Folder name for a device's results, e.g. ``cpu`` or ``cuda-nvidia-h100``."""
-    if device.type == "cuda":
-        return "cuda-" + torch.cuda.get_device_name(device).lower().replace(" ", "-")
-    return "cpu"
+    """Folder name for a device's results: ``cpu`` or ``cuda`` (the GPU's name is in the header)."""
+    return "cuda" if device.type == "cuda" else "cpu"
 
 
 def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(
-    fns: Mapping[str, Callable[[], object]], device: torch.device, repeats: int = 30, warmup: int = 5
-) -> dict[str, float]:
-    """Median wall time in seconds of each function, measured round-robin.
+def time_repeats(
+    fns: Mapping[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int = 10,
+    warmup: int = 2,
+) -> dict[str, dict[str, object]]:
+    """Time each function ``repeats`` times, round-robin, after ``warmup`` untimed calls each.
 
     Interleaving (one call of each function per round) spreads machine noise evenly over the
     implementations being compared, so their ratios are stable even when absolute times drift.
+    On CUDA each call is timed with CUDA events (device time between two recorded events,
+    after a synchronisation), on CPU with ``time.perf_counter``; ``time.process_time`` (CPU
+    time of all this process's threads) is recorded too.
+
+    Args:
+        fns: name -> zero-argument callable.
+        device: where the callables compute (``cuda`` switches to CUDA events).
+        repeats: timed calls per function (>= 1).
+        warmup: untimed calls per function first (>= 0).
+
+    Returns:
+        name -> ``{"median_s", "min_s", "max_s", "iqr_s", "samples_s", "cpu_median_s"}``;
+        ``iqr_s`` is the interquartile range of the samples (0 for fewer than 4 samples: then
+        read ``min_s``/``max_s``).
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     sync(device)
+    cuda = device.type == "cuda"
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             sync(device)
-            start = time.perf_counter()
-            fn()
+            start_cpu = time.process_time()
+            if cuda:
+                start_event = torch.cuda.Event(enable_timing=True)
+                end_event = torch.cuda.Event(enable_timing=True)
+                start_event.record()
+                fn()
+                end_event.record()
+                end_event.synchronize()
+                elapsed = start_event.elapsed_time(end_event) / 1e3
+            else:
+                start = time.perf_counter()
+                fn()
+                elapsed = time.perf_counter() - start
+            samples[name].append(elapsed)
+            cpu[name].append(time.process_time() - start_cpu)
+    out: dict[str, dict[str, object]] = {}
+    for name, ts in samples.items():
+        quartiles = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [0.0, 0.0, 0.0]
+        out[name] = {
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "max_s": max(ts),
+            "iqr_s": quartiles[2] - quartiles[0],
+            "samples_s": ts,
+            "cpu_median_s": statistics.median(cpu[name]),
+        }
+    return out
+
+
+def _proc_status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def peak_memory_bytes(fn: Callable[[], object], device: torch.device, runs: int = 2) -> int | None:
+    """Peak bytes allocated during ``fn()`` above what was allocated before.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
+    memory allocated before the call.  CPU (Linux): the peak resident set size during the call
+    (``VmHWM``, reset by writing ``5`` to ``/proc/self/clear_refs``) above the resident size
+    before it; meaningful when glibc returns large buffers to the system on ``free`` (run with
+    ``MALLOC_MMAP_THRESHOLD_=65536``, as ``benchmarks/models.py`` does), otherwise a lower
+    bound.  The minimum over ``runs`` calls.  ``None`` where neither probe exists (non-Linux
+    CPU).
+    """
+    peaks = []
+    for _ in range(runs):
+        if device.type == "cuda":
             sync(device)
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in samples.items()}
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            out = fn()
+            sync(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) - before)
+            del out
+            continue
+        try:
+            with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS mark (VmHWM)
+                f.write("5")
+            before = _proc_status_bytes("VmRSS")
+        except OSError:  # pragma: no cover - not Linux
+            return None
+        out = fn()
+        del out
+        peaks.append(max(0, _proc_status_bytes("VmHWM") - before))
+    return int(min(peaks))
 
 
-def environment() -> dict[str, object]:
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def environment(device: torch.device | None = None) -> dict[str, object]:
+    """Where and when a benchmark ran: versions, device, threads, date, git commit, load."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    gpu = None
+    if torch.cuda.is_available() and (device is None or device.type == "cuda"):
+        gpu = torch.cuda.get_device_name(device if device is not None else None)
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        load = None
     return {
         "torch": torch.__version__,
+        "cuda_runtime": torch.version.cuda,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "device": str(device) if device is not None else "cpu",
+        "gpu": gpu,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "commit": commit,
+        "commit_dirty": bool(dirty) if dirty is not None else None,
+        "load_average": load,
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+
+
+def format_value(value: object) -> str:
+    """A table cell: floats to 3 significant digits, ``None`` as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def fmt(v: object) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    """A GitHub markdown table (floats to 3 significant digits, ``None`` as ``-``)."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(format_value(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def save_results(name: str, device: torch.device, payload: dict, table: str, title: str) -> Path:
     """Write ``results/<device>/<name>.json`` and ``<name>.md`` atomically; return the folder."""
     folder = RESULTS / device_name(device)
-    payload = {"environment": environment(), **payload}
-    write_atomic(folder / f"{name}.json", json.dumps(payload, indent=2) + "\n")
+    payload = {"environment": environment(device), **payload}
+    write_atomic(folder / f"{name}.json", json.dumps(payload, indent=2, default=str) + "\n")
     write_atomic(folder / f"{name}.md", f"# {title}\n\n{table}\n")
     return folder

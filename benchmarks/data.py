@@ -8,7 +8,7 @@ Targets (ratios measured in one run, interleaved, median of repeats):
   (``recon.models.VarNet`` when present, else ``fastmri.models.VarNet``; fastMRI's
   default size: 12 cascades, 18 channels, 4 pools, sensitivity network 8 channels).
 
-    python benchmarks/data.py [--device cpu|cuda] [--repeats 20]
+    python -m benchmarks.data [--device cpu|cuda] [--repeats 20]
 
 The test file is written to a temporary folder and removed afterwards. Writes
 ``benchmarks/results/<device>/data.json`` and ``data.md``.
@@ -25,8 +25,9 @@ import h5py
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown_table, save_results, sync, time_interleaved  # noqa: E402
+if __package__ in (None, ""):  # run as a script: python benchmarks/data.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import markdown_table, save_results, sync, time_repeats  # noqa: E402
 
 from recon.data import (  # noqa: E402
     SimulationConfig,
@@ -88,10 +89,11 @@ def bench_reading(repeats: int) -> tuple[list[list[object]], dict]:
         times, ratios = {}, {}
         for name, fn in variants.items():
             slow = "Unet" in name
-            pair = time_interleaved({"bare": bare, name: fn}, torch.device("cpu"),
-                                    repeats=max(3, repeats // 4) if slow else repeats, warmup=2)
-            times[name] = {"s": pair[name], "bare_s": pair["bare"]}
-            ratios[name] = pair[name] / pair["bare"]
+            pair = time_repeats({"bare": bare, name: fn}, torch.device("cpu"),
+                                repeats=max(3, repeats // 4) if slow else repeats, warmup=2)
+            times[name] = {"s": pair[name]["median_s"], "bare_s": pair["bare"]["median_s"],
+                           "iqr_s": pair[name]["iqr_s"]}
+            ratios[name] = times[name]["s"] / times[name]["bare_s"]
     for name, ratio in ratios.items():
         target = "<= 1.3" if name == "SliceDataset + VarNetDataTransform" else ""
         rows.append([name, times[name]["s"] * 1e3, times[name]["bare_s"] * 1e3, ratio, target])
@@ -99,7 +101,7 @@ def bench_reading(repeats: int) -> tuple[list[list[object]], dict]:
     return rows, payload
 
 
-def build_varnet(device: torch.device) -> torch.nn.Module:
+def build_varnet(device: torch.device, cascades: int = 12) -> torch.nn.Module:
     try:
         from recon.models import VarNet  # type: ignore[attr-defined]
 
@@ -108,21 +110,21 @@ def build_varnet(device: torch.device) -> torch.nn.Module:
         from fastmri.models import VarNet
 
         source = "fastmri.models.VarNet"
-    model = VarNet(num_cascades=12, sens_chans=8, sens_pools=4, chans=18, pools=4).to(device).eval()
+    model = VarNet(num_cascades=cascades, sens_chans=8, sens_pools=4, chans=18, pools=4).to(device).eval()
     model.source = source  # type: ignore[attr-defined]
     return model
 
 
-def bench_simulation(device: torch.device, repeats: int) -> tuple[list[list[object]], dict]:
-    image = np.asarray(np.random.default_rng(0).random((320, 320)), dtype=np.float32)
-    yy, xx = np.mgrid[:320, :320]
-    image *= ((yy - 160) ** 2 + (xx - 160) ** 2 < 140**2)
-    config = SimulationConfig(num_coils=16, matrix_size=(320, 320), snr=30.0)
-    model = build_varnet(device)
+def bench_simulation(device: torch.device, repeats: int, size: int = 320, cascades: int = 12) -> tuple[list[list[object]], dict]:
+    image = np.asarray(np.random.default_rng(0).random((size, size)), dtype=np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    image *= ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.44 * size) ** 2)
+    config = SimulationConfig(num_coils=16, matrix_size=(size, size), snr=30.0)
+    model = build_varnet(device, cascades)
     sim = simulate_multicoil(image, config, seed=0)
     kspace = torch.view_as_real(torch.from_numpy(sim.kspace)).to(device)  # (1, 16, 320, 320, 2)
     mask_func = create_mask_for_mask_type("equispaced_fraction", [0.08], [4])
-    mask, num_low = mask_func((1, 1, 320, 320, 2), seed=0)  # -> (1, 1, 1, 320, 1)
+    mask, num_low = mask_func((1, 1, size, size, 2), seed=0)  # -> (1, 1, 1, 320, 1)
     mask = mask.to(device).bool()
     masked = kspace * mask
 
@@ -136,17 +138,43 @@ def bench_simulation(device: torch.device, repeats: int) -> tuple[list[list[obje
         sync(device)
         return out
 
-    times = time_interleaved(
+    timing = time_repeats(
         {"simulate (maps cached)": lambda: simulate_multicoil(image, config, seed=1),
          "simulate (maps computed)": simulate_cold,
          "VarNet forward": varnet_forward},
         device, repeats=repeats, warmup=1,
     )
+    times = {name: t["median_s"] for name, t in timing.items()}
     base = times["VarNet forward"]
     rows = [[name, t * 1e3, t / base, "< 0.1" if name.startswith("simulate") else ""] for name, t in times.items()]
-    payload = {"simulation": {"coils": 16, "shape": [320, 320], "varnet": model.source, "device": str(device),
+    payload = {"simulation": {"coils": 16, "shape": [size, size], "cascades": cascades, "varnet": model.source, "device": str(device),
                               "times_s": times, "ratios_vs_varnet": {k: v / base for k, v in times.items()}}}
     return rows, payload
+
+
+def run(quick: bool, device: torch.device) -> dict:
+    """Report section: reading a slice vs a bare h5py read; simulation vs a VarNet forward.
+
+    Quick: 4 read repeats, and the simulation at 128 x 128 against a 2-cascade VarNet.
+    """
+    repeats, sim_repeats = (4, 1) if quick else (15, 3)
+    size, cascades = (128, 2) if quick else (320, 12)
+    read_rows, read_payload = bench_reading(repeats)
+    sim_rows, sim_payload = bench_simulation(device, sim_repeats, size=size, cascades=cascades)
+    return {
+        "title": "Data loading vs a bare h5py read; simulation",
+        "tables": [
+            {"caption": "Reading one 15-coil 640 x 368 slice (ratio = time / bare h5py read of k-space + target, "
+                        f"medians of {repeats} interleaved repeats)",
+             "headers": ["path", "ms", "bare read ms", "ratio", "target"], "rows": read_rows},
+            {"caption": f"Simulating one 16-coil {size} x {size} slice vs a VarNet-{cascades} forward on {device} "
+                        "(ratio = time / VarNet forward)",
+             "headers": ["step", "ms", "ratio", "target"], "rows": sim_rows},
+        ],
+        "figures": [],
+        "notes": [],
+        "results": {**read_payload, **sim_payload},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

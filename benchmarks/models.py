@@ -8,7 +8,10 @@ implementation per round, so machine noise hits all of them alike):
   VarNet (ours vs fastMRI), U-Net (ours vs fastMRI) and CascadeNet (D5-C5, ours only);
 * one VarNet training step (forward, L1 loss, backward, Adam step): time and peak
   activation memory, ours without and with gradient checkpointing, and fastMRI;
-* on CUDA, bf16 autocast inference vs float32: speed-up and the SSIM between the outputs.
+* VarNet inference variants: bf16 autocast vs float32 (CPU and CUDA); on CUDA also
+  ``torch.compile`` and ``torch.compile`` with CUDA graphs: speed-up over fastMRI and the SSIM
+  between the outputs and eager float32;
+* the training step also under bf16 autocast (mixed precision), with and without checkpointing.
 
 Peak memory
     CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
@@ -27,11 +30,11 @@ Peak memory
 
 Usage::
 
-    python benchmarks/models.py                          # knee size (1, 15, 640, 368), 12 cascades
-    python benchmarks/models.py --size brain             # (1, 16, 640, 320)
-    python benchmarks/models.py --quick                  # small size, few cascades: a smoke run
-    python benchmarks/models.py --cascades 4 --repeats 3 --skip unet cascadenet
-    python benchmarks/models.py --device cuda
+    python -m benchmarks.models                          # knee size (1, 15, 640, 368), 12 cascades
+    python -m benchmarks.models --size brain             # (1, 16, 640, 320)
+    python -m benchmarks.models --quick                  # small size, few cascades: a smoke run
+    python -m benchmarks.models --cascades 4 --repeats 3 --skip unet cascadenet
+    python -m benchmarks.models --device cuda
 
 Writes ``benchmarks/results/<device>/models.json`` and ``models.md`` (atomically).
 """
@@ -39,8 +42,9 @@ Writes ``benchmarks/results/<device>/models.json`` and ``models.md`` (atomically
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,9 +52,10 @@ from typing import Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import markdown_table, save_results, sync  # noqa: E402
+if __package__ in (None, ""):  # run as a script: python benchmarks/models.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import markdown_table, save_results, time_repeats  # noqa: E402
+from benchmarks.common import peak_memory_bytes as _peak_memory_bytes  # noqa: E402
 
 from recon.models import CascadeNet, Unet, VarNet  # noqa: E402
 
@@ -63,68 +68,14 @@ SIZES = {"knee": (1, 15, 640, 368), "brain": (1, 16, 640, 320), "quick": (1, 4, 
 
 
 # ----------------------------------------------------------------------------- measurement
-def time_round_robin(
-    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 1
-) -> dict[str, dict[str, float]]:
-    """Median and min wall time (s) and median CPU time of each function, round-robin.
-
-    CPU time (``time.process_time``, all threads of this process) is what the process itself
-    spent; with ``--threads 1`` on a shared machine it is the figure least disturbed by other
-    processes, while wall time includes the time spent waiting for a core.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    sync(device)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync(device)
-            samples[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {
-        name: {"median_s": statistics.median(ts), "min_s": min(ts), "samples_s": ts,
-               "cpu_median_s": statistics.median(cpu[name])}
-        for name, ts in samples.items()
-    }
-
-
-def _proc_status_bytes(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
+def time_round_robin(fns, device: torch.device, repeats: int, warmup: int = 1):
+    """:func:`benchmarks.common.time_repeats` (interleaved; CUDA events on GPU)."""
+    return time_repeats(fns, device, repeats=repeats, warmup=warmup)
 
 
 def peak_memory_bytes(fn: Callable[[], object], device: torch.device, runs: int = 2) -> int:
-    """Peak bytes allocated during ``fn()`` above what was allocated before (see module doc).
-
-    The minimum over ``runs`` calls (CPU figures vary by a few per cent between calls with
-    the order in which threads free memory).
-    """
-    peaks = []
-    for _ in range(runs):
-        if device.type == "cuda":
-            sync(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
-            out = fn()
-            sync(device)
-            peaks.append(torch.cuda.max_memory_allocated(device) - before)
-            del out
-            continue
-        with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS mark (VmHWM)
-            f.write("5")
-        before = _proc_status_bytes("VmRSS")
-        out = fn()
-        del out
-        peaks.append(_proc_status_bytes("VmHWM") - before)
-    return int(min(peaks))
+    """:func:`benchmarks.common.peak_memory_bytes`, 0 where it cannot be measured."""
+    return _peak_memory_bytes(fn, device, runs) or 0
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -194,16 +145,22 @@ def bench_inference(name, impls, inputs, device, repeats, batch) -> list[dict]:
     return rows
 
 
-def bench_training(impls, kspace, mask, target, device, repeats) -> list[dict]:
-    """One training step (forward, L1 loss, backward, Adam) per implementation."""
+def bench_training(impls, kspace, mask, target, device, repeats, autocast=None) -> list[dict]:
+    """One training step (forward, L1 loss, backward, Adam) per implementation.
+
+    ``autocast``: label -> dtype (e.g. ``torch.bfloat16``) for the labels whose forward and
+    loss run under ``torch.autocast`` (mixed precision; the weights stay float32).
+    """
+    autocast = autocast or {}
     steps = {}
     for label, model in impls.items():
         model.train()
         optim = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-        def step(model=model, optim=optim):
+        def step(model=model, optim=optim, dtype=autocast.get(label)):
             optim.zero_grad(set_to_none=False)
-            loss = (model(kspace, mask) - target).abs().mean()
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = (model(kspace, mask).float() - target).abs().mean()
             loss.backward()
             optim.step()
             return None
@@ -233,29 +190,74 @@ def bench_training(impls, kspace, mask, target, device, repeats) -> list[dict]:
     return rows
 
 
-def bench_bf16(model, kspace, mask, device, repeats) -> dict:
-    """CUDA only: bf16 autocast vs float32 inference of our VarNet (speed-up, SSIM)."""
+def inference_variants(model, device: torch.device, compile_variants: bool) -> dict[str, Callable]:
+    """Ways to run one VarNet for inference: eager float32 / bf16 autocast and, when
+    ``compile_variants``, ``torch.compile`` (float32) and ``torch.compile`` with CUDA graphs
+    (``mode="reduce-overhead"``) under bf16 autocast.  Each value: ``(kspace, mask) -> image``.
+    """
 
-    def run32():
-        with torch.inference_mode():
-            return model(kspace, mask)
+    def eager(dtype):
+        def fn(kspace, mask):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                return model(kspace, mask).float()
+        return fn
 
-    def run16():
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
-            return model(kspace, mask)
+    variants: dict[str, Callable] = {"eager float32": eager(None), "eager bf16 autocast": eager(torch.bfloat16)}
+    if compile_variants:
+        compiled = torch.compile(model, dynamic=False)
+        graphed = torch.compile(model, mode="reduce-overhead", dynamic=False)
 
-    out32, out16 = run32(), run16()
-    times = time_round_robin({"float32": run32, "bf16": run16}, device, repeats)
-    ssim_value = _ssim(out32, out16)
-    return {
-        "model": "varnet-bf16",
-        "float32_median_s": times["float32"]["median_s"],
-        "bf16_median_s": times["bf16"]["median_s"],
-        "speedup": times["float32"]["median_s"] / times["bf16"]["median_s"],
-        "ssim_bf16_vs_float32": ssim_value,
-        "ssim_loss": 1.0 - ssim_value,
-        "rel_diff": rel_diff(out16, out32),
-    }
+        def compiled_fp32(kspace, mask):
+            with torch.inference_mode():
+                return compiled(kspace, mask).float()
+
+        def graphed_bf16(kspace, mask):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+                # CUDA graphs reuse their output buffers: clone before the next replay
+                return graphed(kspace, mask).float().clone()
+
+        variants["torch.compile float32"] = compiled_fp32
+        variants["torch.compile + CUDA graphs, bf16 autocast"] = graphed_bf16
+    return variants
+
+
+def bench_inference_variants(model, kspace, mask, device, repeats, compile_variants, reference=None) -> list[dict]:
+    """Latency of each :func:`inference_variants` entry (and fastMRI's float32 ``reference``
+    model with the same weights, if given); SSIM and relative difference against eager float32.
+    A variant that fails (e.g. no compiler toolchain) is reported with its error, not raised.
+    """
+    variants = inference_variants(model, device, compile_variants)
+    if reference is not None:
+        def fastmri_fp32(kspace, mask):
+            with torch.inference_mode():
+                return reference(kspace, mask)
+        variants = {"fastMRI eager float32": fastmri_fp32, **variants}
+    outputs, fns, errors = {}, {}, {}
+    for label, fn in variants.items():
+        try:
+            for _ in range(3 if "CUDA graphs" in label else 1):  # compile, record, replay
+                outputs[label] = fn(kspace, mask)
+            fns[label] = (lambda fn=fn: fn(kspace, mask))
+        except Exception as err:  # noqa: BLE001 - reported in the table
+            errors[label] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    times = time_round_robin(fns, device, repeats) if fns else {}
+    base32 = outputs.get("eager float32")
+    base_time = times.get("fastMRI eager float32", times.get("eager float32", {})).get("median_s")
+    rows = []
+    for label in variants:
+        if label in errors:
+            rows.append({"variant": label, "error": errors[label]})
+            continue
+        t = times[label]
+        rows.append({
+            "variant": label,
+            "latency_median_s": t["median_s"], "latency_min_s": t["min_s"], "latency_iqr_s": t["iqr_s"],
+            "throughput_slices_per_s": kspace.shape[0] / t["median_s"],
+            "speedup_vs_baseline": None if base_time is None else base_time / t["median_s"],
+            "ssim_vs_eager_float32": None if base32 is None else _ssim(base32, outputs[label]),
+            "rel_diff_vs_eager_float32": None if base32 is None else rel_diff(outputs[label], base32),
+        })
+    return rows
 
 
 def _ssim(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -283,7 +285,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="quick size, 2 cascades, 2 repeats")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["varnet", "unet", "cascadenet", "train", "bf16"])
+                        choices=["varnet", "unet", "cascadenet", "train", "variants", "compile"])
+    parser.add_argument("--section", choices=["quick", "full"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-fastmri", action="store_true", help="do not run fastMRI's models")
     parser.add_argument("--no-save", action="store_true", help="print only, write no results")
     parser.add_argument("--name", default="models", help="results file stem (default: models)")
@@ -309,70 +312,70 @@ def _reexec_with_mmap_threshold() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    if args.device == "cpu" and argv is None:
-        _reexec_with_mmap_threshold()
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    use_fastmri = fastmri_models is not None and not args.no_fastmri
-    shape = parse_size(args.size)
-    train_shape = parse_size(args.train_size) if args.train_size else shape
-    train_repeats = args.train_repeats or args.repeats
+def measure(device: torch.device, shape, train_shape, cascades: int, repeats: int, train_repeats: int,
+            skip=(), use_fastmri: bool = True, compile_variants: bool = False, log=None) -> dict:
+    """Run the model benchmarks selected by ``skip``; return the results dict of :func:`report`."""
+    log = log or (lambda msg: None)
+    use_fastmri = use_fastmri and fastmri_models is not None
     results: dict[str, object] = {
         "config": {
-            "size": shape, "train_size": train_shape, "cascades": args.cascades,
-            "repeats": args.repeats, "train_repeats": train_repeats,
+            "size": shape, "train_size": train_shape, "cascades": cascades,
+            "repeats": repeats, "train_repeats": train_repeats,
             "load_average_at_start": os.getloadavg(), "fastmri": use_fastmri,
             "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
             "threads": torch.get_num_threads(),
         },
-        "inference": [], "training": [], "bf16": None,
+        "inference": [], "training": [], "variants": [],
     }
     kspace, mask = make_problem(shape, device)
     batch = shape[0]
 
-    def log(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
     # Training first: recon.ops caches FFT sign tensors, and one created under
     # inference_mode cannot be used by autograd later in the same process.
-    if "train" not in args.skip:
-        log(f"VarNet-{args.cascades} training step {train_shape}")
+    if "train" not in skip:
+        log(f"VarNet-{cascades} training step {train_shape}")
         tk, tm = make_problem(train_shape, device, seed=2)
         target = torch.rand(train_shape[0], train_shape[2], train_shape[3],
                             generator=torch.Generator().manual_seed(3)).to(device) * 1e-3
-        base = seeded(lambda: VarNet(num_cascades=args.cascades), 0)
+        base = seeded(lambda: VarNet(num_cascades=cascades), 0)
         impls = {"recon": base.to(device)}
-        ckpt = VarNet(num_cascades=args.cascades, checkpoint_cascades=True)
+        ckpt = VarNet(num_cascades=cascades, checkpoint_cascades=True)
         ckpt.load_state_dict(base.state_dict())
         impls["recon-checkpoint"] = ckpt.to(device)
+        amp = VarNet(num_cascades=cascades)
+        amp.load_state_dict(base.state_dict())
+        impls["recon-bf16-autocast"] = amp.to(device)
+        amp_ckpt = VarNet(num_cascades=cascades, checkpoint_cascades=True)
+        amp_ckpt.load_state_dict(base.state_dict())
+        impls["recon-checkpoint-bf16-autocast"] = amp_ckpt.to(device)
         if use_fastmri:
-            ref = fastmri_models.VarNet(num_cascades=args.cascades)
+            ref = fastmri_models.VarNet(num_cascades=cascades)
             ref.load_state_dict(base.state_dict())
             impls["fastmri"] = ref.to(device)
-        results["training"] = bench_training(impls, tk, tm, target, device, train_repeats)
+        autocast = {"recon-bf16-autocast": torch.bfloat16, "recon-checkpoint-bf16-autocast": torch.bfloat16}
+        results["training"] = bench_training(impls, tk, tm, target, device, train_repeats, autocast)
         log(results["training"])
+        del impls, base, ckpt, amp, amp_ckpt
 
-    if "varnet" not in args.skip:
-        log(f"VarNet-{args.cascades} inference {shape}")
-        ours = seeded(lambda: VarNet(num_cascades=args.cascades), 0).to(device).eval()
+    if "varnet" not in skip:
+        log(f"VarNet-{cascades} inference {shape}")
+        ours = seeded(lambda: VarNet(num_cascades=cascades), 0).to(device).eval()
         impls = {"recon": ours}
+        ref = None
         if use_fastmri:
-            ref = fastmri_models.VarNet(num_cascades=args.cascades).to(device).eval()
+            ref = fastmri_models.VarNet(num_cascades=cascades).to(device).eval()
             ref.load_state_dict(ours.state_dict())
             impls["fastmri"] = ref
         results["inference"] += bench_inference(
-            f"varnet-{args.cascades}", impls, (kspace, mask), device, args.repeats, batch
+            f"varnet-{cascades}", impls, (kspace, mask), device, repeats, batch
         )
         log(results["inference"][-len(impls):])
-        if device.type == "cuda" and "bf16" not in args.skip:
-            results["bf16"] = bench_bf16(ours, kspace, mask, device, args.repeats)
-            log(results["bf16"])
-        del impls, ours
+        if "variants" not in skip:
+            results["variants"] = bench_inference_variants(ours, kspace, mask, device, repeats, compile_variants, ref)
+            log(results["variants"])
+        del impls, ours, ref
 
-    if "unet" not in args.skip:
+    if "unet" not in skip:
         log("U-Net (fastMRI single-coil baseline: 1 -> 1 channels, 32 chans, 4 pools) inference")
         gen = torch.Generator().manual_seed(1)
         image = torch.randn(batch, 1, shape[2], shape[3], generator=gen).to(device)
@@ -382,17 +385,114 @@ def main(argv=None) -> None:
             ref = fastmri_models.Unet(1, 1, chans=32, num_pool_layers=4).to(device).eval()
             ref.load_state_dict(ours.state_dict())
             impls["fastmri"] = ref
-        results["inference"] += bench_inference("unet-32", impls, (image,), device, args.repeats, batch)
+        results["inference"] += bench_inference("unet-32", impls, (image,), device, repeats, batch)
         log(results["inference"][-len(impls):])
 
-    if "cascadenet" not in args.skip:
+    if "cascadenet" not in skip:
         log("CascadeNet D5-C5 (64 filters, learned maps) inference")
         net = seeded(lambda: CascadeNet(num_cascades=5, num_convs=5, num_filters=64), 0).to(device).eval()
         results["inference"] += bench_inference(
-            "cascadenet-d5c5", {"recon": net}, (kspace, mask), device, args.repeats, batch
+            "cascadenet-d5c5", {"recon": net}, (kspace, mask), device, repeats, batch
         )
         log(results["inference"][-1:])
+    return results
 
+
+def section_settings(quick: bool, device: torch.device) -> dict:
+    """Sizes and repeats of the report's model section (quick: a smoke-size run)."""
+    if quick:
+        return {"shape": SIZES["quick"], "train_shape": SIZES["quick"], "cascades": 2, "repeats": 2,
+                "train_repeats": 1, "brain": None}
+    if device.type == "cuda":
+        return {"shape": SIZES["knee"], "train_shape": SIZES["knee"], "cascades": 12, "repeats": 20,
+                "train_repeats": 5, "brain": SIZES["brain"]}
+    # CPU: the training step at a quarter of the knee's area (a full-knee step takes ~15 s per
+    # implementation and is in models-train-knee.md)
+    return {"shape": SIZES["knee"], "train_shape": (1, 15, 320, 184), "cascades": 12, "repeats": 3,
+            "train_repeats": 2, "brain": SIZES["brain"]}
+
+
+def section(quick: bool, device: torch.device) -> dict:
+    """The model section in this process (see :func:`run`)."""
+    cfg = section_settings(quick, device)
+    compile_variants = device.type == "cuda"
+    results = measure(device, cfg["shape"], cfg["train_shape"], cfg["cascades"], cfg["repeats"],
+                      cfg["train_repeats"], compile_variants=compile_variants)
+    if cfg["brain"] is not None:
+        brain = measure(device, cfg["brain"], cfg["brain"], cfg["cascades"], cfg["repeats"], 1,
+                        skip=("train", "variants", "unet", "cascadenet"))
+        results["inference"] += brain["inference"]
+        results["config"]["brain_size"] = cfg["brain"]
+    text = report(results)
+    tables = _tables_from_markdown(text)
+    notes = [text.split("\n")[0]]
+    if not compile_variants:
+        notes.append("torch.compile and CUDA graphs are measured on CUDA only (not in this CPU run).")
+    if quick:
+        notes.append(f"QUICK MODE: size {cfg['shape']}, {cfg['cascades']} cascades, {cfg['repeats']} repeats "
+                     "(a smoke run, not the knee/brain figures).")
+    return {"title": "Learned models: inference, training step, precision and compilation",
+            "tables": tables, "figures": [], "notes": notes, "results": results}
+
+
+def _tables_from_markdown(text: str) -> list[dict]:
+    """Split :func:`report`'s markdown into the report's table dicts (caption = the heading)."""
+    tables, caption = [], ""
+    for block in text.split("\n\n"):
+        block = block.strip()
+        if block.startswith("## "):
+            caption = block[3:]
+        elif block.startswith("|"):
+            lines = block.splitlines()
+            headers = [c.strip() for c in lines[0].strip("|").split("|")]
+            rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+            tables.append({"caption": caption, "headers": headers, "rows": rows})
+        elif block:
+            tables.append({"caption": caption, "text": block})
+    return tables
+
+
+def run(quick: bool, device: torch.device) -> dict:
+    """Report section: VarNet / U-Net / CascadeNet against fastMRI (latency, throughput, peak
+    memory), the VarNet training step with and without gradient checkpointing and bf16 mixed
+    precision, and inference variants (bf16 autocast; on CUDA ``torch.compile`` and CUDA graphs).
+
+    On CPU the section runs in a child process with ``MALLOC_MMAP_THRESHOLD_=65536`` so that
+    peak resident memory follows the live tensors (see the module doc).
+    """
+    if device.type == "cpu" and sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        root = Path(__file__).resolve().parent.parent
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.models", "--section", "quick" if quick else "full",
+             "--device", "cpu"],
+            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}, capture_output=True, text=True, cwd=root,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"benchmarks.models child failed: {child.stderr.strip()[-2000:]}")
+        return json.loads(child.stdout.strip().splitlines()[-1])
+    return section(quick, device)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.section is not None:  # child mode of run(): the section as JSON on the last line
+        device = torch.device(args.device)
+        print(json.dumps(section(args.section == "quick", device), default=str))
+        return
+    if args.device == "cpu" and argv is None:
+        _reexec_with_mmap_threshold()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = parse_size(args.size)
+    train_shape = parse_size(args.train_size) if args.train_size else shape
+
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    results = measure(device, shape, train_shape, args.cascades, args.repeats, args.train_repeats or args.repeats,
+                      skip=args.skip, use_fastmri=not args.no_fastmri,
+                      compile_variants=device.type == "cuda" and "compile" not in args.skip, log=log)
     table = report(results)
     print(table)
     if not args.no_save:
@@ -433,14 +533,18 @@ def report(results: dict) -> str:
             ["impl", "step median (s)", "step min (s)", "step CPU time (s)", "peak activation MB",
              "time / fastMRI (wall median)", "time / fastMRI (wall min)", "time / fastMRI (CPU time)",
              "memory / fastMRI"], rows))
-    lines += ["", "## bf16 autocast (CUDA)", ""]
-    if results["bf16"]:
-        b = results["bf16"]
+    if results.get("variants"):
+        lines += ["", "## VarNet inference variants (speed-up vs fastMRI eager float32, same weights)", ""]
+        rows = []
+        for r in results["variants"]:
+            if "error" in r:
+                rows.append([r["variant"], "-", "-", "-", "-", "-", "failed: " + r["error"]])
+            else:
+                rows.append([r["variant"], r["latency_median_s"], r["latency_iqr_s"], r["throughput_slices_per_s"],
+                             r["speedup_vs_baseline"], r["ssim_vs_eager_float32"], r["rel_diff_vs_eager_float32"]])
         lines.append(markdown_table(
-            ["float32 (s)", "bf16 (s)", "speed-up", "SSIM bf16 vs float32", "rel. diff"],
-            [[b["float32_median_s"], b["bf16_median_s"], b["speedup"], b["ssim_bf16_vs_float32"], b["rel_diff"]]]))
-    else:
-        lines.append("Not run (no CUDA device in this run).")
+            ["variant", "latency median (s)", "IQR (s)", "slices/s", "speed-up vs fastMRI fp32",
+             "SSIM vs eager fp32", "rel. diff vs eager fp32"], rows))
     return "\n".join(lines)
 
 

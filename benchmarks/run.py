@@ -1,0 +1,200 @@
+"""Run every benchmark section and write one report: ``REPORT.md``, ``results.json`` and plots.
+
+    python -m benchmarks.run                      # full CPU report -> benchmarks/results/cpu/
+    python -m benchmarks.run --quick              # smoke run (small sizes), <= 3 minutes on 2 cores
+    python -m benchmarks.run --device cuda --budget 300   # GPU report -> benchmarks/results/cuda/
+    python -m benchmarks.run --sections methods accuracy --out /tmp/report
+    recon benchmark [--quick] [--device cpu|cuda] [--out DIR] [--budget SECONDS]   # the same
+
+Each section is a module ``benchmarks/<name>.py`` exposing ``run(quick: bool, device:
+torch.device) -> dict`` (the dict format is in :mod:`benchmarks.report`). A module that does
+not exist, or whose ``run`` raises, is listed in the report as skipped with the reason; the
+other sections still run. With ``--budget`` a section is started only while the elapsed time is
+below the budget (the rest are listed as skipped), so the run ends near the budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import matplotlib
+
+matplotlib.use("Agg")  # before any section imports pyplot; files only, no display
+
+import torch  # noqa: E402
+
+from benchmarks.common import RESULTS, device_name, environment  # noqa: E402
+from benchmarks.report import check_section, write_report  # noqa: E402
+
+__all__ = ["SECTIONS", "run_report", "main", "parse_args"]
+
+logger = logging.getLogger("benchmarks.run")
+
+#: report order: module name -> what it measures (also the list `--sections` accepts)
+SECTIONS: dict[str, str] = {
+    "methods": "latency, throughput and peak memory of every reconstruction method at knee and brain sizes",
+    "accuracy": "NMSE / PSNR / SSIM of every method at 4x and 8x on the held-out split, image grids",
+    "ops": "operators vs bare torch.fft and fastMRI",
+    "data": "data loading vs a bare h5py read; simulation cost",
+    "models": "learned models vs fastMRI; training step (checkpointing, mixed precision); bf16/compile/CUDA graphs",
+    "classical": "classical methods vs sigpy",
+    "scaling": "time against coils, matrix size and cascades (log-log, fitted exponent)",
+    "distributed": "reconstructing a folder with 1 and 2 processes (torchrun, gloo)",
+    "preprocess": "preprocessing vs SimpleITK (engineer A2)",
+    "augment": "augmentation vs torchio (engineer B)",
+    "dicom": "DICOM reading/conversion (engineer A1)",
+    "memory": "memory of reconstruct on a brain-size volume (engineer C)",
+    "heads": "image-domain heads' inference and error against their baselines",
+}
+
+#: sections known not to exist yet, with the reason printed in the report
+PLANNED = {"heads": "the image-domain heads (synthesis, denoising, super-resolution, registration) do not "
+                    "exist yet in recon; they are a later issue"}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from err
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The report's options (shared by ``python -m benchmarks.run`` and ``recon benchmark``)."""
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and few repeats: a smoke run of every section (<= 3 minutes on 2 CPU cores)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: benchmarks/results/<device>/, or .../<device>-quick/ with --quick)")
+    parser.add_argument("--budget", type=_positive_float, default=None, metavar="SECONDS",
+                        help="start no new section after this many seconds (the rest are listed as skipped)")
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=None, metavar="NAME",
+                        help=f"only these sections (default: all): {', '.join(SECTIONS)}")
+    parser.add_argument("--list", action="store_true", help="list the sections and exit")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_arguments(parser).parse_args(argv)
+
+
+def list_sections() -> str:
+    """One line per section: name, whether its module exists, what it measures."""
+    here = Path(__file__).resolve().parent
+    lines = []
+    for name, what in SECTIONS.items():
+        present = (here / f"{name}.py").is_file()
+        lines.append(f"  {name:<12} {'' if present else '(missing) '}{what}")
+    return "Report sections (benchmarks/<name>.py):\n" + "\n".join(lines)
+
+
+def default_out(device: torch.device, quick: bool) -> Path:
+    return RESULTS / (device_name(device) + ("-quick" if quick else ""))
+
+
+def _load(name: str):
+    """The section module, or (None, reason) when it does not exist / has no run()."""
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"benchmarks.{name}":
+            return None, PLANNED.get(name, f"benchmarks/{name}.py does not exist yet")
+        return None, f"cannot import benchmarks/{name}.py: {err}"
+    if not callable(getattr(module, "run", None)):
+        return None, f"benchmarks/{name}.py has no run(quick, device) function yet"
+    return module, None
+
+
+def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: str | Path | None = None,
+               budget: float | None = None, sections: Sequence[str] | None = None) -> Path:
+    """Run the selected sections and write the report; return the path of ``REPORT.md``.
+
+    Args:
+        quick: small sizes and few repeats (labelled QUICK MODE in the report).
+        device: ``"cpu"`` or ``"cuda"``.
+        out: output folder (default :func:`default_out`).
+        budget: seconds after which no new section starts (``None``: no limit).
+        sections: names from :data:`SECTIONS` (``None``: all).
+
+    Raises:
+        ValueError: an unknown section name or device, ``device="cuda"`` without CUDA, a
+            non-positive budget.
+    """
+    device = torch.device(device)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {str(device)!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False (no GPU here)")
+    if budget is not None and not budget > 0:
+        raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    names = list(SECTIONS) if sections is None else list(sections)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise ValueError(f"sections must be among {list(SECTIONS)}, got {unknown}")
+    out_dir = Path(out) if out is not None else default_out(device, quick)
+    env = environment(device)
+    start = time.perf_counter()
+    done: list[tuple[str, dict]] = []
+    skipped: list[tuple[str, str]] = []
+    for name in names:
+        elapsed = time.perf_counter() - start
+        if budget is not None and elapsed >= budget:
+            skipped.append((name, f"time budget of {budget:.0f} s used up ({elapsed:.0f} s elapsed)"))
+            continue
+        module, why = _load(name)
+        if module is None:
+            skipped.append((name, why))
+            continue
+        logger.info("section %s ...", name)
+        t0 = time.perf_counter()
+        try:
+            section = check_section(name, module.run(quick=quick, device=device))
+        except Exception as err:  # noqa: BLE001 - one failing section must not lose the report
+            last = traceback.extract_tb(err.__traceback__)[-1]
+            skipped.append((name, f"run() failed: {type(err).__name__}: {err} "
+                                  f"({Path(last.filename).name}:{last.lineno})"))
+            logger.warning("section %s failed: %s", name, err)
+            continue
+        section["wall_s"] = time.perf_counter() - t0
+        logger.info("section %s done in %.0f s", name, section["wall_s"])
+        done.append((name, section))
+    env["wall_s"] = time.perf_counter() - start
+    headline = [line for _, section in done for line in section.get("headline", [])]
+    return write_report(out_dir, env, done, quick=quick, headline=headline, skipped=skipped)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print(list_sections())
+        return 0
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    try:
+        report = run_report(quick=args.quick, device=args.device, out=args.out, budget=args.budget,
+                            sections=args.sections)
+    except ValueError as err:
+        print(f"benchmarks.run: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {report} (and results.json, *.png beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
