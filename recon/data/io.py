@@ -2,16 +2,25 @@
 
 Every writer is atomic: it writes a temporary file next to the destination and renames it
 into place (``os.replace``), so a crash or an exception never leaves a half-written file
-under the final name.
+under the final name. The temporary is named ``.<name>.tmp-<host>-<pid>-<random>``: hidden,
+and never ending in ``.h5`` / ``.nii`` / ``.nii.gz``, so no dataset glob or folder scan
+(:func:`data_files`, :class:`recon.data.SliceDataset`, ``recon reconstruct DIR``) ever picks
+up the remains of a killed run; :func:`remove_stale_temporaries` deletes such remains (only
+names of this pattern, only those of processes of this host that are gone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import gzip
+import logging
 import os
-import tempfile
+import re
+import secrets
+import socket
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -21,42 +30,132 @@ from recon.data.header import parse_ismrmrd_header
 
 __all__ = [
     "atomic_path",
+    "is_temporary",
+    "remove_stale_temporaries",
+    "data_files",
     "save_reconstructions",
     "write_fastmri_file",
     "save_nifti",
     "load_nifti",
 ]
 
+logger = logging.getLogger(__name__)
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+#: ``.<name>.tmp-<host>-<pid>-<hex>``: the names :func:`atomic_path` gives its temporaries
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<host>[A-Za-z0-9_]{1,32})-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
-_UMASK = _current_umask()
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def is_temporary(name: str | os.PathLike) -> bool:
+    """Whether ``name`` (a file name or path) is a temporary of :func:`atomic_path`."""
+    return _TEMPORARY.match(Path(name).name) is not None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that killed writers left in ``folder`` (not in sub-folders).
+
+    Only names of :func:`atomic_path`'s pattern are considered, and of those only the ones
+    written on this host by a process that no longer runs: a concurrent writer's temporary
+    (another process, or another host on a shared file system) is left alone.
+
+    Args:
+        folder: an output folder; a missing folder is not an error.
+
+    Returns:
+        The removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host, removed = _host(), []
+    for entry in os.scandir(folder):
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["host"] != host or _process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+            logger.info("removed %s, left by a killed run", entry.path)
+    return removed
+
+
+def data_files(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    """The visible regular files in ``folder`` whose names end in one of ``suffixes``, sorted.
+
+    Hidden names (a leading ``.``: editors' swap files, macOS ``._*`` files, the temporaries
+    of :func:`atomic_path`) are skipped, and suffixes compare case-insensitively. Every folder
+    scan of recon (datasets, the command line) goes through here.
+
+    Args:
+        folder: the folder to list (not recursive).
+        suffixes: e.g. ``(".h5",)`` or ``(".nii", ".nii.gz")``.
+
+    Returns:
+        The matching paths, sorted by name.
+    """
+    lowered = tuple(s.lower() for s in suffixes)
+    return sorted(
+        Path(entry.path)
+        for entry in os.scandir(folder)
+        if not entry.name.startswith(".") and entry.name.lower().endswith(lowered) and entry.is_file()
+    )
+
+
+def _temporary_name(path: Path) -> Path:
+    stem = path.name[:150]  # keeps the whole name under common 255-byte limits
+    return path.with_name(f".{stem}.tmp-{_host()}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` when the block succeeds.
 
-    The temporary name keeps the destination's suffixes (``.nii.gz``, ``.h5``) so that
-    libraries choosing a format by extension still do the right thing. On an exception the
-    temporary file is removed and the destination is untouched.
+    The temporary (``.<name>.tmp-<host>-<pid>-<random>``, created empty with the process's
+    usual file mode) deliberately has no data suffix, so nothing that scans the folder takes
+    it for a data file: writers that choose a format by extension must be told the format
+    (``savefig(format=...)``; :func:`save_nifti` serialises itself). On an exception the
+    temporary is removed and the destination is untouched; after a kill -9 it is left
+    behind, hidden, until :func:`remove_stale_temporaries` runs.
 
     Args:
         path: the final file name. Its folder must exist.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        IsADirectoryError: ``path`` is an existing folder.
     """
     path = Path(path)
-    suffix = "".join(path.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "cannot write a file over a folder", str(path))
+    for _ in range(100):
+        tmp = _temporary_name(path)
+        try:  # created like any new file (mode 0o666 & ~umask), exclusively, never via a link
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
+    else:  # pragma: no cover - 100 collisions of 32 random bits
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
     try:
         yield tmp
-        if tmp.exists():  # mkstemp makes 0600 files; give the result the usual umask mode
-            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -255,8 +354,13 @@ def save_nifti(
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    with atomic_path(path) as tmp:
-        nib.save(image, str(tmp))
+    with atomic_path(path) as tmp:  # the temporary has no suffix: serialise explicitly
+        with open(tmp, "wb") as raw:
+            if path.name.endswith(".gz"):
+                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as stream:
+                    image.to_stream(stream)
+            else:
+                image.to_stream(raw)
     return path
 
 
@@ -265,24 +369,39 @@ def load_nifti(path: str | os.PathLike, dtype: np.dtype | type = np.float32) -> 
 
     Args:
         path: ``.nii`` / ``.nii.gz`` file.
-        dtype: dtype of the returned data (scaling slope/intercept applied).
+        dtype: dtype of the returned data (scaling slope/intercept applied). A complex file
+            is read only with a complex ``dtype``: it is never silently cast to real.
 
     Returns:
         ``(volume, affine (4, 4), voxel_size)``, voxel size in mm for the spatial axes.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file cannot be read as NIfTI.
+        ValueError: the file cannot be read as NIfTI, or it holds complex values and ``dtype``
+            is real (the message names the file).
     """
     import nibabel as nib
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no NIfTI file at {str(path)!r}")
+    want_complex = np.issubdtype(np.dtype(dtype), np.complexfloating)
     try:
         image = nib.load(str(path))
-        volume = np.asarray(image.get_fdata(dtype=np.float64), dtype=dtype)
+        stored = np.dtype(image.get_data_dtype())
     except Exception as err:  # nibabel raises several types for bad files
+        raise ValueError(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
+    if stored.kind == "c" and not want_complex:
+        raise ValueError(
+            f"{path}: the volume is complex-valued ({stored}) and is not read as real data: "
+            "save its magnitude (e.g. np.abs) first, or read it with a complex dtype"
+        )
+    try:
+        if want_complex:
+            volume = np.asarray(image.dataobj, dtype=dtype)
+        else:
+            volume = np.asarray(image.get_fdata(dtype=np.float64), dtype=dtype)
+    except Exception as err:  # truncated data, bad scaling, ...
         raise ValueError(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
     zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     return volume, np.asarray(image.affine), zooms

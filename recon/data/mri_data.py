@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from recon.data.header import HeaderError, parse_ismrmrd_header
-from recon.data.io import atomic_path
+from recon.data.io import atomic_path, data_files
 
 __all__ = ["DataFileError", "FastMRIRawDataSample", "SliceDataset", "VolumeSampler", "read_file_metadata"]
 
@@ -146,7 +146,7 @@ def _list_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise FileNotFoundError(f"root must be a folder of fastMRI .h5 files or one file, got {str(root)!r} (not found)")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in _H5_SUFFIXES)
+    files = data_files(root, _H5_SUFFIXES)  # hidden names (temporaries of killed writers) skipped
     if not files:
         raise ValueError(f"root {str(root)!r} contains no HDF5 files (*.h5, *.hdf5)")
     return files
@@ -171,7 +171,8 @@ class SliceDataset(Dataset):
     were freshly read and may be overwritten (recon's transforms then mask in place).
 
     Args:
-        root: a folder of ``.h5`` files, or a single file.
+        root: a folder of ``.h5`` files, or a single file. Hidden files (a leading ``.``, such
+            as the temporaries a killed writer leaves) are not data and are skipped.
         challenge: ``"multicoil"`` or ``"singlecoil"``.
         transform: callable applied to each raw sample.
         sample_rate: fraction of slices to keep (drawn with ``seed``).

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.fft
 
 from recon.data.header import make_ismrmrd_header
-from recon.data.io import load_nifti, write_fastmri_file
+from recon.data.io import data_files, load_nifti, remove_stale_temporaries, write_fastmri_file
 
 __all__ = [
     "SimulationConfig",
@@ -516,6 +516,40 @@ def _nifti_stem(path: Path) -> str:
     return path.stem
 
 
+def _check_volume(path: Path, volume: np.ndarray, axis: object) -> np.ndarray:
+    """The 3-D magnitude volume of a NIfTI file, or a ``ValueError`` naming the file (and the
+    slice along ``axis`` for bad voxels)."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    if volume.ndim == 2:  # a single slice stored as (X, Y)
+        volume = volume[..., None]
+    elif volume.ndim == 4:  # a time series: its first volume
+        volume = volume[..., 0]
+    if volume.ndim != 3 or min(volume.shape) < 1:
+        raise ValueError(f"{path}: the volume must be 3-D (X, Y, Z) (or 4-D, or 2-D), got shape {volume.shape}")
+    bad = ~np.isfinite(volume)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{path}: slice {first[axis]} (along axis {axis}) has {int(bad.sum())} NaN/Inf voxel(s), "
+            f"the first at voxel {first}; the simulation needs finite magnitude images"
+        )
+    if not volume.any():
+        raise ValueError(f"{path}: the volume is all zero, nothing to simulate")
+    negative = volume < 0
+    if negative.any():
+        if not (volume > 0).any():
+            what = f"every non-zero voxel is negative (min {float(volume.min())!r}, max {float(volume.max())!r})"
+        else:
+            first = tuple(int(i) for i in np.argwhere(negative)[0])
+            what = (f"{int(negative.sum())} voxel(s) are negative (min {float(volume.min())!r}), "
+                    f"the first in slice {first[axis]} along axis {axis}")
+        raise ValueError(
+            f"{path}: {what}; the simulation needs magnitude images (>= 0): clip or take np.abs first"
+        )
+    return volume
+
+
 def simulate_nifti(
     nifti_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -527,6 +561,11 @@ def simulate_nifti(
     seed: int = 0,
 ) -> Path:
     """Turn one NIfTI magnitude volume into one fastMRI-format file ``out_dir/<stem>.h5``.
+
+    The volume must be a real, finite, non-negative magnitude image: complex-valued files are
+    refused (the simulation adds its own phase; take the magnitude yourself if that is what
+    you want), and so are NaN/Inf or negative voxels - every error names the file, and the
+    slice for bad voxels. A 4-D file uses its first volume, a 2-D file is one slice.
 
     Args:
         nifti_path: ``.nii`` / ``.nii.gz`` volume.
@@ -541,20 +580,33 @@ def simulate_nifti(
         The written file.
 
     Raises:
-        FileNotFoundError / ValueError: unreadable input, bad axis, an empty volume.
+        FileNotFoundError: no such file.
+        ValueError: unreadable or complex-valued input, NaN/Inf or negative voxels, an all-zero
+            volume, a bad ``axis`` or ``slices`` (each naming the file).
     """
     nifti_path = Path(nifti_path)
     volume, _, zooms = load_nifti(nifti_path)
+    volume = _check_volume(nifti_path, volume, axis)
+    moved = np.moveaxis(volume, axis, 0)
     if slices is None:
-        moved = np.moveaxis(volume if volume.ndim == 3 else volume[..., 0], axis, 0)
         slices = [i for i in range(moved.shape[0]) if moved[i].max() > 0]
-        if not slices:
-            raise ValueError(f"{nifti_path}: the volume is all zero, nothing to simulate")
+    else:
+        slices = list(slices)
+        if not slices or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and
+                                 -moved.shape[0] <= i < moved.shape[0] for i in slices):
+            raise ValueError(
+                f"{nifti_path}: slices must be a non-empty list of indices in [0, {moved.shape[0]}) "
+                f"along axis {axis}, got {slices!r}"
+            )
     images = nifti_slices(volume, axis=axis, slices=slices)
+    zooms = tuple(zooms) + (1.0,) * (3 - len(zooms))
     in_plane = [z for d, z in enumerate(zooms) if d != axis]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sim = simulate_multicoil(images, config, seed=seed)
+    try:
+        sim = simulate_multicoil(images, config, seed=seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{nifti_path}: {err}") from err
     # rot90 puts the second in-plane axis on the rows
     voxel = (in_plane[1], in_plane[0], zooms[axis])
     return write_simulated(
@@ -578,7 +630,9 @@ def simulate_folder(
     """Simulate every ``*.nii`` / ``*.nii.gz`` in a folder (sorted), one output file each.
 
     Each file's seed is derived from ``seed`` and the file's name, so results do not depend
-    on which other files are in the folder.
+    on which other files are in the folder. Hidden files are skipped; temporaries left in
+    ``out_dir`` by a killed earlier run are removed first. The first file that cannot be
+    simulated stops the run with an error naming it (files written before it stay).
 
     Args:
         in_dir: folder of NIfTI volumes.
@@ -598,13 +652,19 @@ def simulate_folder(
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"in_dir must be a folder of NIfTI volumes, got {str(in_dir)!r}")
-    files = sorted(p for p in in_dir.iterdir() if p.name.endswith((".nii", ".nii.gz")) and p.is_file())
+    files = data_files(in_dir, (".nii", ".nii.gz"))
     if not files:
         raise ValueError(f"in_dir {str(in_dir)!r} contains no NIfTI files (*.nii, *.nii.gz)")
+    remove_stale_temporaries(out_dir)
     written = []
     for path in files:
         file_seed = np.random.SeedSequence([int(seed), zlib.crc32(path.name.encode())])
-        written.append(
-            simulate_nifti(path, out_dir, config=config, axis=axis, challenge=challenge, seed=file_seed)
-        )
+        try:
+            written.append(
+                simulate_nifti(path, out_dir, config=config, axis=axis, challenge=challenge, seed=file_seed)
+            )
+        except (ValueError, TypeError, OSError) as err:
+            if str(path) in str(err):
+                raise
+            raise type(err)(f"{path}: {err}") from err
     return written

@@ -200,7 +200,9 @@ def test_write_fastmri_file_errors(tmp_path):
 def test_atomic_path_cleans_up(tmp_path):
     with pytest.raises(RuntimeError):
         with recon_io.atomic_path(tmp_path / "x.nii.gz") as tmp:
-            assert tmp.name.endswith(".nii.gz") and tmp.parent == tmp_path
+            # hidden, and no data suffix: no dataset glob or folder scan can match it
+            assert tmp.name.startswith(".x.nii.gz.tmp-") and tmp.parent == tmp_path
+            assert not tmp.name.endswith((".nii.gz", ".nii", ".h5")) and recon_io.is_temporary(tmp)
             tmp.write_text("partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
