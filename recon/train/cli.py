@@ -85,6 +85,9 @@ _OPTIONS = {
     "--backend": ("backend", dict(choices=("gloo", "nccl"))),
     "--num-threads": ("num_threads", dict(type=int)),
     "--progress": ("progress", dict(type=_bool, metavar="BOOL", help="progress bar (default: when a terminal)")),
+    "--self-supervised": ("self_supervised", dict(choices=("ssdu",), help="train without references: SSDU (Yaman et al. 2020)")),
+    "--ssdu-rho": ("ssdu_rho", dict(type=float, metavar="RHO", help="SSDU loss-set ratio in (0, 1) (default 0.4)")),
+    "--ssdu-selection": ("ssdu_selection", dict(choices=("gaussian", "uniform"), help="SSDU loss-set selection (default gaussian)")),
 }
 
 

@@ -102,6 +102,11 @@ class TrainConfig:
             nccl on CUDA).
         num_threads: torch CPU threads per process, or None to leave torch's setting.
         progress: show a tqdm bar; None shows it only when stderr is a terminal.
+        self_supervised: None (supervised, on the targets) or ``"ssdu"``: train a k-space
+            model on undersampled data alone (:mod:`recon.train.ssdu`, Yaman et al. 2020);
+            validation is unchanged.
+        ssdu_rho: SSDU loss-set ratio ``|Lambda| / |Omega|``, in (0, 1).
+        ssdu_selection: ``"gaussian"`` or ``"uniform"`` selection of the loss set.
 
     Raises:
         ValueError: a field out of range or of the wrong kind; the message names the field.
@@ -138,6 +143,9 @@ class TrainConfig:
     backend: Optional[str] = None
     num_threads: Optional[int] = None
     progress: Optional[bool] = None
+    self_supervised: Optional[str] = None
+    ssdu_rho: float = 0.4
+    ssdu_selection: str = "gaussian"
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_SPECS:
@@ -222,6 +230,14 @@ class TrainConfig:
             raise _fail("num_threads", "an int >= 1 or None", self.num_threads)
         if self.progress is not None and not isinstance(self.progress, bool):
             raise _fail("progress", "True, False or None", self.progress)
+        if self.self_supervised not in (None, "ssdu"):
+            raise _fail("self_supervised", "None or 'ssdu'", self.self_supervised)
+        if self.self_supervised is not None and MODEL_SPECS[self.model].domain != "kspace":
+            raise _fail("self_supervised", f"None for the image-domain model {self.model!r} (SSDU needs a k-space model)", self.self_supervised)
+        if not (_is_real(self.ssdu_rho) and 0 < self.ssdu_rho < 1):
+            raise _fail("ssdu_rho", "a number in (0, 1)", self.ssdu_rho)
+        if self.ssdu_selection not in ("gaussian", "uniform"):
+            raise _fail("ssdu_selection", "'gaussian' or 'uniform'", self.ssdu_selection)
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

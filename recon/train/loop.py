@@ -40,6 +40,7 @@ from recon.train.distributed import (
 )
 from recon.train.evaluate import evaluate, forward_batch
 from recon.train.losses import ReconLoss
+from recon.train.ssdu import SSDU
 from recon.train.registry import MODEL_SPECS, build_model
 
 __all__ = ["TrainResult", "train", "train_step"]
@@ -81,8 +82,12 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     grad_clip: Optional[float] = None,
+    ssdu: Optional[SSDU] = None,
 ) -> float:
-    """One optimiser step on one batch; returns the batch loss."""
+    """One optimiser step on one batch; returns the batch loss (the SSDU loss when
+    ``ssdu`` is given: self-supervised, the batch's targets are not used)."""
+    if ssdu is not None:
+        return ssdu.train_step(model, batch, optimizer=optimizer, device=device, grad_clip=grad_clip)
     output, target, max_value = forward_batch(model, batch, domain, device)
     loss = loss_fn(output, target, max_value)
     optimizer.zero_grad(set_to_none=True)
@@ -202,6 +207,9 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
             num_replicas=ctx.world_size, rank=ctx.rank, num_workers=config.num_workers,
         )
     loss_fn = ReconLoss(config.loss, config.l1_weight).to(ctx.device)
+    ssdu = None
+    if config.self_supervised == "ssdu":
+        ssdu = SSDU(config.ssdu_rho, config.ssdu_selection, seed=config.seed + ctx.rank)
     show = _show_progress(config, ctx)
     if ctx.is_main:
         params = sum(p.numel() for p in model.parameters())
@@ -225,7 +233,7 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         for batch in bar:
             loss = train_step(
                 net, batch, domain=spec.domain, loss_fn=loss_fn, optimizer=optimizer,
-                device=ctx.device, grad_clip=config.grad_clip,
+                device=ctx.device, grad_clip=config.grad_clip, ssdu=ssdu,
             )
             global_step += 1
             loss_sum += loss
