@@ -29,6 +29,7 @@ from recon.data.transforms import (
     collate_samples,
     to_tensor,
 )
+from recon.data.volumes import NiftiSliceDataset, PairedVolumeDataset, volume_to_slices
 
 __all__ = [
     "SliceDataset", "VolumeSampler", "FastMRIRawDataSample", "DataFileError", "read_file_metadata",
@@ -40,4 +41,5 @@ __all__ = [
     "write_simulated", "simulate_nifti", "simulate_folder",
     "SPLITS", "data_dir", "cache_dir", "sample_file", "sample_files", "sample_dir",
     "read_dicom_series", "dicom_to_nifti", "DicomSeriesInfo", "DicomSeriesError",
+    "NiftiSliceDataset", "PairedVolumeDataset", "volume_to_slices",
 ]
