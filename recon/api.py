@@ -49,16 +49,27 @@ TV_LAM = 0.003
 # input normalisation
 
 
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` for any numpy array recon reads: native byte order, contiguous,
+    read-only arrays shared without a copy (recon never writes into its inputs)."""
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    array = np.ascontiguousarray(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 def _to_real_view(name: str, value: object) -> tuple[torch.Tensor, bool]:
     """numpy / torch, complex or real view ``(..., 2)`` -> (real-view tensor, was_numpy)."""
     if isinstance(value, np.ndarray):
-        if np.iscomplexobj(value):
-            tensor = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(value)))
-        elif np.issubdtype(value.dtype, np.floating) and value.ndim >= 1 and value.shape[-1] == 2:
-            tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if np.iscomplexobj(value) and value.dtype in (np.complex64, np.complex128):
+            tensor = torch.view_as_real(_from_numpy(value))
+        elif value.dtype in (np.float16, np.float32, np.float64) and value.ndim >= 1 and value.shape[-1] == 2:
+            tensor = _from_numpy(value)
         else:
             raise TypeError(
-                f"{name} must be complex (a complex array, or a real array with a trailing "
+                f"{name} must be complex64/complex128 (or a float16/32/64 array with a trailing "
                 f"dimension of 2 holding real and imaginary parts), got {describe(value)}"
             )
         return tensor, True
@@ -74,8 +85,10 @@ def _to_real_view(name: str, value: object) -> tuple[torch.Tensor, bool]:
     raise TypeError(f"{name} must be a numpy array or a torch.Tensor, got {describe(value)}")
 
 
-def _layout(shape: tuple[int, ...], single_coil: bool | None) -> tuple[int, int]:
+def _layout(shape: tuple[int, ...], single_coil: object) -> tuple[int, int]:
     """Complex shape -> (slices, coils) with ``None`` dims absent, or raise."""
+    if single_coil is not None and not isinstance(single_coil, (bool, np.bool_)):
+        raise TypeError(f"single_coil must be True, False or None, got {describe(single_coil)}")
     ndim = len(shape)
     if ndim == 4:
         if single_coil:
@@ -97,35 +110,92 @@ def _layout(shape: tuple[int, ...], single_coil: bool | None) -> tuple[int, int]
     )
 
 
+#: smallest k-space ``(H, W)`` per method: the U-Net halves the image ``num_pool_layers`` times
+#: (``None``: ``2 ** pools`` per side, read off the loaded model, and two pixels left at its
+#: coarsest level, where instance normalisation needs more than one value), the k-space models
+#: locate the fully sampled centre among at least two columns; the classical methods take any
+#: non-empty grid
+MIN_KSPACE_SIZE = {
+    "zero_filled": (1, 1), "sense": (1, 1), "cs": (1, 1), "tv": (1, 1),
+    "unet": None, "cascade": (1, 2), "varnet": (1, 2),
+}
+
+
+def _check_geometry(method: str, height: int, width: int, model: torch.nn.Module | None = None) -> None:
+    """Refuse k-space smaller than ``method`` can reconstruct (``ValueError`` naming kspace)."""
+    need = MIN_KSPACE_SIZE[method]
+    if need is None:  # the U-Net: 2 ** pools per side, and 2 values at its coarsest level
+        pools = int(getattr(model, "num_pool_layers", 4))
+        side = 2**pools
+        if height < side or width < side or (height // side) * (width // side) < 2:
+            raise ValueError(
+                f"method 'unet' needs kspace of at least {side} x {side} (H x W) and more than one "
+                f"pixel after its {pools} poolings (e.g. {2 * side} x {side}), got H = {height}, W = {width}"
+            )
+        return
+    if height < need[0] or width < need[1]:
+        raise ValueError(
+            f"method {method!r} needs kspace of at least {need[0]} x {need[1]} (H x W), "
+            f"got H = {height}, W = {width}"
+        )
+
+
 def _prepare_mask(mask: object, shape: tuple[int, ...]) -> torch.Tensor:
-    """User mask -> float 0/1 tensor broadcast to the complex k-space ``shape``."""
+    """User mask -> float64 0/1 tensor broadcast (a view, not a copy) to the complex k-space ``shape``.
+
+    Layout rule: a mask whose last dimension is 1 (and that has at least 2 dimensions and is not
+    already of the k-space's shape) is in fastMRI's ``(..., W, 1)`` layout - the trailing 1
+    always means "columns", also on square k-space where plain broadcasting would read it as
+    rows. Every other mask broadcasts as numpy does: ``(W,)``, ``(H, W)``, ``(1, H, W)``, ...
+    """
     if isinstance(mask, np.ndarray):
         if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
             raise TypeError(f"mask must be boolean or numeric, got {describe(mask)}")
-        tensor = torch.from_numpy(np.ascontiguousarray(mask))
+        if np.iscomplexobj(mask):
+            raise TypeError(f"mask must be real (boolean or 0/1), got {describe(mask)}")
+        tensor = _from_numpy(mask.astype(np.float64, copy=False))
     elif isinstance(mask, torch.Tensor):
         tensor = mask.detach().cpu()
     else:
         raise TypeError(f"mask must be a numpy array, a torch.Tensor or None, got {describe(mask)}")
     if tensor.is_complex():
         raise TypeError(f"mask must be real (boolean or 0/1), got {describe(mask)}")
-    tensor = tensor.to(torch.float64) if tensor.dtype != torch.bool else tensor.double()
+    tensor = tensor.to(torch.float64)
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError("mask contains NaN or Inf values")
     if not bool(((tensor == 0) | (tensor == 1)).all()):
         raise ValueError(f"mask must hold only 0 and 1 (or booleans), got values {tensor.unique()[:6].tolist()}")
-    candidates = [tensor]
-    if tensor.ndim >= 1 and tensor.shape[-1] == 1:  # fastMRI's (..., W, 1) masks of the real view
-        candidates.append(tensor[..., 0])
-    for cand in candidates:
-        try:
-            return torch.broadcast_to(cand, shape).clone()
-        except RuntimeError:
-            continue
-    raise ValueError(
-        f"mask of shape {tuple(tensor.shape)} does not broadcast against the kspace shape {shape}; "
-        "give a column mask (W,), a 2-D mask (H, W), or any shape broadcastable to the k-space"
-    )
+    given = tuple(tensor.shape)
+    layout = ""
+    if tensor.ndim >= 2 and given[-1] == 1 and given != tuple(shape):
+        tensor = tensor[..., 0]
+        layout = " read as fastMRI's (..., W, 1) column layout (a trailing 1 always means columns),"
+    try:
+        return torch.broadcast_to(tensor, shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mask of shape {given}{layout} does not broadcast against the kspace shape {tuple(shape)}; "
+            "give a column mask (W,) or (1, 1, W, 1), a 2-D mask (H, W), or any shape broadcastable "
+            "to the k-space (a row mask as (H, W))"
+        ) from None
+
+
+def _prepare_maps(sens_maps: object, shape: tuple[int, ...], method: str, slices: int, coils: int) -> torch.Tensor:
+    """User coil maps -> real-view tensor ``(slices, coils, H, W, 2)`` for k-space of complex ``shape``."""
+    if method not in ("sense", "cs", "tv"):
+        raise ValueError(f"sens_maps= is used by the methods sense, cs and tv, not by {method!r}")
+    maps, _ = _to_real_view("sens_maps", sens_maps)
+    if tuple(maps.shape[:-1]) != tuple(shape):
+        raise ValueError(f"sens_maps must have the k-space's shape {tuple(shape)} (complex), got {describe(sens_maps)}")
+    if not bool(torch.isfinite(maps).all()):
+        raise ValueError("sens_maps contains NaN or Inf values")
+    maps = maps.reshape(slices, coils, *shape[-2:], 2)
+    if not bool(maps.flatten(1).ne(0).any(dim=1).all()):
+        raise ValueError(
+            "sens_maps are zero everywhere (in at least one slice): no coil sees the object; "
+            "pass estimated maps, or sens_maps=None to estimate them (ESPIRiT)"
+        )
+    return maps
 
 
 def _device(device: object, kspace: object) -> torch.device:
@@ -325,22 +395,14 @@ def reconstruct(
 
     maps_t = None
     if sens_maps is not None:
-        if method not in ("sense", "cs", "tv"):
-            raise ValueError(f"sens_maps= is used by the methods sense, cs and tv, not by {method!r}")
-        maps_t, _ = _to_real_view("sens_maps", sens_maps)
-        if tuple(maps_t.shape[:-1]) != shape:
-            raise ValueError(
-                f"sens_maps must have the k-space's shape {shape} (complex), got {describe(sens_maps)}"
-            )
-        if not bool(torch.isfinite(maps_t).all()):
-            raise ValueError("sens_maps contains NaN or Inf values")
-        maps_t = maps_t.reshape(slices, coils, height, width, 2)
+        maps_t = _prepare_maps(sens_maps, shape, method, slices, coils)
 
     model = None
     if method in LEARNED:
         path = resolve_weights(method, weights, bundled_weights())
         model = load_model(path, model_name=method, map_location=dev, cached=True)[0]
         dtype = torch.float32
+    _check_geometry(method, height, width, model)
 
     if batch_size is None:
         # real elements of k-space per batch: large on GPUs; on the CPU the solvers work in
@@ -364,7 +426,7 @@ def reconstruct(
                 s = maps_t[start:stop].to(device=dev, dtype=dtype) if maps_t is not None else None
                 out = _classical(method, k, m, s)
             outputs.append(out.to(out_device))
-    result = torch.cat(outputs)
+    result = torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
     lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
     result = result.reshape(*lead, *result.shape[-2:])
     if was_numpy:
