@@ -7,7 +7,8 @@ call::
     image = recon.reconstruct(kspace, mask)          # (slices, coils, H, W) -> (slices, H, W)
 
 Subpackages: :mod:`recon.ops` (operators), :mod:`recon.masks`, :mod:`recon.metrics`,
-:mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`.
+:mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`,
+:mod:`recon.viz` (figures).
 They are imported on first use, so ``import recon.ops`` stays light.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "train", "api", "cli"}
+_SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "train", "viz", "api", "cli"}
 
 __all__ = ["__version__", "reconstruct", *sorted(_SUBMODULES - {"api", "cli"})]
 

@@ -18,14 +18,15 @@ ALLOWED: dict[str, set[str]] = {
     "ops": set(),
     "masks": {"ops"},
     "metrics": {"ops"},
-    "data": {"ops", "masks", "metrics"},
+    "data": {"ops", "masks", "metrics", "preprocess"},
     "classical": {"ops", "masks"},
     "models": {"ops"},
     "heads": {"ops", "models"},
     "preprocess": {"ops"},
-    "train": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess"},
-    "api": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "train"},
-    "cli": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "train", "api"},
+    "viz": {"ops"},
+    "train": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "viz"},
+    "api": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "train", "viz"},
+    "cli": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "train", "viz", "api"},
 }
 
 
