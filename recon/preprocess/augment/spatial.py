@@ -169,8 +169,19 @@ def _bspline_basis(n_out: int, n_ctrl: int, dtype: torch.dtype, device: torch.de
     return basis.to(dtype)
 
 
-def _dense_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Dense ``(B, *shape, nd)`` field from control-point values ``(B, *ctrl, nd)``; added to ``out`` if given."""
+def _axis_coords(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """grid_sample's normalised voxel-centre coordinates along an axis (align_corners=True)."""
+    if n == 1:
+        return torch.zeros(1, dtype=dtype, device=device)
+    return torch.linspace(-1, 1, n, dtype=dtype, device=device)
+
+
+def _partial_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """B-spline field contracted along every axis but the first.
+
+    Returns ``(basis0 (n0, c0), rest (B, c0, prod(shape[1:]) * nd))``: the dense field is
+    ``basis0 @ rest`` per sample.
+    """
     B, nd = coeffs.shape[0], coeffs.shape[-1]
     ctrl = coeffs.shape[1:-1]
     dev = coeffs.device
@@ -181,13 +192,48 @@ def _dense_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype,
         c = torch.einsum("jb,zabkd->zajkd", bases[1], c)
     else:
         c = torch.einsum("jb,zabd->zajd", bases[1], c)
-    rest = c.reshape(B, ctrl[0], -1)
-    b0 = bases[0].expand(B, -1, -1)
-    if out is None:
-        return torch.bmm(b0, rest).view(B, *shape, nd)
-    flat = out.view(B, shape[0], -1)
-    torch.baddbmm(flat, b0, rest, out=flat)
-    return out
+    return bases[0], c.reshape(B, ctrl[0], -1)
+
+
+def _dense_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """Dense ``(B, *shape, nd)`` cubic B-spline field from control-point values ``(B, *ctrl, nd)``."""
+    basis0, rest = _partial_field(coeffs, shape, dtype)
+    B, nd = coeffs.shape[0], coeffs.shape[-1]
+    return torch.matmul(basis0, rest).view(B, *shape, nd)
+
+
+def _affine_plus_fields(theta: torch.Tensor, fields: Sequence[torch.Tensor], shape: Sequence[int],
+                        dtype: torch.dtype) -> torch.Tensor:
+    """Sampling points ``theta @ x + sum(fields)`` on the regular grid, as ONE batched matmul.
+
+    ``theta`` ``(B, nd + 1, nd + 1)`` acts on normalised (x, y[, z]); ``fields`` are control-point
+    displacements ``(B, *ctrl, nd)`` in normalised units. Along the first spatial axis the
+    points are ``z_0 * theta[:, :, nd-1] + (the rest of the affine) + basis0 @ partial``, so the
+    whole grid ``(B, n0, rest)`` is ``[z_0, 1, basis0...] @ [col, rest-of-affine, partial...]``:
+    one memory pass writes it (no base grid, no separate addition).
+    """
+    B = theta.shape[0]
+    nd = len(shape)
+    dev = theta.device
+    th = theta[:, :nd].to(dtype)  # (B, nd, nd + 1), columns: x, y, [z], 1
+    coords = [_axis_coords(n, dtype, dev) for n in shape]  # per tensor axis 0..nd-1
+    # the tensor axis a corresponds to normalised component nd - 1 - a
+    col0 = th[:, :, nd - 1]  # (B, nd): the direction of tensor axis 0
+    rest_shape = tuple(shape[1:])
+    affine_rest = th[:, :, nd].view(B, *[1] * (nd - 1), nd)
+    for a in range(1, nd):
+        v = coords[a].view(*[1] * (a - 1), -1, *[1] * (nd - 1 - a), 1) * th[:, :, nd - 1 - a].view(B, *[1] * (nd - 1), nd)
+        affine_rest = affine_rest + v
+    affine_rest = affine_rest.expand(B, *rest_shape, nd).reshape(B, 1, -1)
+    col_rows = col0.view(B, 1, 1, nd).expand(B, 1, math.prod(rest_shape), nd).reshape(B, 1, -1)
+    lefts = [coords[0].view(1, -1, 1).expand(B, -1, 1), torch.ones(B, shape[0], 1, dtype=dtype, device=dev)]
+    rights = [col_rows, affine_rest]
+    for c in fields:
+        basis0, rest = _partial_field(c, shape, dtype)
+        lefts.append(basis0.expand(B, -1, -1))
+        rights.append(rest)
+    out = torch.bmm(torch.cat(lefts, 2), torch.cat(rights, 1))
+    return out.view(B, *shape, nd)
 
 
 # ------------------------------------------------------------------------------ resampling
@@ -207,10 +253,7 @@ def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dt
 
     def materialise() -> torch.Tensor:
         theta = M if M is not None else torch.eye(nd + 1, dtype=torch.float64, device=batch.device).expand(B, -1, -1)
-        pts = F.affine_grid(theta[:, :nd].to(dtype), list(size), align_corners=True)
-        for c in lazy:
-            _dense_field(c, shape, dtype, out=pts)
-        return pts
+        return _affine_plus_fields(theta, lazy, shape, dtype)
 
     for kind, value in reversed(ops):
         if kind == "affine":
@@ -719,8 +762,8 @@ class Crop(Transform):
 
     Args:
         start: first voxel per axis (int or one per axis).
-        size: voxels kept per axis; ``None`` keeps that axis whole (e.g. ``(None, 128, 128)``
-            crops slices in-plane only).
+        size: voxels kept per axis; ``None`` keeps the axis from ``start`` to its end (with
+            start 0, the whole axis: ``Crop(0, (None, 128, 128))`` crops in-plane only).
         labels: label keys (cropped like the images).
 
     Raises:
@@ -744,10 +787,13 @@ class Crop(Transform):
 
     def draw(self, batch: Batch, generator) -> Params:
         shape = batch.spatial_shape
-        size = _resolve_sizes("size", self.size, shape)
         start = self.start * batch.nd if len(self.start) == 1 else self.start
         if len(start) != batch.nd:
             raise ValueError(f"start has {len(start)} entries but the sample is {batch.nd}-D")
+        sizes = self.size * batch.nd if len(self.size) == 1 else self.size
+        if len(sizes) == batch.nd:  # None: from start to the end of the axis
+            sizes = [max(n - b, 1) if s is None else s for s, b, n in zip(sizes, start, shape)]
+        size = _resolve_sizes("size", sizes, shape)
         if any(b + s > n for b, s, n in zip(start, size, shape)):
             raise ValueError(f"crop start {tuple(start)} + size {tuple(size)} exceeds the spatial shape {tuple(shape)}")
         return _crop_params(start, size, batch)
