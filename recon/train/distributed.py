@@ -1,4 +1,5 @@
-"""torch.distributed set-up for training under ``torchrun`` (gloo on CPU, nccl on CUDA).
+"""torch.distributed set-up under ``torchrun`` (gloo on CPU, nccl on CUDA): training, and
+folder reconstruction / evaluation sharded across processes and machines (:func:`map_sharded`).
 
 ``torchrun --nproc_per_node N -m recon.train ...`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_distributed` reads them,
@@ -10,12 +11,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed", "shutdown_distributed", "all_gather_objects", "all_reduce_sum", "barrier"]
+__all__ = [
+    "DistributedContext", "init_distributed", "shutdown_distributed", "all_gather_objects", "all_reduce_sum",
+    "barrier", "broadcast_object", "shard_indices", "shard_paths", "map_sharded", "ItemFailure",
+]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -135,3 +142,118 @@ def all_gather_objects(ctx: DistributedContext, obj: Any) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# sharding a list of files (folder reconstruction / evaluation across processes and machines)
+
+
+def broadcast_object(ctx: DistributedContext, obj: Any) -> Any:
+    """Rank 0's ``obj`` on every process (``obj`` itself in single-process runs)."""
+    if not ctx.distributed:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def shard_indices(sizes: Sequence[float], world_size: int) -> list[list[int]]:
+    """Deal items to ``world_size`` workers so their total sizes are balanced.
+
+    Longest-processing-time-first: items in decreasing size (ties by index) each go to the
+    worker with the smallest total so far (ties to the lowest rank).  Deterministic; each
+    worker's indices are returned in increasing order.
+
+    Args:
+        sizes: a non-negative cost per item (e.g. file sizes in bytes).
+        world_size: number of workers (>= 1).
+
+    Returns:
+        ``world_size`` lists of item indices; together they hold every index exactly once.
+
+    Raises:
+        ValueError: ``world_size`` < 1 or a negative size.
+
+    Example:
+        >>> shard_indices([5, 1, 1, 3], 2)
+        [[0], [1, 2, 3]]
+    """
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"sizes must be non-negative, got {list(sizes)!r}")
+    loads = [0.0] * world_size
+    shards: list[list[int]] = [[] for _ in range(world_size)]
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        worker = min(range(world_size), key=lambda r: (loads[r], r))
+        shards[worker].append(index)
+        loads[worker] += sizes[index]
+    return [sorted(s) for s in shards]
+
+
+def shard_paths(ctx: DistributedContext, paths: Sequence[os.PathLike | str]) -> list[Path]:
+    """This process's share of ``paths``, balanced by file size.
+
+    Rank 0 reads the sizes and deals the files (:func:`shard_indices`); the assignment is
+    broadcast, so every process agrees even if their views of the file system differ
+    slightly (multi-node runs need the files on a shared file system).  Single-process runs
+    get every path, in order.
+    """
+    paths = [Path(p) for p in paths]
+    if not ctx.distributed:
+        return paths
+    assignment = None
+    if ctx.is_main:
+        sizes = [p.stat().st_size if p.exists() else 0 for p in paths]
+        assignment = shard_indices(sizes, ctx.world_size)
+    assignment = broadcast_object(ctx, assignment)
+    return [paths[i] for i in assignment[ctx.rank]]
+
+
+@dataclass
+class ItemFailure:
+    """One item that failed in :func:`map_sharded`: which process, which item, what error."""
+
+    rank: int
+    item: str
+    error: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.item} (rank {self.rank}): {self.error}"
+
+
+def map_sharded(
+    ctx: DistributedContext,
+    paths: Sequence[os.PathLike | str],
+    fn: Callable[[Path], T],
+) -> tuple[list[tuple[str, T]], list[ItemFailure]]:
+    """Apply ``fn`` to this process's share of ``paths``; gather every result and failure.
+
+    Every process calls this with the same ``paths``.  An exception from ``fn`` on one path
+    is recorded (rank, file name, message) and the process goes on with its next path, so a
+    bad file costs only itself; all processes then exchange their results.
+
+    Args:
+        ctx: from :func:`init_distributed`.
+        paths: the items (files) of the whole job, the same list on every process.
+        fn: work for one path; its return value must be picklable.
+
+    Returns:
+        ``(results, failures)`` on every process: ``results`` as ``(path name, value)`` sorted
+        by name (the same order however many processes ran), ``failures`` sorted by name.
+    """
+    results: list[tuple[str, T]] = []
+    failures: list[ItemFailure] = []
+    for path in shard_paths(ctx, paths):
+        try:
+            results.append((path.name, fn(path)))
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - reported with the file name below
+            message = " ".join(str(err).split()) or type(err).__name__
+            failures.append(ItemFailure(ctx.rank, path.name, message, type(err).__name__))
+    gathered = all_gather_objects(ctx, (results, failures))
+    all_results = sorted((r for res, _ in gathered for r in res), key=lambda r: r[0])
+    all_failures = sorted((f for _, fail in gathered for f in fail), key=lambda f: (f.item, f.rank))
+    return all_results, all_failures
