@@ -29,7 +29,7 @@ Commands:
   simulate      turn NIfTI magnitude volumes into multi-coil fastMRI-format k-space files
   convert       a DICOM series (a folder, or an enhanced multi-frame file) to one NIfTI volume
   train         train a VarNet / U-Net / cascade fastMRI-style (torchrun for several processes)
-  benchmark     run the benchmarks: one report (REPORT.md, results.json, plots) per device
+  benchmark     how to run the benchmark scripts
 
 Examples:
   recon reconstruct file_brain_AXT2_001.h5 -o recons/
@@ -37,8 +37,6 @@ Examples:
   recon evaluate --target-path val_folder/ --predictions-path recons/
   recon simulate brain.nii.gz -o simulated/ --coils 8
   recon convert dicom/ct_head/ -o ct_head.nii.gz --png ct_head.png
-  recon benchmark --quick
-  torchrun --nproc_per_node 2 -m recon.cli reconstruct val_folder/ -o recons/   # files shared by 2 processes
 """
 
 
@@ -85,7 +83,6 @@ def _crop(volume: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from recon.api import reconstruct
     from recon.data.io import save_nifti, save_reconstructions
-    from recon.train.distributed import map_sharded, shutdown_distributed
 
     files = _input_files(Path(args.input))
     mask_func = None
@@ -96,13 +93,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         mask_func = create_mask_for_mask_type(args.mask_type, fractions, args.accelerations)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Under torchrun the files are shared out across the processes (recon.train.distributed);
-    # alone, this process takes them all.  Finished outputs (written atomically) are skipped.
-    ctx = _init_distributed(args.device)
-    device = str(ctx.device) if args.device is None and ctx.distributed else args.device
-    prefix = f"[rank {ctx.rank}] " if ctx.distributed else ""
-
-    def one(path: Path) -> None:
+    for path in files:
         try:
             with h5py.File(path, "r") as hf:
                 if "kspace" not in hf:
@@ -126,7 +117,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             mask,
             method=args.method,
             weights=args.weights,
-            device=device,
+            device=args.device,
             batch_size=args.batch_size,
             progress=None if not args.quiet else False,
             single_coil=single if kspace.ndim == 3 else None,
@@ -140,50 +131,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             # (slices, H, W) -> (W, H, slices): x along columns, y along rows, z along slices
             save_nifti(out_dir / f"{stem}.nii.gz", np.ascontiguousarray(volume.transpose(2, 1, 0)))
         if not args.quiet:
-            print(f"{prefix}{path.name}: {args.method} -> {out_dir / path.name} {tuple(volume.shape)}", flush=True)
-
-    try:
-        todo = _unfinished(ctx, files, out_dir, args)
-        if ctx.is_main and not args.quiet and len(todo) < len(files):
-            print(f"skipping {len(files) - len(todo)} file(s) already reconstructed in {out_dir} (--overwrite to redo)")
-        _, failures = map_sharded(ctx, todo, one)
-    finally:
-        shutdown_distributed(ctx)
-    _raise_failures(failures, len(todo))
+            print(f"{path.name}: {args.method} -> {out_dir / path.name} {tuple(volume.shape)}")
     return 0
-
-
-def _init_distributed(device: str | None):
-    """torchrun's process group (gloo for CPU, nccl for CUDA devices), or a single process."""
-    from recon.train.distributed import init_distributed
-
-    kind = "auto" if device is None else ("cuda" if str(device).startswith("cuda") else "cpu")
-    return init_distributed(kind)
-
-
-def _unfinished(ctx, files: list[Path], out_dir: Path, args: argparse.Namespace) -> list[Path]:
-    """The files whose outputs are missing (all with --overwrite), decided by rank 0 for all."""
-    from recon.train.distributed import broadcast_object
-
-    todo = None
-    if ctx.is_main:
-        def done(path: Path) -> bool:
-            stem = path.name[: -len(".h5")] if path.name.endswith(".h5") else path.stem
-            return (out_dir / path.name).is_file() and (not args.nifti or (out_dir / f"{stem}.nii.gz").is_file())
-
-        todo = [p for p in files if getattr(args, "overwrite", False) or not done(p)]
-    return broadcast_object(ctx, todo)
-
-
-def _raise_failures(failures, total: int) -> None:
-    """One-line CommandError naming every failed file (and its rank), if any failed."""
-    if not failures:
-        return
-    if len(failures) == 1 and total == 1:
-        raise CommandError(failures[0].error)
-    ranks = any(f.rank for f in failures)
-    details = "; ".join(str(f) if ranks else f"{f.item}: {f.error}" for f in failures)
-    raise CommandError(f"{len(failures)} of {total} files failed: {details}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +150,6 @@ def _summary(values: dict[str, list[float]]) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from recon.metrics import nmse, psnr, ssim
-    from recon.train.distributed import map_sharded, shutdown_distributed
 
     target_dir, pred_dir = Path(args.target_path), Path(args.predictions_path)
     for name, folder in (("--target-path", target_dir), ("--predictions-path", pred_dir)):
@@ -210,10 +158,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     targets = sorted(p for p in target_dir.iterdir() if p.suffix == ".h5" and p.is_file())
     if not targets:
         raise CommandError(f"--target-path {str(target_dir)!r} contains no .h5 files")
-    # Under torchrun the targets are shared out across the processes and the scores gathered.
-    ctx = _init_distributed("cpu")  # metrics are numpy: gloo, whatever the machine
-
-    def one(tgt_path: Path) -> tuple[str, dict[str, float]] | None:
+    groups: dict[str, dict[str, list[float]]] = {}
+    for tgt_path in targets:
         pred_path = pred_dir / tgt_path.name
         if not pred_path.is_file():
             raise FileNotFoundError(f"no prediction {str(pred_path)!r} for target {tgt_path.name}")
@@ -221,9 +167,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             acquisition = tf.attrs.get("acquisition", "unknown")
             acquisition = acquisition.decode() if isinstance(acquisition, bytes) else str(acquisition)
             if args.acquisition and acquisition != args.acquisition:
-                return None
+                continue
             if args.acceleration and tf.attrs.get("acceleration") != args.acceleration:
-                return None
+                continue
             challenge = args.challenge
             if challenge is None:
                 challenge = "multicoil" if "reconstruction_rss" in tf else "singlecoil"
@@ -247,23 +193,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "PSNR": float(psnr(target, recons)),
             "SSIM": float(ssim(target, recons, maxval=target.max())),
         }
-        return acquisition, scores
-
-    try:
-        results, failures = map_sharded(ctx, targets, one)
-    finally:
-        shutdown_distributed(ctx)
-    _raise_failures(failures, len(targets))
-    groups: dict[str, dict[str, list[float]]] = {}
-    for _, item in results:
-        if item is None:
-            continue
-        acquisition, scores = item
         for group in (acquisition, "ALL"):
             for name, value in scores.items():
                 groups.setdefault(group, {}).setdefault(name, []).append(value)
-    if not ctx.is_main:
-        return 0
     if not groups:
         raise CommandError("no target volume matched the filters")
     for group in sorted(g for g in groups if g != "ALL") + ["ALL"]:
@@ -343,46 +275,16 @@ def _cmd_train(argv: Sequence[str]) -> int:
     return train_main(list(argv))
 
 
-def _benchmarks_root() -> Path:
-    """The repository folder holding ``benchmarks/run.py`` (benchmarks are not installed)."""
-    candidates = [Path(__file__).resolve().parent.parent, Path.cwd()]
-    for root in candidates:
-        if (root / "benchmarks" / "run.py").is_file():
-            return root
-    raise CommandError(
-        "benchmarks/run.py not found next to the recon package or in the current folder "
-        f"(looked in {', '.join(str(c) for c in candidates)}); the benchmarks live in the source "
-        "repository: run 'recon benchmark' from a clone (pip install -e .)"
-    )
-
-
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    root = _benchmarks_root()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from benchmarks import run as bench
-
-    if args.list:
-        print(bench.list_sections())
-        return 0
-    logging.getLogger("benchmarks").setLevel(logging.INFO)
-    report = bench.run_report(quick=args.quick, device=args.device, out=args.out, budget=args.budget,
-                              sections=args.sections)
-    print(f"wrote {report} (and results.json, *.png beside it)")
+    print(
+        "Benchmarks are scripts (results go to benchmarks/results/<device>/):\n"
+        "  python benchmarks/ops.py         # FFT and operator speed vs fastMRI\n"
+        "  python benchmarks/data.py        # SliceDataset + transform vs bare h5py; simulation\n"
+        "  python benchmarks/models.py      # VarNet / U-Net / cascade latency and memory vs fastMRI\n"
+        "  python benchmarks/classical.py   # CG-SENSE and the default method vs sigpy\n"
+        "Run them from the repository root; each writes a .json and a .md report."
+    )
     return 0
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,11 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
             "folder) and write OUT/<same name>.h5 with a 'reconstruction' dataset (slices, H, W), cropped "
             "to the header's reconstruction size. The sampling mask is the file's 'mask' dataset if it has "
             "one, else it is inferred from the zero columns; --accelerations undersamples fully sampled "
-            "files first (fastMRI's per-file seeds). Outputs are written atomically and files whose "
-            "output exists are skipped (--overwrite redoes them), so an interrupted run can be rerun. "
-            "Under torchrun (torchrun --nproc_per_node N -m recon.cli reconstruct ...; several machines "
-            "with --nnodes and a rendezvous) the files are shared out across the processes, balanced by "
-            "size; the outputs are the same as one process writes."
+            "files first (fastMRI's per-file seeds)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -442,7 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--center-fractions", type=float, nargs="+", default=None,
                      help="fully sampled centre fractions (default 0.32 / acceleration)")
     rec.add_argument("--mask-type", default="random", help="mask type for --accelerations (default: random)")
-    rec.add_argument("--overwrite", action="store_true", help="redo files whose output already exists (default: skip them)")
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     rec.set_defaults(func=_cmd_reconstruct)
 
@@ -512,24 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_cmd_train)  # main() hands 'recon train ...' to recon.train.main
 
-    bench = sub.add_parser(
-        "benchmark",
-        help="run the benchmarks and write one report (REPORT.md, results.json, plots)",
-        description=(
-            "Run every benchmark section (benchmarks/<name>.py in the source repository) and write "
-            "OUT/REPORT.md, OUT/results.json and PNG plots: speed and memory against bare torch/h5py, "
-            "fastMRI and sigpy, error of every method on the held-out split, scaling. Default OUT: "
-            "benchmarks/results/<device>/ (<device>-quick/ with --quick)."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    bench.add_argument("--quick", action="store_true", help="small sizes, few repeats: a smoke run (<= 3 min on 2 CPU cores)")
-    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
-    bench.add_argument("--out", default=None, metavar="DIR", help="output folder")
-    bench.add_argument("--budget", type=_positive_float, default=None, metavar="SECONDS",
-                       help="start no new section after this many seconds")
-    bench.add_argument("--sections", nargs="+", default=None, metavar="NAME", help="only these sections (see --list)")
-    bench.add_argument("--list", action="store_true", help="list the report's sections and exit")
+    bench = sub.add_parser("benchmark", help="how to run the benchmark scripts")
     bench.set_defaults(func=_cmd_benchmark)
     return parser
 

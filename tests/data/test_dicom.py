@@ -373,3 +373,71 @@ def test_no_warnings_on_clean_series(tmp_path, block):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_dicom_series(tmp_path / "dcm")
+
+
+# --- recon convert -----------------------------------------------------------------------------
+
+
+def test_cli_convert_writes_nifti_and_png(tmp_path, block, capsys):
+    from recon.cli import main
+
+    write_series(tmp_path / "dcm", block, GEOMETRIES["rotated-20-z"])
+    (tmp_path / "dcm" / "README").write_text("not dicom")
+    out = tmp_path / "out" / "ct.nii.gz"
+    assert main(["convert", str(tmp_path / "dcm"), "-o", str(out), "--png", str(tmp_path / "out" / "ct.png")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out), str(tmp_path / "out" / "ct.png")]
+    assert captured.err.count("\n") == 1 and "warning: skipped 1 file(s) that are not DICOM" in captured.err
+    with pytest.warns(UserWarning, match="README"):
+        volume, affine, _ = read_dicom_series(tmp_path / "dcm")
+    image = nib.load(str(out))
+    np.testing.assert_array_equal(image.get_fdata(dtype=np.float32), volume)
+    np.testing.assert_allclose(image.affine, affine, atol=1e-4)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ct.nii.gz", "ct.png"]
+    assert main(["convert", str(tmp_path / "dcm"), "-o", str(tmp_path / "ras.nii"), "--orientation", "RAS"]) == 0
+    assert nib.aff2axcodes(nib.load(str(tmp_path / "ras.nii")).affine) == ("R", "A", "S")
+
+
+def test_cli_convert_series_uid(tmp_path, block, capsys):
+    from recon.cli import main
+
+    write_series(tmp_path / "dcm" / "a", block[:, :, :5], GEOMETRIES["axial"], uid_root="1.2.3.4.1")
+    write_series(tmp_path / "dcm" / "b", block[:, :, :6], GEOMETRIES["axial"], uid_root="1.2.3.4.2")
+    assert main(["convert", str(tmp_path / "dcm"), "-o", str(tmp_path / "b.nii.gz"), "--series-uid", "1.2.3.4.2.2"]) == 0
+    assert nib.load(str(tmp_path / "b.nii.gz")).shape == (40, 48, 6)
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("several", r"holds 2 DICOM series; choose one with series_uid= \(command line: --series-uid\)"),
+        ("missing", r"input '.*nowhere' is neither a DICOM folder nor a file"),
+        ("suffix", r"-o/--output must end in \.nii or \.nii\.gz, got '.*out\.png'"),
+        ("png", r"--png must end in \.png, got '.*x\.jpg'"),
+        ("orientation", r"orientation must be None or 3 axis codes"),
+        ("gap", r"missing slice: 5\.000 mm between the slices at positions"),
+    ],
+)
+def test_cli_convert_errors_are_one_line(tmp_path, block, capsys, case, match):
+    from recon.cli import main
+
+    dcm = tmp_path / "dcm"
+    files = write_series(dcm / "a", block[:, :, :5], GEOMETRIES["axial"], uid_root="1.2.3.4.1")
+    if case == "several":
+        write_series(dcm / "b", block[:, :, :5], GEOMETRIES["axial"], uid_root="1.2.3.4.2")
+    if case == "gap":
+        files[2].unlink()
+    args = {
+        "missing": [str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.nii.gz")],
+        "suffix": [str(dcm), "-o", str(tmp_path / "out.png")],
+        "png": [str(dcm), "-o", str(tmp_path / "x.nii.gz"), "--png", str(tmp_path / "x.jpg")],
+        "orientation": [str(dcm), "-o", str(tmp_path / "x.nii.gz"), "--orientation", "XYZ"],
+    }.get(case, [str(dcm), "-o", str(tmp_path / "x.nii.gz")])
+    status = main(["convert", *args])
+    err = capsys.readouterr().err
+    reference = main(["reconstruct", str(tmp_path / "nowhere.h5"), "-o", str(tmp_path / "r")])  # an existing command
+    capsys.readouterr()
+    assert status == reference != 0
+    assert err.startswith("recon convert: error:") and err.count("\n") == 1
+    assert __import__("re").search(match, err)
+    assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "out.png").exists()
