@@ -26,26 +26,16 @@ import math
 
 import torch
 
-from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
-from recon.classical.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
-from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks, roll2d
+from recon.classical._checks import check_positive
+from recon.classical.solvers import SenseProblem, fista, primal_dual, solve_sense
+from recon.ops import FiniteDifference, LinearOperator, ShiftedSense, Wavelet, vstack
+from recon.ops.linop import roll2d
+from recon.ops.wavelet import WAVELETS, approximation_mask, max_level
 
 __all__ = ["cs_wavelet", "cs_tv"]
 
 # Offsets of the wavelet grid for cycle spinning: a fixed, well-spread sequence.
 _SPIN = ((0, 0), (3, 5), (6, 2), (1, 7), (4, 4), (7, 1), (2, 6), (5, 3))
-
-
-def _setup(kspace, sens_maps, mask) -> ShiftedSense:
-    kspace = check_kspace(kspace)
-    sens_maps = check_maps(sens_maps, kspace)
-    mask = check_mask(mask, kspace)
-    if mask is None:
-        mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
-    op = ShiftedSense(kspace, sens_maps, mask)
-    if not bool((op.lipschitz > 0).all()):
-        raise ValueError("sens_maps are zero everywhere (in at least one slice)")
-    return op
 
 
 def _scale(image: torch.Tensor) -> torch.Tensor:
@@ -56,11 +46,55 @@ def _scale(image: torch.Tensor) -> torch.Tensor:
     return q.view(-1, *([1] * (image.ndim - 1)))
 
 
-def _soft_threshold(coeffs: torch.Tensor, threshold: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Complex soft-threshold of ``(B, 2, H, W)`` coefficients (real, imag in dim 1)."""
-    mag = coeffs.pow(2).sum(dim=1, keepdim=True).sqrt()
-    factor = (1 - threshold / mag.clamp_min(torch.finfo(coeffs.dtype).tiny)).clamp_min(0)
-    return coeffs * torch.where(keep, torch.ones_like(factor), factor)
+class _WaveletDomain(LinearOperator):
+    """The unknown of the L1-wavelet problem -> the shifted complex image of the SENSE operator.
+
+    The unknown is a real ``(B, 2, Hp, Wp)`` image (real, imaginary planes) zero-padded to a
+    multiple of ``2**levels``; its forward crops and FFT-shifts, its adjoint un-shifts and pads
+    (a unitary embedding).  Without padding the unknown is the FFT-shifted image itself (the
+    wavelet grid is then offset by ``(H // 2, W // 2)``, one more fixed shift), saving two
+    shifts and copies per step.
+    """
+
+    def __init__(self, size: tuple[int, int], padded: tuple[int, int]) -> None:
+        (self.height, self.width), (self.pad_h, self.pad_w) = size, padded
+        self.top, self.left = (self.pad_h - self.height) // 2, (self.pad_w - self.width) // 2
+        self.padded = padded != size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.padded:
+            return torch.complex(x[:, 0], x[:, 1]).unsqueeze(1)
+        x = x[:, :, self.top : self.top + self.height, self.left : self.left + self.width]
+        return ShiftedSense.to_shifted(torch.complex(x[:, :1], x[:, 1:]))
+
+    def adjoint(self, image: torch.Tensor) -> torch.Tensor:
+        if not self.padded:
+            return torch.view_as_real(image[:, 0]).permute(0, 3, 1, 2)  # (B, 2, H, W) view
+        image = ShiftedSense.to_image(image)
+        out = image.real.new_zeros(image.shape[0], 2, self.pad_h, self.pad_w)
+        out[:, :1, self.top : self.top + self.height, self.left : self.left + self.width] = image.real
+        out[:, 1:, self.top : self.top + self.height, self.left : self.left + self.width] = image.imag
+        return out
+
+
+class _WaveletShrinkage:
+    """Prox of ``threshold * ||Psi R_s x||_1`` (coarsest band unpenalised): complex soft-threshold
+    of the wavelet coefficients, the grid rolled by the cycle-spinning offset ``s`` of the iteration."""
+
+    def __init__(self, wavelet: Wavelet, threshold: torch.Tensor, keep: torch.Tensor, cycle_spin: bool) -> None:
+        self.wavelet, self.threshold, self.keep, self.cycle_spin = wavelet, threshold, keep, cycle_spin
+        self.step = 2**wavelet.levels
+
+    def __call__(self, v: torch.Tensor, iteration: int) -> torch.Tensor:
+        shift = _SPIN[iteration % len(_SPIN)] if self.cycle_spin else (0, 0)
+        shift = (shift[0] % self.step, shift[1] % self.step)
+        if shift != (0, 0):
+            v = roll2d(v, *shift)
+        coeffs = self.wavelet.forward(v)  # (B, 2, H, W): real, imag in dim 1
+        mag = coeffs.pow(2).sum(dim=1, keepdim=True).sqrt()
+        factor = (1 - self.threshold / mag.clamp_min(torch.finfo(coeffs.dtype).tiny)).clamp_min(0)
+        x = self.wavelet.adjoint(coeffs * torch.where(self.keep, torch.ones_like(factor), factor))
+        return roll2d(x, -shift[0], -shift[1]) if shift != (0, 0) else x
 
 
 def cs_wavelet(
@@ -105,87 +139,21 @@ def cs_wavelet(
         raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
     if levels is not None:
         check_positive("levels", levels, integer=True)
-    kspace = check_kspace(kspace)
-    sens_maps = check_maps(sens_maps, kspace)
-    mask = check_mask(mask, kspace)
-    chunks = cpu_chunks(kspace)
-    if len(chunks) > 1:
-        return torch.cat([
-            cs_wavelet(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]), lam=lam,
-                       max_iter=max_iter, wavelet=wavelet, levels=levels, cycle_spin=cycle_spin,
-                       relative_lam=relative_lam)
-            for rows in chunks
-        ])
-    op = _setup(kspace, sens_maps, mask)
-    height, width = kspace.shape[-3:-1]
+    size = tuple(kspace.shape[-3:-1]) if isinstance(kspace, torch.Tensor) else (0, 0)
     if levels is None:
-        levels = max(1, min(5, max_level(min(height, width), wavelet)))
-    check_positive("levels", levels, integer=True)
+        levels = max(1, min(5, max_level(min(size), wavelet)))
     step = 2**levels
-    pad_h, pad_w = math.ceil(height / step) * step, math.ceil(width / step) * step
-    top, left = (pad_h - height) // 2, (pad_w - width) // 2
-    lipschitz = op.lipschitz
+    padded = (math.ceil(size[0] / step) * step, math.ceil(size[1] / step) * step)
+    domain = _WaveletDomain(size, padded)
 
-    def crop(x: torch.Tensor) -> torch.Tensor:  # padded real (B, 2, Hp, Wp) -> shifted complex (B, 1, H, W)
-        x = x[:, :, top : top + height, left : left + width]
-        return op.to_shifted(torch.complex(x[:, :1], x[:, 1:]))
+    def solve(problem: SenseProblem) -> torch.Tensor:
+        threshold = lam / problem.lipschitz * (_scale(problem.rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)
+        keep = approximation_mask(padded, levels, device=problem.rhs.device)
+        shrink = _WaveletShrinkage(Wavelet(levels, wavelet), threshold, keep, cycle_spin)
+        x = fista(problem.op @ domain, domain.adjoint(problem.rhs), problem.lipschitz, shrink, max_iter)
+        return domain.forward(x)
 
-    def pad(image: torch.Tensor) -> torch.Tensor:  # shifted complex (B, 1, H, W) -> padded real
-        image = op.to_image(image)
-        out = image.real.new_zeros(image.shape[0], 2, pad_h, pad_w)
-        out[:, :1, top : top + height, left : left + width] = image.real
-        out[:, 1:, top : top + height, left : left + width] = image.imag
-        return out
-
-    threshold = lam / lipschitz * (_scale(op.rhs).view(-1, 1, 1, 1) if relative_lam else 1.0)  # (B, 1, 1, 1)
-    keep = approximation_mask((pad_h, pad_w), levels, device=kspace.device)
-    if pad_h == height and pad_w == width:
-        # No padding: iterate on the FFT-shifted image itself (the wavelet grid is then offset
-        # by (H // 2, W // 2), one more fixed shift), saving two shifts and copies per step.
-        def to_domain(image: torch.Tensor) -> torch.Tensor:
-            return torch.view_as_real(image[:, 0]).permute(0, 3, 1, 2)  # (B, 2, H, W) view
-
-        def from_domain(x: torch.Tensor) -> torch.Tensor:
-            return torch.complex(x[:, 0], x[:, 1]).unsqueeze(1)
-
-        def finish(x: torch.Tensor) -> torch.Tensor:
-            return op.unshift(from_domain(x))
-    else:
-        to_domain, from_domain = pad, crop
-
-        def finish(x: torch.Tensor) -> torch.Tensor:
-            return op.unshift(crop(x))
-
-    rhs_d = to_domain(op.rhs)
-    x = torch.zeros(rhs_d.shape, dtype=rhs_d.dtype, device=rhs_d.device)
-    z = x
-    t = 1.0
-    for it in range(max_iter):
-        grad = to_domain(op.normal(from_domain(z))) - rhs_d
-        v = z - grad / lipschitz
-        shift = _SPIN[it % len(_SPIN)] if cycle_spin else (0, 0)
-        shift = (shift[0] % step, shift[1] % step)
-        if shift != (0, 0):
-            v = roll2d(v, *shift)
-        coeffs = dwt2(v, levels, wavelet)
-        x_new = idwt2(_soft_threshold(coeffs, threshold, keep), levels, wavelet)
-        if shift != (0, 0):
-            x_new = roll2d(x_new, -shift[0], -shift[1])
-        t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
-        z = x_new + ((t - 1) / t_new) * (x_new - x)
-        x, t = x_new, t_new
-    return finish(x)
-
-
-def _grad(x: torch.Tensor) -> torch.Tensor:
-    """Periodic forward differences of complex ``(B, 1, H, W)`` -> ``(B, 2, H, W)``."""
-    return torch.cat((roll2d(x, -1, 0) - x, roll2d(x, 0, -1) - x), dim=1)
-
-
-def _grad_adjoint(p: torch.Tensor) -> torch.Tensor:
-    """Adjoint of :func:`_grad` (minus the divergence): ``(B, 2, H, W)`` -> ``(B, 1, H, W)``."""
-    ph, pw = p[:, :1], p[:, 1:]
-    return (roll2d(ph, 1, 0) - ph) + (roll2d(pw, 0, 1) - pw)
+    return solve_sense(solve, kspace, sens_maps, mask)
 
 
 def cs_tv(
@@ -202,7 +170,9 @@ def cs_tv(
     ``K = [A; D / sqrt(8)]`` with ``||K||^2 <= L + 1`` (``L`` the bound on ``||A^H A||``),
     steps ``sigma = tau = 1 / ||K||``; the dual of the data term has the closed-form prox
     ``(u - sigma y) / (1 + sigma)`` and the dual of the TV term is a projection onto the
-    ``lam``-ball of each pixel's gradient.
+    ``lam``-ball of each pixel's gradient.  Periodic TV is invariant under the FFT shift, so
+    the whole iteration runs shifted.  The differences are scaled by ``1 / sqrt(8)`` and the
+    weight by ``sqrt(8)``, so that both blocks of ``K`` have norms near 1.
 
     Args:
         kspace: measured k-space ``(B, C, H, W, 2)``.
@@ -217,34 +187,23 @@ def cs_tv(
     """
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
-    kspace = check_kspace(kspace)
-    sens_maps = check_maps(sens_maps, kspace)
-    mask = check_mask(mask, kspace)
-    chunks = cpu_chunks(kspace)
-    if len(chunks) > 1:
-        return torch.cat([
-            cs_tv(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]), lam=lam,
-                  max_iter=max_iter, relative_lam=relative_lam)
-            for rows in chunks
-        ])
-    op = _setup(kspace, sens_maps, mask)
-    # Periodic TV is invariant under the FFT shift, so the whole iteration runs shifted.  The
-    # differences are scaled by 1 / sqrt(8) (||D|| <= sqrt(8)) and the weight by sqrt(8), so
-    # that both blocks of K have norms near 1 and the steps are as long as possible.
     scale = 1.0 / math.sqrt(8.0)
-    weight = lam / scale * (_scale(op.rhs) if relative_lam else torch.ones(()))
-    tiny = torch.finfo(op.rhs.real.dtype).tiny
-    weight = torch.as_tensor(weight, device=op.rhs.device).clamp_min(tiny)
-    sigma = tau = 1.0 / (op.lipschitz + 1.0).sqrt()  # per slice, (B, 1, 1, 1)
-    x = torch.zeros_like(op.rhs)
-    x_bar = x
-    u = torch.zeros_like(op.data)  # dual of the data term
-    p = torch.zeros(x.shape[0], 2, *x.shape[2:], dtype=x.dtype, device=x.device)
-    for _ in range(max_iter):
-        u = (u + sigma * (op.forward(x_bar) - op.data)) / (1 + sigma)
-        p = p + (sigma * scale) * _grad(x_bar)
-        p = p / torch.clamp_min(p.abs().pow(2).sum(dim=1, keepdim=True).sqrt() / weight, 1.0)
-        x_new = x - tau * (op.adjoint(u) + scale * _grad_adjoint(p))
-        x_bar = 2 * x_new - x
-        x = x_new
-    return op.unshift(x)
+
+    def solve(problem: SenseProblem) -> torch.Tensor:
+        rhs = problem.rhs
+        weight = lam / scale * (_scale(rhs) if relative_lam else torch.ones(()))
+        weight = torch.as_tensor(weight, device=rhs.device).clamp_min(torch.finfo(rhs.real.dtype).tiny)
+        sigma = tau = 1.0 / (problem.lipschitz + 1.0).sqrt()  # per slice, (B, 1, 1, 1)
+        sigma_data = sigma * problem.data
+
+        def data_prox(v: torch.Tensor) -> torch.Tensor:  # prox of sigma f*, f = 1/2 ||. - y||^2
+            return (v - sigma_data) / (1 + sigma)
+
+        def tv_prox(p: torch.Tensor) -> torch.Tensor:  # projection onto the weight-ball per pixel
+            return p / torch.clamp_min(p.abs().pow(2).sum(dim=1, keepdim=True).sqrt() / weight, 1.0)
+
+        op = vstack([problem.op, scale * FiniteDifference(complex_view=False)])
+        duals = (torch.zeros_like(problem.data), rhs.new_zeros(rhs.shape[0], 2, *rhs.shape[2:]))
+        return primal_dual(op, (data_prox, tv_prox), torch.zeros_like(rhs), duals, tau, sigma, max_iter)
+
+    return solve_sense(solve, kspace, sens_maps, mask)

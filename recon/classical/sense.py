@@ -2,18 +2,16 @@
 
 Solves ``min_x 1/2 ||M F S x - y||^2 + lam/2 ||x||^2`` through the normal equations
 ``(A^H A + lam I) x = A^H y`` by conjugate gradients, batched over slices: the problem of
-sigpy's ``SenseRecon(y, mps, lamda=lam, weights=mask)``.  The operator is applied in the
-FFT-shifted domain on complex tensors (:mod:`recon.classical._operator`), two FFTs per
-iteration.
+sigpy's ``SenseRecon(y, mps, lamda=lam, weights=mask)``.  The operator is the fast
+FFT-shifted form of :class:`recon.ops.SenseOp`, two FFTs per iteration.
 """
 
 from __future__ import annotations
 
 import torch
 
-from recon.classical._checks import check_kspace, check_maps, check_mask, check_positive
-from recon.classical._operator import ShiftedSense, batch_item, cpu_chunks
-from recon.ops import conjugate_gradient
+from recon.classical._checks import check_positive
+from recon.classical.solvers import SenseProblem, conjugate_gradient, solve_sense
 
 __all__ = ["cg_sense"]
 
@@ -47,24 +45,21 @@ def cg_sense(
     Returns:
         Complex images ``(B, 1, H, W, 2)``.
 
+    Raises:
+        ValueError: bad shapes or values, or maps that are zero everywhere in a slice.
+
     Example:
         >>> kspace = torch.randn(1, 4, 32, 32, 2)
         >>> maps = torch.randn(1, 4, 32, 32, 2)
         >>> cg_sense(kspace, maps).shape
         torch.Size([1, 1, 32, 32, 2])
     """
-    kspace = check_kspace(kspace)
-    sens_maps = check_maps(sens_maps, kspace)
-    mask = check_mask(mask, kspace)
     check_positive("lam", lam, allow_zero=True)
     check_positive("max_iter", max_iter, allow_zero=True, integer=True)
     check_positive("tol", tol, allow_zero=True)
-    if mask is None:
-        mask = (kspace != 0).any(dim=-1, keepdim=True).any(dim=1, keepdim=True).to(kspace.dtype)
-    out = []
-    for rows in cpu_chunks(kspace):
-        op = ShiftedSense(kspace[rows], sens_maps[rows], batch_item(mask, rows, kspace.shape[0]))
-        damping = lam * op.lipschitz if relative_lam else lam
-        x = conjugate_gradient(op.normal, op.rhs, max_iter=max_iter, tol=tol, damping=damping)
-        out.append(op.unshift(x))
-    return torch.cat(out)
+
+    def solve(problem: SenseProblem) -> torch.Tensor:
+        damping = lam * problem.lipschitz if relative_lam else lam
+        return conjugate_gradient(problem.op, problem.rhs, max_iter=max_iter, tol=tol, damping=damping)
+
+    return solve_sense(solve, kspace, sens_maps, mask)

@@ -1,6 +1,8 @@
 """Pure tensor operators in fastMRI layout: no state, no I/O, no randomness.
 
-Complex tensors are real tensors with a trailing dimension of 2 (real, imag).
+Complex tensors are real tensors with a trailing dimension of 2 (real, imag).  The operator
+algebra (:class:`LinearOperator`, ``A @ B``, ``A + B``, ``c * A``, :func:`vstack`, ``A.H``) and
+the concrete operators live in :mod:`recon.ops.linop`, SENSE in :mod:`recon.ops.sense`.
 """
 
 from recon.ops.coils import rss, rss_complex, sens_expand, sens_reduce
@@ -17,7 +19,22 @@ from recon.ops.complex import (
 from recon.ops.consistency import data_consistency, hard_dc, soft_dc, varnet_soft_dc
 from recon.ops.crop import center_crop, center_pad, complex_center_crop
 from recon.ops.fft import fft2c, fft3c, fftshift, ifft2c, ifft3c, ifftshift
-from recon.ops.sense import SenseOp, conjugate_gradient
+from recon.ops.linop import (
+    FFT,
+    Adjoint,
+    CoilSensitivities,
+    Compose,
+    FiniteDifference,
+    Identity,
+    LinearOperator,
+    Sampling,
+    Scale,
+    Sum,
+    VStack,
+    Wavelet,
+    vstack,
+)
+from recon.ops.sense import SenseOp, ShiftedSense, conjugate_gradient
 
 __all__ = [
     "fft2c", "ifft2c", "fft3c", "ifft3c", "fftshift", "ifftshift",
@@ -26,5 +43,7 @@ __all__ = [
     "rss", "rss_complex", "sens_expand", "sens_reduce",
     "center_crop", "complex_center_crop", "center_pad",
     "hard_dc", "soft_dc", "data_consistency", "varnet_soft_dc",
-    "SenseOp", "conjugate_gradient",
+    "LinearOperator", "Identity", "Adjoint", "Compose", "Sum", "Scale", "VStack", "vstack",
+    "FFT", "CoilSensitivities", "Sampling", "FiniteDifference", "Wavelet",
+    "SenseOp", "ShiftedSense", "conjugate_gradient",
 ]

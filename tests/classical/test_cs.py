@@ -128,7 +128,7 @@ def test_errors(problem):
 
 
 def test_cpu_chunking_does_not_change_results(problem, monkeypatch):
-    import recon.classical._operator as operator
+    import recon.classical.solvers as operator
 
     k, m, mask, _ = problem
     batch = torch.cat([k, 0.5 * k.roll(5, dims=-3), 2 * k])

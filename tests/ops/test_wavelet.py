@@ -3,7 +3,7 @@ import pytest
 import pywt
 import torch
 
-from recon.classical.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
+from recon.ops.wavelet import WAVELETS, approximation_mask, dwt2, idwt2, max_level
 
 
 @pytest.mark.parametrize("wavelet", sorted(WAVELETS))
