@@ -4,7 +4,9 @@ Public names: :class:`SliceDataset`, :class:`VolumeSampler`, :func:`save_reconst
 :func:`save_nifti` / :func:`load_nifti`, the transforms (:class:`UnetDataTransform`,
 :class:`VarNetDataTransform`, :func:`collate_samples`), the simulation
 (:func:`simulate_multicoil`, :func:`simulate_nifti`, :func:`simulate_folder`) and the
-embedded data (:func:`sample_file`, :func:`sample_files`, :func:`sample_dir`).
+embedded data (:func:`sample_file`, :func:`sample_files`, :func:`sample_dir`); image-domain
+data: DICOM series (:func:`read_dicom_series`, :func:`dicom_to_nifti`) and NIfTI volumes as
+datasets (:class:`NiftiSliceDataset`, :class:`PairedVolumeDataset`, :func:`volume_to_slices`).
 """
 
 from recon.data.dicom import DicomSeriesError, DicomSeriesInfo, dicom_to_nifti, read_dicom_series
