@@ -131,6 +131,7 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
              fixed_affine: np.ndarray | None = None, moving_affine: np.ndarray | None = None,
              transform: str = "rigid", metric: str = "mutual_information", seed: int = 0,
              fixed_mask: np.ndarray | torch.Tensor | None = None,
+             moving_mask: np.ndarray | torch.Tensor | None = None,
              shrink_factors: Sequence[int] = (4, 2, 1), smoothing_sigmas: Sequence[float] = (2.0, 1.0, 0.0),
              sampling_percentage: float = 0.1, n_iterations: int = 200, initialize: str = "geometry",
              bspline_mesh: int = 8, num_threads: int | None = None) -> RegistrationResult:
@@ -155,6 +156,9 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         metric: ``"mutual_information"`` or ``"mean_squares"``.
         seed: seed of the metric's random sampling.
         fixed_mask: optional boolean mask of ``fixed``'s shape restricting the metric.
+        moving_mask: optional boolean mask of ``moving``'s shape: only fixed points that map
+            inside it count (e.g. a dilated brain mask when ``moving`` is a skull-stripped
+            template and ``fixed`` a whole head).
         shrink_factors: integer shrink factor per pyramid level.
         smoothing_sigmas: Gaussian sigma (mm) per level (same length).
         sampling_percentage: fraction of voxels sampled by the metric, in (0, 1].
@@ -187,6 +191,7 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
     fixed_affine = as_affine("fixed_affine", fixed_affine)
     moving_affine = as_affine("moving_affine", moving_affine)
     mask = as_mask("fixed_mask", fixed_mask, fixed_data.shape)
+    mmask = as_mask("moving_mask", moving_mask, moving_data.shape)
     shrink = [int(v) for v in shrink_factors]
     sigmas = [float(v) for v in smoothing_sigmas]
     if not shrink or min(shrink) < 1 or len(shrink) != len(sigmas) or min(sigmas) < 0:
@@ -208,6 +213,7 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
     fixed_image = to_sitk(fixed_data, fixed_affine)
     moving_image = to_sitk(moving_data, moving_affine)
     mask_image = None if mask is None else to_sitk(mask.astype(np.uint8), fixed_affine)
+    moving_mask_image = None if mmask is None else to_sitk(mmask.astype(np.uint8), moving_affine)
 
     def method(percentage: float):
         reg = s.ImageRegistrationMethod()
@@ -219,6 +225,8 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         reg.SetMetricSamplingPercentage(float(percentage), int(seed))
         if mask_image is not None:
             reg.SetMetricFixedMask(mask_image)
+        if moving_mask_image is not None:
+            reg.SetMetricMovingMask(moving_mask_image)
         reg.SetInterpolator(s.sitkLinear)
         reg.SetShrinkFactorsPerLevel(shrink)
         reg.SetSmoothingSigmasPerLevel(sigmas)
