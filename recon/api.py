@@ -63,9 +63,10 @@ def _from_numpy(array: np.ndarray) -> torch.Tensor:
 def _to_real_view(name: str, value: object) -> tuple[torch.Tensor, bool]:
     """numpy / torch, complex or real view ``(..., 2)`` -> (real-view tensor, was_numpy)."""
     if isinstance(value, np.ndarray):
-        if np.iscomplexobj(value) and value.dtype in (np.complex64, np.complex128):
+        kind, size = value.dtype.kind, value.dtype.itemsize  # any byte order
+        if kind == "c" and size in (8, 16):
             tensor = torch.view_as_real(_from_numpy(value))
-        elif value.dtype in (np.float16, np.float32, np.float64) and value.ndim >= 1 and value.shape[-1] == 2:
+        elif kind == "f" and size in (2, 4, 8) and value.ndim >= 1 and value.shape[-1] == 2:
             tensor = _from_numpy(value)
         else:
             raise TypeError(
