@@ -357,10 +357,16 @@ def _pixels(s: _Slice, header_of: dict) -> np.ndarray:
             array = ds.pixel_array[s.frame] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else ds.pixel_array
     except Exception as err:  # pydicom raises NotImplementedError/RuntimeError/ValueError by plugin
         uid, name = _transfer_syntax(ds)
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        if getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) is not None and not getattr(
+            ds.file_meta.TransferSyntaxUID, "is_compressed", True
+        ):  # uncompressed: nothing to decode, the file itself is damaged
+            raise DicomSeriesError(
+                f"{s.path}: cannot read its pixel data (transfer syntax {name}): truncated or corrupt file? ({reason})"
+            ) from err
         raise DicomSeriesError(
             f"{s.path}: cannot decode pixel data in transfer syntax {name} ({uid}) with the installed "
-            f"pydicom plugins; install a decoder (pylibjpeg, python-gdcm) or convert the file "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            f"pydicom plugins; install a decoder (pylibjpeg, python-gdcm) or convert the file ({reason})"
         ) from err
     if array.ndim != 2:
         raise DicomSeriesError(

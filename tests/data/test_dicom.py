@@ -300,6 +300,13 @@ def test_unknown_transfer_syntax_is_named(tmp_path, block):
         read_dicom_series(tmp_path / "dcm")
 
 
+def test_truncated_file_is_named(tmp_path):
+    (tmp_path / "dcm").mkdir()
+    shutil.copy(PYDICOM_FILES / "MR_truncated.dcm", tmp_path / "dcm" / "cut.dcm")
+    with pytest.raises(DicomSeriesError, match=r"cut\.dcm: cannot read its pixel data .*truncated or corrupt"):
+        read_dicom_series(tmp_path / "dcm")
+
+
 def test_duplicate_position_with_different_pixels(tmp_path, block):
     files = write_series(tmp_path / "dcm", block[:, :, :4], GEOMETRIES["axial"])
     ds = pydicom.dcmread(files[2])
