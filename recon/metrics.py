@@ -22,9 +22,10 @@ Degenerate targets have defined behaviour, never a silent ``-inf`` or ``NaN``: `
 (all zero, or all negative) raises ``ValueError`` naming ``gt`` (fastMRI returns ``-inf`` /
 ``NaN`` there); with an explicit positive ``maxval`` both are finite (``ssim`` of two equal
 constant images is 1). ``nmse`` of an all-zero ``gt`` raises ``ValueError``. ``psnr`` of
-identical volumes is ``+inf`` (no error at all), as in scikit-image. Values so large (or a
-``maxval`` so small) that float32 arithmetic would overflow or underflow are computed in
-float64 instead.
+identical volumes is ``+inf`` (no error at all), as in scikit-image. float16/32 volumes whose
+peak is above 1e12 or below 1e-10 (where their squares over/underflow), and SSIM with a
+``maxval`` too small for float32 constants, are computed in float64 instead; everywhere else
+the numbers are fastMRI's to the last bit.
 
 :class:`SSIMLoss` is the differentiable torch counterpart used for training (``1 - SSIM`` with
 the same window and constants, no border padding), numerically equal to
@@ -88,6 +89,14 @@ def _as_array(name: str, value: object) -> np.ndarray:
     return value
 
 
+def _beyond_low_precision(value: np.ndarray) -> bool:
+    """float16/32 data so large or small that squares and sums over/underflow in its precision."""
+    if value.dtype.kind != "f" or value.dtype.itemsize >= 8:
+        return False
+    peak = float(np.abs(value).max())
+    return peak > 1e12 or 0 < peak < 1e-10
+
+
 def _pair(gt: object, pred: object) -> tuple[np.ndarray, np.ndarray]:
     gt = _as_array("gt", gt)
     pred = _as_array("pred", pred)
@@ -95,6 +104,8 @@ def _pair(gt: object, pred: object) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"gt and pred must have the same shape, got gt {gt.shape} and pred {pred.shape}"
         )
+    if _beyond_low_precision(gt) or _beyond_low_precision(pred):  # fastMRI would give inf / 0 / NaN
+        gt, pred = gt.astype(np.float64), pred.astype(np.float64)
     return gt, pred
 
 
@@ -204,24 +215,17 @@ def psnr(gt: ArrayLike, pred: ArrayLike, maxval: Optional[float] = None) -> np.f
     work = _float_type(gt.dtype, pred.dtype)
     diff = gt.astype(work, copy=False) - pred.astype(work, copy=False)
     err = np.mean(diff**2, dtype=np.float64)
-    largest = float(np.abs(diff).max())
-    if not np.isfinite(err) or 0 < largest < 1e-18:  # float32 squares over/underflowed
-        diff = gt.astype(np.float64) - pred.astype(np.float64)
-        err = np.mean(diff**2)
     data_range = float(data_range)
     with np.errstate(divide="ignore"):
         return np.float64(10 * np.log10((data_range**2) / err))
 
 
-def _ssim_work_type(gt: np.ndarray, pred: np.ndarray, data_range) -> np.dtype:
-    """scikit-image's precision (from the first image only), or float64 where float32 would
-    overflow (squares of huge values) or underflow (the constants of a tiny data range)."""
+def _ssim_work_type(gt: np.ndarray, data_range) -> np.dtype:
+    """scikit-image's precision (from the first image only), or float64 where the constants of
+    a tiny data range would underflow in float32."""
     work = _float_type(gt.dtype)
-    if work == np.float32:
-        finfo = np.finfo(np.float32)
-        peak = max(float(np.abs(gt).max()), float(np.abs(pred).max()))
-        if peak**2 * _WIN_SIZE**2 > float(finfo.max) / 16 or (_K1 * float(data_range)) ** 2 < float(finfo.tiny) * 1e6:
-            work = np.dtype(np.float64)
+    if work == np.float32 and (_K1 * float(data_range)) ** 2 < float(np.finfo(np.float32).tiny) * 1e6:
+        work = np.dtype(np.float64)
     return work
 
 
@@ -285,7 +289,7 @@ def ssim(gt: ArrayLike, pred: ArrayLike, maxval: Optional[float] = None) -> np.f
             f"got shape {gt.shape}"
         )
     data_range = _data_range("ssim", gt, maxval)
-    work = _ssim_work_type(gt, pred, data_range)
+    work = _ssim_work_type(gt, data_range)
     if work != _float_type(gt.dtype):  # promoted: the constants in float64 too
         data_range = float(data_range)
     total = np.float64(0.0)
