@@ -41,6 +41,7 @@ AIR_HU = -1024.0
 _PADDING_BELOW_HU = -1500.0
 # Tolerances of dicom2nifti: orientation cosines (absolute) and slice increments (5 % or 0.1 mm).
 _ORIENTATION_ATOL = 1e-3
+_MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # SOP class of a DICOMDIR file
 _INCREMENT_RTOL, _INCREMENT_ATOL = 0.05, 0.1
 
 
@@ -140,7 +141,11 @@ def _read_headers(files: list[Path]):
             not_dicom.append(file)
             continue
         if "Rows" not in ds or "Columns" not in ds:  # DICOMDIR, reports, RT plans: no image
-            no_pixels.append(file)
+            sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+            if sop_class == _MEDIA_DIRECTORY:  # the index of a DICOM export: expected, not worth a warning
+                logger.debug("skipped DICOMDIR %s", file)
+            else:
+                no_pixels.append(file)
             continue
         headers.append((file, ds))
     if not_dicom:

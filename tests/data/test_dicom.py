@@ -202,6 +202,19 @@ def test_non_dicom_files_are_skipped_with_a_warning(tmp_path, block):
     np.testing.assert_array_equal(volume, (stored_values(block, 1.0, -1024.0) - 1024.0).astype(np.float32))
 
 
+def test_dicomdir_is_skipped_silently_other_non_images_with_a_warning(tmp_path, block):
+    folder = tmp_path / "dcm"
+    write_series(folder, block[:, :, :4], GEOMETRIES["axial"])
+    shutil.copy(DICOMDIR_TESTS / "DICOMDIR", folder / "DICOMDIR")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        volume, _, _ = read_dicom_series(folder)
+    assert volume.shape == (40, 48, 4)
+    shutil.copy(PYDICOM_FILES / "rtplan.dcm", folder / "plan.dcm")
+    with pytest.warns(UserWarning, match=r"skipped 1 DICOM file\(s\) without an image: .*plan\.dcm"):
+        read_dicom_series(folder)
+
+
 def test_localizer_in_series_is_dropped(tmp_path, block):
     folder = tmp_path / "dcm"
     write_series(folder, block, GEOMETRIES["axial"])
