@@ -15,6 +15,19 @@ Usage::
 
 ``train`` resumes from ``<run-dir>/<name>/last.ckpt`` when it exists, so an interrupted run
 is continued by running the same command again.
+
+Retraining on the physics corpus (issue 12; :mod:`recon.data.corpus`: phantom subjects x
+contrasts x scanners + real images, and a held-out split of sources never trained on) is one
+command; it builds the corpus, trains VarNet, an SSDU-trained VarNet (same data and budget),
+the deep cascade and the U-Net, scores all of them with zero-filled and ``cs`` on the held-out
+split at 4x and 8x (fastMRI equispaced-fraction masks), and writes model cards::
+
+    python scripts/train_bundled.py reproduce --run-dir /tmp/recon-corpus-run            # GPU / quiet CPU
+    python scripts/train_bundled.py reproduce --run-dir /tmp/recon-corpus-run --export   # + data/weights/
+    python scripts/train_bundled.py reproduce --preset toy --run-dir /tmp/toy            # minutes on CPU
+
+Without ``--export`` nothing in ``data/`` changes: weights, cards and ``REPORT.md`` go to the
+run folder. Single models: ``train varnet --data corpus`` / ``evaluate varnet --data corpus``.
 """
 
 from __future__ import annotations
@@ -92,12 +105,101 @@ BUNDLED: dict[str, dict] = {
 }
 
 
+#: what the corpus-trained models share (issue 12): equispaced masks as fastMRI's brain data,
+#: 4x and 8x mixed, the held-out scores use the same family of masks
+_CORPUS_COMMON = dict(
+    mask_type="equispaced_fraction",
+    center_fractions=[0.08, 0.04],
+    accelerations=[4, 8],
+    lr=1e-3,
+    lr_gamma=0.3,
+    seed=20261206,
+    num_threads=None,
+)
+
+#: the bundled models retrained on the corpus: sizes for quality within 20 MB in total as
+#: float16 exports (VarNet 4.5 M parameters ~ 9 MB, cascade 0.6 M ~ 1.2 MB, U-Net 3.0 M ~ 6 MB);
+#: ``varnet_ssdu`` is the VarNet trained self-supervised (SSDU) on the same data and budget
+CORPUS_BUNDLED: dict[str, dict] = {
+    "varnet": dict(
+        _CORPUS_COMMON,
+        model="varnet",
+        model_kwargs={"num_cascades": 12, "chans": 14, "pools": 3, "sens_chans": 6, "sens_pools": 3},
+        train_crop_rows=128,
+        loss="ssim",
+        lr_step_size=8,
+        epochs=10,
+        batch_size=1,
+        val_every=2,
+    ),
+    "cascade": dict(
+        _CORPUS_COMMON,
+        model="cascade",
+        model_kwargs={
+            "num_cascades": 8, "num_convs": 5, "num_filters": 48, "dc_lambda": 0.0, "learn_lambda": True,
+            "sens_chans": 6, "sens_pools": 3,
+        },
+        train_crop_rows=128,
+        loss="ssim",
+        lr_step_size=8,
+        epochs=10,
+        batch_size=1,
+        val_every=2,
+    ),
+    "unet": dict(
+        _CORPUS_COMMON,
+        model="unet",
+        model_kwargs={"in_chans": 1, "out_chans": 1, "chans": 20, "num_pool_layers": 4, "drop_prob": 0.0},
+        loss="ssim_l1",
+        lr_step_size=8,
+        epochs=10,
+        batch_size=1,
+        val_every=2,
+    ),
+}
+CORPUS_BUNDLED["varnet_ssdu"] = dict(CORPUS_BUNDLED["varnet"], self_supervised="ssdu", ssdu_rho=0.4, ssdu_selection="gaussian")
+
+#: toy sizes for a CPU smoke run of the whole pipeline (``--preset toy``)
+TOY_MODEL_KWARGS = {
+    "varnet": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
+    "varnet_ssdu": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
+    "cascade": {"num_cascades": 2, "num_convs": 2, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+                "sens_chans": 2, "sens_pools": 1},
+    "unet": {"in_chans": 1, "out_chans": 1, "chans": 4, "num_pool_layers": 2, "drop_prob": 0.0},
+}
+
+
+def corpus_config(preset: str):
+    """The corpus of the retrained models (``full``) or a seconds-size one (``toy``)."""
+    from recon.data.corpus import CorpusConfig
+
+    return CorpusConfig() if preset == "full" else CorpusConfig.toy()
+
+
+def corpus_settings(name: str, preset: str, corpus_folders: dict) -> dict:
+    """A corpus training config (without output_dir): CORPUS_BUNDLED, shrunk for ``toy``."""
+    settings = dict(CORPUS_BUNDLED[name])
+    settings.update(train_data=str(corpus_folders["train"]), val_data=str(corpus_folders["val"]))
+    if preset == "toy":
+        settings.update(model_kwargs=TOY_MODEL_KWARGS[name], epochs=1, val_every=1, train_crop_rows=None, num_threads=1)
+    return settings
+
+
 def weights_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    settings = dict(BUNDLED[args.name])
+    corpus = getattr(args, "data", "embedded") == "corpus"
+    if corpus:
+        from recon.data.corpus import build_corpus
+
+        folders = build_corpus(corpus_config(args.preset), args.corpus_root, progress=True)
+        settings = corpus_settings(args.name, args.preset, folders)
+    elif args.name not in BUNDLED:
+        raise SystemExit(f"{args.name!r} is trained on the corpus only (--data corpus)")
+    else:
+        settings = dict(BUNDLED[args.name])
     settings.update(output_dir=str(args.run_dir / args.name), data_cache=args.data_cache, progress=False)
     if args.model_impl:
         settings["model_impl"] = args.model_impl
@@ -118,7 +220,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.best_checkpoint is None:
         logger.error("no validation was run, nothing to export")
         return 1
-    out = export_weights(result.best_checkpoint, weights_path(args.name))
+    if corpus:
+        # corpus runs export float16 weights into the run folder; data/weights/ only with --export
+        dst = weights_path(args.name) if getattr(args, "export", False) else args.run_dir / f"{args.name}.pt"
+        out = export_weights(result.best_checkpoint, dst, half=True)
+    else:
+        out = export_weights(result.best_checkpoint, weights_path(args.name))
     logger.info("exported %s (%.2f MB)", out, out.stat().st_size / 1e6)
     return 0
 
@@ -181,8 +288,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.weights and len(args.names) != 1:
         raise SystemExit("--weights needs exactly one model name")
     learned, results = {}, {"weights": {}, "splits": {}}
+    corpus_folders = {}
+    if getattr(args, "data", "embedded") == "corpus":
+        from recon.data.corpus import build_corpus
+
+        corpus_folders = build_corpus(corpus_config(args.preset), args.corpus_root, progress=True)
+    mask_type = getattr(args, "mask_type", None) or ("equispaced_fraction" if corpus_folders else "random")
     for name in args.names:
-        path = Path(args.weights) if args.weights else weights_path(name)
+        if args.weights:
+            path = Path(args.weights)
+        elif corpus_folders and not getattr(args, "export", False):
+            path = args.run_dir / f"{name}.pt"
+        else:
+            path = weights_path(name)
         learned[name] = load_model(path)[0]
         results["weights"][name] = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
     baselines = {"zero_filled": ZeroFilled()}
@@ -194,13 +312,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             loaders = {}
             for domain, family in (("kspace", "varnet"), ("image", "unet")):
                 transform = make_transform(
-                    family, train=False, mask_type="random", center_fractions=[frac], accelerations=[accel], seed=0
+                    family, train=False, mask_type=mask_type, center_fractions=[frac], accelerations=[accel], seed=0
                 )
-                dataset = make_dataset(f"embedded:{split}", transform, cache=args.data_cache)
+                data = str(corpus_folders[split]) if split in corpus_folders else f"embedded:{split}"
+                dataset = make_dataset(data, transform, cache=args.data_cache)
                 if args.max_slices:
                     dataset.raw_samples = dataset.raw_samples[: args.max_slices]
                 loaders[domain] = make_loader(dataset, batch_size=1, shuffle=False, seed=0)[0]
-            run = {name: (model, MODEL_SPECS[name].domain) for name, model in learned.items()}
+            run = {name: (model, MODEL_SPECS[name.split("_")[0]].domain) for name, model in learned.items()}
             run.update({name: (net, "kspace") for name, net in baselines.items()})
             if accel in args.sigpy_lamda:
                 run["sigpy_l1wavelet"] = (SigpyL1Wavelet(args.sigpy_lamda[accel]), "kspace")
@@ -270,20 +389,126 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
+                        help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
+    parser.add_argument("--preset", choices=("full", "toy"), default="full", help="corpus and model sizes (toy: CPU smoke run)")
+    parser.add_argument("--corpus-root", default=None, help="parent folder of the corpus cache (default $RECON_CACHE)")
+    parser.add_argument("--export", action="store_true", help="write the float16 weights into data/weights/ (default: the run folder)")
+
+
+def model_card(name: str, run_dir: Path, results: dict, preset: str) -> str:
+    """A markdown model card: data, command, config, training time, held-out scores."""
+    from recon.train import load_model as _load
+
+    ckpt_path = run_dir / name / "best.ckpt"
+    config = json.loads((run_dir / name / "config.json").read_text())
+    meta = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("recon", {}) if ckpt_path.exists() else {}
+    history = meta.get("history") or []
+    minutes = sum(h.get("train_time_s", 0.0) for h in history) / 60
+    weights = run_dir / f"{name}.pt"
+    if not weights.exists():
+        weights = weights_path(name)  # exported with --export
+    params = sum(p.numel() for p in _load(weights)[0].parameters()) if weights.exists() else 0
+    lines = [
+        f"# Model card: `{name}`", "",
+        f"* model: `{config['model']}` with `{json.dumps(config['model_kwargs'])}` ({params:,} parameters, "
+        f"{weights.stat().st_size / 1e6 if weights.exists() else 0:.2f} MB float16)",
+        f"* training: {'self-supervised SSDU (rho %s, %s selection), no references' % (config.get('ssdu_rho'), config.get('ssdu_selection')) if config.get('self_supervised') else 'supervised, loss ' + config['loss']}; "
+        f"{len(history)} epochs, {history[-1]['global_step'] if history else 0} steps, {minutes:.1f} min",
+        f"* data: `recon.data.corpus` preset `{preset}`: train `{config['train_data']}`, val `{config['val_data']}`",
+        f"* masks: {config['mask_type']} {config['accelerations']}x with centre fractions {config['center_fractions']}",
+        f"* command: `python scripts/train_bundled.py reproduce --preset {preset} --run-dir {run_dir}`",
+        f"* best validation: {json.dumps({k: round(v, 4) for k, v in (meta.get('best') or {}).items() if isinstance(v, float)})}",
+        "", "## Held-out scores (sources never used for training)", "",
+        "| split | accel | SSIM | PSNR (dB) | NMSE |", "|---|---|---|---|---|",
+    ]
+    for key, r in results["splits"].items():
+        split, accel, method = key.split("/")
+        if method == name:
+            lines.append(f"| {split} | {accel} | {r['ssim']:.4f} | {r['psnr']:.2f} | {r['nmse']:.4f} |")
+    lines += ["", "## Config", "", "```json", json.dumps(config, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+def source_table(results: dict) -> str:
+    """SSIM per held-out source (volumes grouped by file-name source, slice-weighted)."""
+
+    def source(fname: str) -> str:
+        stem = fname.rsplit(".", 1)[0].split("_", 3)[-1]  # test_heldout_0001_<source>
+        return stem.split("_", 1)[-1] if stem[:4].isdigit() else stem
+
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    sources: list[str] = []
+    for key, r in results["splits"].items():
+        _, accel, method = key.split("/")
+        groups: dict[str, list[tuple[float, int]]] = {}
+        for fname, v in r.get("volumes", {}).items():
+            groups.setdefault(source(fname), []).append((v["ssim"], v.get("slices", 1)))
+        for name, vals in groups.items():
+            if name not in sources:
+                sources.append(name)
+            weight = sum(n for _, n in vals)
+            rows.setdefault((accel, method), {})[name] = sum(x * n for x, n in vals) / weight
+    lines = ["| accel | method | " + " | ".join(sources) + " |", "|---|---|" + "---|" * len(sources)]
+    for (accel, method), vals in rows.items():
+        lines.append(f"| {accel} | {method} | " + " | ".join(f"{vals.get(s, float('nan')):.4f}" for s in sources) + " |")
+    return "\n".join(lines)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Corpus -> every corpus model -> held-out scores -> model cards and REPORT.md."""
+    from recon.data.io import atomic_path
+
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        train_args = argparse.Namespace(
+            name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,
+            epochs=None, num_threads=args.num_threads, data="corpus", preset=args.preset,
+            corpus_root=args.corpus_root, export=args.export,
+        )
+        if cmd_train(train_args) != 0:
+            return 1
+    eval_args = argparse.Namespace(
+        names=args.names, weights=None, splits=["test_heldout"], data_cache=args.data_cache,
+        num_threads=args.num_threads, json=str(args.run_dir / "heldout_scores.json"), api_methods=args.api_methods,
+        sigpy_lamda={}, max_slices=args.max_slices, mask_type=None, run_dir=args.run_dir, data="corpus",
+        preset=args.preset, corpus_root=args.corpus_root, export=args.export,
+    )
+    cmd_evaluate(eval_args)
+    results = json.loads((args.run_dir / "heldout_scores.json").read_text())
+    cards = args.run_dir / "cards"
+    cards.mkdir(exist_ok=True)
+    for name in args.names:
+        with atomic_path(cards / f"{name}.md") as tmp:
+            tmp.write_text(model_card(name, args.run_dir, results, args.preset))
+    table = markdown_table(results)
+    with atomic_path(args.run_dir / "REPORT.md") as tmp:
+        tmp.write_text(
+            f"# Corpus-trained models, held-out scores (preset {args.preset})\n\n"
+            "Mean over volumes of fastMRI's per-volume SSIM / PSNR / NMSE on `test_heldout` "
+            "(sources never used for training; see recon.data.corpus).\n\n"
+            f"{table}\n\n## SSIM per held-out source (slice-weighted)\n\n{source_table(results)}\n"
+        )
+    logger.info("wrote %s and %s", args.run_dir / "REPORT.md", cards)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train one bundled model and export it to data/weights/")
-    p_train.add_argument("name", choices=sorted(BUNDLED))
+    p_train.add_argument("name", choices=sorted(set(BUNDLED) | set(CORPUS_BUNDLED)))
     p_train.add_argument("--run-dir", type=Path, default=Path("/tmp/recon-bundled"), help="checkpoints go here (outside the repo)")
     p_train.add_argument("--data-cache", default=None, help="cache folder for the embedded splits")
     p_train.add_argument("--model-impl", choices=("recon", "fastmri"), default=None)
     p_train.add_argument("--model-kwargs", default=None, help="override the constructor arguments (JSON)")
     p_train.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p_train.add_argument("--num-threads", type=int, default=None)
+    _corpus_arguments(p_train)
     p_train.set_defaults(func=cmd_train)
     p_eval = sub.add_parser("evaluate", help="score bundled weights on test splits at 4x and 8x")
-    p_eval.add_argument("names", nargs="+", choices=sorted(BUNDLED), metavar="NAME", help="bundled models to score")
+    p_eval.add_argument("names", nargs="+", choices=sorted(set(BUNDLED) | set(CORPUS_BUNDLED)), metavar="NAME", help="bundled models to score")
     p_eval.add_argument("--weights", default=None, help="a checkpoint (default data/weights/<name>.pt)")
     p_eval.add_argument("--splits", nargs="+", default=["test", "test_heldout"])
     p_eval.add_argument("--data-cache", default=None)
@@ -293,6 +518,18 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--sigpy-lamda", type=_lamdas, default={}, metavar="4:L,8:L",
                         help="also run sigpy L1WaveletRecon with these lamdas per acceleration (see tune-sigpy)")
     p_eval.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
+    p_eval.add_argument("--mask-type", default=None, help="evaluation masks (default: random; equispaced_fraction with --data corpus)")
+    p_eval.add_argument("--run-dir", type=Path, default=Path("/tmp/recon-bundled"), help="where corpus runs exported their weights")
+    _corpus_arguments(p_eval)
+    p_rep = sub.add_parser("reproduce", help="build the corpus, train all corpus models, score them held-out, write cards")
+    p_rep.add_argument("--run-dir", type=Path, required=True)
+    p_rep.add_argument("--names", nargs="+", default=["varnet", "varnet_ssdu", "cascade", "unet"], choices=sorted(CORPUS_BUNDLED))
+    p_rep.add_argument("--num-threads", type=int, default=None)
+    p_rep.add_argument("--data-cache", default=None)
+    p_rep.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
+    p_rep.add_argument("--api-methods", nargs="*", default=["cs"])
+    _corpus_arguments(p_rep)
+    p_rep.set_defaults(func=cmd_reproduce)
     p_tune = sub.add_parser("tune-sigpy", help="grid-search sigpy L1WaveletRecon's lamda on val slices")
     p_tune.add_argument("--lamdas", type=float, nargs="+", default=[1e-7, 3e-7, 1e-6, 3e-6, 1e-5])
     p_tune.add_argument("--slices", type=int, default=4, help="val slices used (spread over the split)")
