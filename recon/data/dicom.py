@@ -7,8 +7,8 @@ instance number), applies the modality rescale (``RescaleSlope``/``RescaleInterc
 Hounsfield units for CT), checks that the slices form one regular stack, and returns the
 volume with its 4x4 affine in the NIfTI/RAS+ convention of nibabel.
 
-By default the volume is stored LAS-oriented, exactly as ``dicom2nifti`` writes it (same
-array, same affine); ``orientation="RAS"`` gives nibabel's canonical order and
+By default the axes are ordered as ``dicom2nifti`` orders them (LAS: same array, same affine
+as dicom2nifti); ``orientation="RAS"`` (or any axis codes) gives exactly that order and
 ``orientation=None`` the DICOM storage order (X along the rows, Y down the columns, Z along
 the slice normal)::
 
@@ -60,7 +60,7 @@ class DicomSeriesInfo:
         shape: shape of the returned volume ``(X, Y, Z)``.
         voxel_size: voxel size in mm along the returned axes (column norms of the affine).
         slice_spacing: distance in mm between consecutive slice positions.
-        orientation: axis codes of the returned volume, e.g. ``"LAS"``.
+        orientation: axis codes of the returned volume, e.g. ``"LAS"`` (from its affine).
         rescale_slope: ``RescaleSlope`` of the first slice (1.0 when absent).
         rescale_intercept: ``RescaleIntercept`` of the first slice (0.0 when absent).
         padding_voxels: number of CT padding voxels set to :data:`AIR_HU`.
@@ -400,36 +400,99 @@ def _padding_mask(stored: np.ndarray, ds) -> np.ndarray:
     return np.zeros(stored.shape, dtype=bool)
 
 
+def _dicom2nifti_reverses(slices: list[_Slice]) -> bool:
+    """Whether dicom2nifti stacks these slices (sorted along the normal) the other way round.
+
+    dicom2nifti keeps the frame order of an enhanced multi-frame file, and sorts single-frame
+    files by the patient coordinate that varies most (x before y before z on ties), ascending.
+    """
+    if len(slices) < 2:
+        return False
+    if slices[0].frame is not None and len({s.path for s in slices}) == 1:
+        return slices[0].frame > slices[-1].frame
+    positions = np.stack([s.position for s in slices])
+    axis = int(np.argmax(positions.max(axis=0) - positions.min(axis=0)))
+    return bool(positions[-1, axis] < positions[0, axis])
+
+
+def _permute_flip(volume: np.ndarray, affine: np.ndarray, order: Sequence[int], flips: Sequence[bool]):
+    """New axis ``n`` = old axis ``order[n]``, reversed where ``flips[n]``; origin = affine of the new first voxel."""
+    new_volume = np.moveaxis(volume, list(order), [0, 1, 2])
+    new_affine = np.eye(4)
+    corner = np.array([0.0, 0.0, 0.0, 1.0])
+    for new_axis, (old_axis, flip) in enumerate(zip(order, flips)):
+        new_affine[:, new_axis] = -affine[:, old_axis] if flip else affine[:, old_axis]
+        if flip:
+            corner[old_axis] = volume.shape[old_axis] - 1
+            new_volume = np.flip(new_volume, axis=new_axis)
+    new_affine[:, 3] = affine @ corner
+    return new_volume, new_affine
+
+
+def _dicom2nifti_axes(affine: np.ndarray) -> tuple[list[int], list[bool]]:
+    """The voxel axes dicom2nifti puts along x, y, z, and which it reverses (its ``reorient_image``).
+
+    For each world axis the voxel axis with the largest component of ``inv(affine) @ e_world``
+    (so voxel sizes weigh in), clashes resolved by keeping the stronger claim; an axis is
+    reversed so that x runs to the patient's left and y, z to anterior and superior (LAS).
+    """
+    inverse = np.linalg.inv(affine)
+    t = [inverse @ np.eye(4)[w] for w in range(3)]  # world x, y, z in voxel coordinates
+    dots = [[abs(float(t[w][v])) for v in range(3)] for w in range(3)]
+    comp = [int(np.argmax(d)) for d in dots]
+    best = [max(d) for d in dots]
+    for _ in range(10):  # dicom2nifti's clash resolution, in its order: (x, y), (x, z), (y, z)
+        if len(set(comp)) == 3:
+            break
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            if comp[a] == comp[b]:
+                loser = b if best[a] >= best[b] else a
+                dots[loser][comp[loser]] = 0.0
+                comp[loser] = int(np.argmax(dots[loser]))
+                best[loser] = max(dots[loser])
+    if len(set(comp)) != 3:  # pragma: no cover - dicom2nifti gives up here too
+        raise DicomSeriesError("cannot assign the voxel axes to x, y, z (degenerate orientation)")
+    flips = [
+        not np.sign(t[0][comp[0]]) < 0,  # x towards the left: reverse unless voxel axis already runs right -> left
+        bool(np.sign(t[1][comp[1]]) < 0),
+        bool(np.sign(t[2][comp[2]]) < 0),
+    ]
+    return comp, flips
+
+
 def _reorient(volume: np.ndarray, affine: np.ndarray, codes: str | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """Permute/flip axes to ``codes`` (e.g. "LAS"); origin recomputed as the affine of the new first voxel."""
+    """Reorder the axes: dicom2nifti's rule, exact axis codes (nibabel), or none."""
     import nibabel.orientations as nio
 
-    current = nio.io_orientation(affine)
-    if codes is None:
-        return volume, affine, "".join(nio.ornt2axcodes(current))
-    transform = nio.ornt_transform(current, nio.axcodes2ornt(tuple(codes)))
-    new_volume = nio.apply_orientation(volume, transform)
-    new_affine = np.eye(4)
-    corner = np.zeros(4)
-    corner[3] = 1.0
-    for old_axis, (new_axis, flip) in enumerate(transform):
-        new_affine[:, int(new_axis)] = affine[:, old_axis] * flip
-        if flip < 0:
-            corner[old_axis] = volume.shape[old_axis] - 1
-    new_affine[:, 3] = affine @ corner
-    return new_volume, new_affine, codes
+    if codes == "dicom2nifti":
+        order, flips = _dicom2nifti_axes(affine)
+        new_volume, new_affine = _permute_flip(volume, affine, order, flips)
+    elif codes is None:
+        new_volume, new_affine = volume, affine
+    else:
+        transform = nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(tuple(codes)))
+        order = [0, 0, 0]
+        flips = [False, False, False]
+        for old_axis, (new_axis, flip) in enumerate(transform):
+            order[int(new_axis)] = old_axis
+            flips[int(new_axis)] = flip < 0
+        new_volume, new_affine = _permute_flip(volume, affine, order, flips)
+    return new_volume, new_affine, "".join(nio.aff2axcodes(new_affine))
 
 
 def _check_orientation(orientation: object) -> str | None:
     if orientation is None:
         return None
+    if orientation == "dicom2nifti":
+        return orientation
     if isinstance(orientation, str) and len(orientation) == 3:
         codes = orientation.upper()
         pairs = [{"L", "R"}, {"A", "P"}, {"S", "I"}]
         if all(sum(c in pair for c in codes) == 1 for pair in pairs):
             return codes
     raise ValueError(
-        f"orientation must be None or 3 axis codes, one of L/R, A/P, S/I each (e.g. 'LAS', 'RAS'), got {orientation!r}"
+        "orientation must be 'dicom2nifti', None or 3 axis codes, one of L/R, A/P, S/I each (e.g. 'LAS', 'RAS'), "
+        f"got {orientation!r}"
     )
 
 
@@ -437,7 +500,7 @@ def read_dicom_series(
     path: str | os.PathLike | Sequence[str | os.PathLike],
     series_uid: str | None = None,
     *,
-    orientation: str | None = "LAS",
+    orientation: str | None = "dicom2nifti",
     pad_to_air: bool = True,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, DicomSeriesInfo]:
@@ -458,15 +521,20 @@ def read_dicom_series(
 
     Geometry: voxel ``(i, j, k)`` of the DICOM storage order maps to LPS
     ``P0 + i * dc * row + j * dr * col + k * step`` with ``step = (P_last - P0) / (N - 1)``;
-    the RAS+ affine is ``diag(-1, -1, 1, 1)`` times that. With ``orientation`` the axes are then
-    permuted/flipped to those axis codes (the default ``"LAS"`` reproduces ``dicom2nifti``).
+    the RAS+ affine is ``diag(-1, -1, 1, 1)`` times that. The axes are then permuted/flipped:
+    by default exactly as ``dicom2nifti`` does (LAS: x to the patient's left, y anterior, z
+    superior; dicom2nifti picks for each world axis the voxel axis with the largest component
+    of ``inv(affine) @ e``, which for strongly oblique stacks can differ from nibabel's choice -
+    the array and affine are still dicom2nifti's), or to exact axis codes (nibabel's
+    ``io_orientation``), or not at all.
 
     Args:
         path: a folder (searched recursively), one file (e.g. an enhanced multi-frame file), or a
             list of files.
         series_uid: the ``SeriesInstanceUID`` to read when the folder holds several series.
-        orientation: axis codes of the returned array (``"LAS"``, ``"RAS"``, ...), or None for
-            the DICOM storage order (X along rows, Y down columns, Z along the normal).
+        orientation: ``"dicom2nifti"`` (default: dicom2nifti's axis order, LAS), 3 axis codes
+            (``"LAS"``, ``"RAS"``, ...: exactly those, nibabel's rule), or None for the DICOM
+            storage order (X along rows, Y down columns, Z along the normal).
         pad_to_air: set CT padding voxels to -1024 HU (see above).
         progress: show a progress bar while reading pixel data.
 
@@ -480,7 +548,7 @@ def read_dicom_series(
             mixed orientations, missing slice or irregular spacing, duplicate positions with
             different pixels, tilted stack, a transfer syntax the installed decoders cannot
             read, colour images. The message names the file or slice position.
-        ValueError: ``orientation`` is not valid axis codes.
+        ValueError: ``orientation`` is not ``"dicom2nifti"``, None or valid axis codes.
 
     Example:
         >>> volume, affine, info = read_dicom_series("ct_head/")   # doctest: +SKIP
@@ -517,6 +585,8 @@ def read_dicom_series(
     if len(shapes) > 1:
         raise DicomSeriesError(f"the images of series {uid!r} have different sizes {sorted(shapes)}")
     slices, normal = _order_and_check(slices, header_of)
+    if codes == "dicom2nifti" and _dicom2nifti_reverses(slices):
+        slices = slices[::-1]  # stack as dicom2nifti does, so that even the last bit of the origin agrees
 
     from tqdm.auto import tqdm
 
@@ -586,7 +656,7 @@ def dicom_to_nifti(
     dst: str | os.PathLike,
     series_uid: str | None = None,
     *,
-    orientation: str | None = "LAS",
+    orientation: str | None = "dicom2nifti",
     pad_to_air: bool = True,
     progress: bool = False,
 ) -> Path:
@@ -599,7 +669,7 @@ def dicom_to_nifti(
         src: DICOM folder or file.
         dst: ``.nii`` or ``.nii.gz`` path; its folder must exist.
         series_uid: which series, when ``src`` holds several.
-        orientation: axis codes of the stored array (default ``"LAS"``, as dicom2nifti).
+        orientation: ``"dicom2nifti"`` (default, LAS as dicom2nifti), axis codes, or None.
         pad_to_air: set CT padding voxels to -1024 HU.
         progress: show a progress bar.
 

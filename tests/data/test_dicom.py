@@ -109,6 +109,27 @@ def test_synthetic_series_equals_dicom2nifti(tmp_path, block, name):
     assert info.orientation == "LAS"
 
 
+@pytest.mark.parametrize("seed", [3, 40, 43, 58])
+def test_random_oblique_stacks_equal_dicom2nifti(tmp_path, seed):
+    """Seeds 40, 43, 58: so oblique that dicom2nifti's axis choice is not nibabel's (nor LAS)."""
+    rotation_matrix = pytest.importorskip("scipy.spatial.transform").Rotation.random(random_state=seed).as_matrix()
+    folder = tmp_path / "dcm"
+    small = colin_block(shape=(12, 14, 8))
+    write_series(folder, small, geometry(rot=rotation_matrix), shuffle_seed=seed)
+    volume, affine, info = read_dicom_series(folder)
+    memory, _ = dicom2nifti_reference(folder, tmp_path / "d2n.nii.gz")
+    np.testing.assert_array_equal(volume, np.asarray(memory.dataobj).astype(np.float32))
+    np.testing.assert_array_equal(affine, memory.affine)
+    assert info.orientation == "".join(nib.aff2axcodes(memory.affine))
+    exact, exact_affine, exact_info = read_dicom_series(folder, orientation="LAS")
+    assert nib.aff2axcodes(exact_affine) == ("L", "A", "S") and exact_info.orientation == "LAS"
+    # same voxels in the world either way
+    ijk = np.array([[0, 0, 0], [5, 3, 2]])
+    world = nib.affines.apply_affine(exact_affine, ijk)
+    back = np.rint(nib.affines.apply_affine(np.linalg.inv(affine), world)).astype(int)
+    assert [volume[tuple(b)] for b in back] == [exact[tuple(i)] for i in ijk]
+
+
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
 def test_synthetic_series_matches_source_geometry(tmp_path, block, name):
     """orientation=None: storage order, the source affine (slices reversed if the step opposes the normal)."""
@@ -156,7 +177,7 @@ def test_enhanced_multiframe_equals_dicom2nifti_and_source(tmp_path, block, reve
     las_volume, las_affine, _ = read_dicom_series(tmp_path / "enh")
     memory, on_disk = dicom2nifti_reference(tmp_path / "enh", tmp_path / "d2n.nii.gz")
     np.testing.assert_array_equal(las_volume, np.asarray(memory.dataobj).astype(np.float32))
-    np.testing.assert_allclose(las_affine, memory.affine, atol=1e-9)
+    np.testing.assert_array_equal(las_affine, memory.affine)
 
 
 def test_ct_padding_value_set_to_air(tmp_path, block):
@@ -349,7 +370,7 @@ def test_tilted_stack_is_refused(tmp_path, block):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"orientation": "XYZ"}, ValueError, r"orientation must be None or 3 axis codes.*'XYZ'"),
+        ({"orientation": "XYZ"}, ValueError, r"orientation must be 'dicom2nifti', None or 3 axis codes.*'XYZ'"),
         ({"orientation": "LLS"}, ValueError, r"orientation must be .*'LLS'"),
         ({"series_uid": 3}, TypeError, r"series_uid must be a string or None, got int"),
         ({"series_uid": "9.9"}, DicomSeriesError, r"series_uid '9\.9' is not in .* the series there are"),
@@ -434,7 +455,7 @@ def test_cli_convert_series_uid(tmp_path, block, capsys):
         ("missing", r"input '.*nowhere' is neither a DICOM folder nor a file"),
         ("suffix", r"-o/--output must end in \.nii or \.nii\.gz, got '.*out\.png'"),
         ("png", r"--png must end in \.png, got '.*x\.jpg'"),
-        ("orientation", r"orientation must be None or 3 axis codes"),
+        ("orientation", r"orientation must be 'dicom2nifti', None or 3 axis codes"),
         ("gap", r"missing slice: 5\.000 mm between the slices at positions"),
     ],
 )
