@@ -396,8 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("input", metavar="DICOM", help="a folder of DICOM files (searched recursively) or one file")
     conv.add_argument("-o", "--output", metavar="OUT", required=True, help="output .nii or .nii.gz file")
     conv.add_argument("--series-uid", default=None, metavar="UID", help="SeriesInstanceUID to convert when there are several")
-    conv.add_argument("--orientation", default="LAS", metavar="CODES",
-                      help="axis codes of the stored array, e.g. LAS (default, as dicom2nifti), RAS, or 'none' for DICOM order")
+    conv.add_argument("--orientation", default="dicom2nifti", metavar="CODES",
+                      help="axis order of the stored array: 'dicom2nifti' (default: LAS, exactly as dicom2nifti), "
+                           "axis codes such as RAS or LPS, or 'none' for the DICOM storage order")
     conv.add_argument("--keep-padding", action="store_true", help="keep CT padding values instead of setting them to -1024 HU")
     conv.add_argument("--png", default=None, metavar="PNG", help="also draw the three mid planes into this PNG")
     conv.set_defaults(func=_cmd_convert)
