@@ -6,7 +6,8 @@ probabilities (x 255) of the tissues ``gm, wm, csf, fat, soft_tissue, bone`` (ba
 
 * ``colin27_tissue.nii.gz`` - Colin27 (one subject, 27 averaged T1 scans, Holmes et al. 1998),
   segmented here: inside the brain mask of ``ch2bet`` (the brain-extracted Colin27 of
-  ``mricron-data``) a 3-class fuzzy c-means of the T1 intensities gives CSF / GM / WM;
+  ``mricron-data``, shipped as ``data/templates/colin27_bet_mask.nii.gz``) a 3-class fuzzy
+  c-means of the T1 intensities gives CSF / GM / WM;
   outside it, inside the head, a 3-class fuzzy c-means gives bone (dark: skull, air
   spaces), soft tissue (muscle, skin) and fat (bright: scalp fat, marrow).
 * ``mni152_tissue.nii.gz`` - the ICBM 2009a nonlinear symmetric average brain (Fonov et al.
@@ -15,13 +16,12 @@ probabilities (x 255) of the tissues ``gm, wm, csf, fat, soft_tissue, bone`` (ba
   bone) of Colin27, which lies in the same space (an integer voxel shift); the space
   between the two brains is CSF.
 
-Run (from the repository root)::
+Run (from the repository root; everything it reads ships with recon or nilearn)::
 
-    apt-get download mricron-data && dpkg-deb -x mricron-data_*.deb mricron
-    python scripts/make_tissue_maps.py --mricron-templates mricron/usr/share/mricron/templates
+    python scripts/make_tissue_maps.py
 
-The fuzzy c-means is the standard one (Bezdek 1981, fuzzifier m = 2) on the intensity
-histogram (weighted by voxel counts), which is exact for 8-bit images and takes
+The fuzzy c-means is ``recon.preprocess.normalize.fcm`` (Bezdek 1981, fuzzifier m = 2) on the
+intensity histogram (weighted by voxel counts), which is exact for 8-bit images and takes
 milliseconds. Deterministic: same inputs, same maps.
 """
 
@@ -43,34 +43,20 @@ TISSUES = ("gm", "wm", "csf", "fat", "soft_tissue", "bone")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fcm_histogram(values: np.ndarray, num_classes: int, m: float = 2.0, iters: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """Fuzzy c-means of integer intensities via their histogram.
+def fcm_histogram(values: np.ndarray, num_classes: int, m: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fuzzy c-means of 8-bit intensities via their histogram (``recon.preprocess.normalize.fcm``
+    on the 256 levels weighted by their voxel counts: exact, and milliseconds).
 
     Returns:
         ``(centers (K,) ascending, memberships (256, K))``: the membership of every
         intensity level 0-255 in each class.
     """
+    from recon.preprocess.normalize import fcm
+
     levels = np.arange(256, dtype=np.float64)
     counts = np.bincount(values.astype(np.int64).ravel(), minlength=256)[:256].astype(np.float64)
-    present = levels[counts > 0]
-    centers = np.quantile(np.repeat(levels, counts.astype(int)), (np.arange(num_classes) + 0.5) / num_classes)
-    for _ in range(iters):
-        dist = np.abs(levels[:, None] - centers[None, :]) + 1e-9
-        inv = dist ** (-2.0 / (m - 1.0))
-        u = inv / inv.sum(axis=1, keepdims=True)
-        w = counts[:, None] * u**m
-        new = (w * levels[:, None]).sum(0) / w.sum(0)
-        if np.max(np.abs(new - centers)) < 1e-6:
-            centers = new
-            break
-        centers = new
-    order = np.argsort(centers)
-    centers = centers[order]
-    dist = np.abs(levels[:, None] - centers[None, :]) + 1e-9
-    inv = dist ** (-2.0 / (m - 1.0))
-    u = inv / inv.sum(axis=1, keepdims=True)
-    del present
-    return centers, u
+    centers, u = fcm(levels, num_classes, fuzziness=m, max_iter=500, tol=1e-8, weights=counts)
+    return centers, u.T
 
 
 def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
@@ -182,7 +168,8 @@ def save(probs: np.ndarray, affine: np.ndarray, path: Path, source: str) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mricron-templates", type=Path, required=True, help="folder holding ch2bet.nii.gz")
+    parser.add_argument("--brain-mask", type=Path, default=ROOT / "data" / "templates" / "colin27_bet_mask.nii.gz",
+                        help="Colin27 brain mask (default: data/templates/colin27_bet_mask.nii.gz, = mricron-data's ch2bet > 0)")
     parser.add_argument("--nilearn-data", type=Path, default=None, help="nilearn/datasets/data (default: the installed nilearn's)")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "tissue")
     parser.add_argument("--voxel-size", type=float, default=1.5)
@@ -193,7 +180,7 @@ def main() -> None:
         args.nilearn_data = Path(nilearn.__file__).parent / "datasets" / "data"
     colin_img = nib.load(ROOT / "data" / "colin27_t1.nii.gz")
     t1 = np.asarray(colin_img.dataobj, dtype=np.float32)
-    bet = np.asarray(nib.load(args.mricron_templates / "ch2bet.nii.gz").dataobj, dtype=np.float32)
+    bet = np.asarray(nib.load(args.brain_mask).dataobj, dtype=np.float32)
     colin = segment_colin(t1, bet)
     mni, mni_affine = mni_with_colin_head(args.nilearn_data, colin, colin_img.affine)
     for name, probs, affine, source in (
