@@ -1,8 +1,10 @@
 """The ``recon`` command line: reconstruct fastMRI files, evaluate submissions, simulate data.
 
 Run ``recon --help`` or ``recon <command> --help``.  Every command exits with status 0 on
-success and prints a one-line ``recon: error: ...`` message with a non-zero status on failure
-(1 for bad data or arguments found while running, 2 for command-line usage errors).
+success. Every failure - a bad option, a missing or unreadable file, data recon cannot use -
+is reported as exactly one line on stderr, ``recon <command>: error: <message>``, naming the
+option or the file, with exit status 2 and no traceback (``-v`` adds the traceback of
+unexpected errors); 130 after Ctrl-C. Warnings are one line each, ``recon <command>: warning:``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Sequence
 import h5py
 import numpy as np
 
+from recon.train.cli_args import NumberList, OneLineParser, print_error
+
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("recon.cli")
@@ -28,8 +32,9 @@ Commands:
   evaluate      NMSE / PSNR / SSIM of submission files against fastMRI targets (as fastMRI's evaluate.py)
   simulate      turn NIfTI magnitude volumes into multi-coil fastMRI-format k-space files
   convert       a DICOM series (a folder, or an enhanced multi-frame file) to one NIfTI volume
+  preprocess    resample, N4, register, skull-strip, normalise NIfTI volumes (a file or a folder)
   train         train a VarNet / U-Net / cascade fastMRI-style (torchrun for several processes)
-  benchmark     how to run the benchmark scripts
+  benchmark     run the benchmarks: one report (REPORT.md, results.json, plots) per device
 
 Examples:
   recon reconstruct file_brain_AXT2_001.h5 -o recons/
@@ -37,6 +42,9 @@ Examples:
   recon evaluate --target-path val_folder/ --predictions-path recons/
   recon simulate brain.nii.gz -o simulated/ --coils 8
   recon convert dicom/ct_head/ -o ct_head.nii.gz --png ct_head.png
+  recon preprocess t1_folder/ -o prep/ --resample 1 --n4 --skull-strip --normalize zscore
+  recon benchmark --quick
+  torchrun --nproc_per_node 2 -m recon.cli reconstruct val_folder/ -o recons/   # files shared by 2 processes
 """
 
 
@@ -49,14 +57,59 @@ class CommandError(Exception):
 
 
 def _input_files(path: Path) -> list[Path]:
+    from recon.data.io import data_files
+
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".h5" and p.is_file())
+        files = data_files(path, (".h5",))  # hidden names (temporaries of killed runs) skipped
         if not files:
             raise CommandError(f"input folder {str(path)!r} contains no .h5 files")
         return files
     if path.is_file():
         return [path]
     raise FileNotFoundError(f"input {str(path)!r} is neither a file nor a folder")
+
+
+def _output_folder(output: str, inputs: Sequence[Path] = ()) -> Path:
+    """``-o`` as a folder (created), refusing an existing file and a folder where an output
+    would replace one of ``inputs``; temporaries of a killed earlier run are removed from it."""
+    from recon.data.io import remove_stale_temporaries
+
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"-o/--output {output!r} is an existing file: -o must be a folder")
+    for path in inputs:
+        target = out_dir / path.name
+        if target.exists() and target.resolve() == path.resolve():
+            raise CommandError(
+                f"-o/--output {output!r} holds the input {path.name}: the output, named like the input, "
+                "would replace it; choose another folder"
+            )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CommandError(f"-o/--output {output!r}: cannot create the folder ({err.strerror or err})") from err
+    remove_stale_temporaries(out_dir)
+    return out_dir
+
+
+def _mask_function(args: argparse.Namespace):
+    """The mask function of ``--accelerations`` / ``--center-fractions`` / ``--mask-type``, or None."""
+    if not args.accelerations:
+        if args.center_fractions:
+            raise CommandError("--center-fractions needs --accelerations")
+        return None
+    from recon.masks import create_mask_for_mask_type
+
+    fractions = args.center_fractions or [round(0.32 / a, 4) for a in args.accelerations]
+    if len(fractions) != len(args.accelerations):
+        raise CommandError(
+            f"--center-fractions ({len(fractions)} given) and --accelerations ({len(args.accelerations)} given) "
+            "must have the same length"
+        )
+    try:
+        return create_mask_for_mask_type(args.mask_type, fractions, args.accelerations)
+    except ValueError as err:
+        raise CommandError(f"--mask-type {args.mask_type} with --accelerations {args.accelerations}: {err}") from err
 
 
 def _recon_size(hf: h5py.File) -> tuple[int, int] | None:
@@ -83,17 +136,18 @@ def _crop(volume: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from recon.api import reconstruct
     from recon.data.io import save_nifti, save_reconstructions
+    from recon.train.distributed import map_sharded, shutdown_distributed
 
     files = _input_files(Path(args.input))
-    mask_func = None
-    if args.accelerations:
-        from recon.masks import create_mask_for_mask_type
+    mask_func = _mask_function(args)
+    out_dir = _output_folder(args.output, files)
+    # Under torchrun the files are shared out across the processes (recon.train.distributed);
+    # alone, this process takes them all.  Finished outputs (written atomically) are skipped.
+    ctx = _init_distributed(args.device)
+    device = str(ctx.device) if args.device is None and ctx.distributed else args.device
+    prefix = f"[rank {ctx.rank}] " if ctx.distributed else ""
 
-        fractions = args.center_fractions or [round(0.32 / a, 4) for a in args.accelerations]
-        mask_func = create_mask_for_mask_type(args.mask_type, fractions, args.accelerations)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in files:
+    def one(path: Path) -> None:
         try:
             with h5py.File(path, "r") as hf:
                 if "kspace" not in hf:
@@ -117,7 +171,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             mask,
             method=args.method,
             weights=args.weights,
-            device=args.device,
+            device=device,
             batch_size=args.batch_size,
             progress=None if not args.quiet else False,
             single_coil=single if kspace.ndim == 3 else None,
@@ -131,8 +185,53 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             # (slices, H, W) -> (W, H, slices): x along columns, y along rows, z along slices
             save_nifti(out_dir / f"{stem}.nii.gz", np.ascontiguousarray(volume.transpose(2, 1, 0)))
         if not args.quiet:
-            print(f"{path.name}: {args.method} -> {out_dir / path.name} {tuple(volume.shape)}")
+            print(f"{prefix}{path.name}: {args.method} -> {out_dir / path.name} {tuple(volume.shape)}", flush=True)
+
+    try:
+        todo = _unfinished(ctx, files, out_dir, args)
+        if ctx.is_main and not args.quiet and len(todo) < len(files):
+            print(f"skipping {len(files) - len(todo)} file(s) already reconstructed in {out_dir} (--overwrite to redo)")
+        _, failures = map_sharded(ctx, todo, one)
+    finally:
+        shutdown_distributed(ctx)
+    _raise_failures(failures, len(todo))
     return 0
+
+
+def _init_distributed(device: str | None):
+    """torchrun's process group (gloo for CPU, nccl for CUDA devices), or a single process."""
+    from recon.train.distributed import init_distributed
+
+    kind = "auto" if device is None else ("cuda" if str(device).startswith("cuda") else "cpu")
+    return init_distributed(kind)
+
+
+def _unfinished(ctx, files: list[Path], out_dir: Path, args: argparse.Namespace) -> list[Path]:
+    """The files whose outputs are missing (all with --overwrite), decided by rank 0 for all."""
+    from recon.train.distributed import broadcast_object
+
+    todo = None
+    if ctx.is_main:
+        def done(path: Path) -> bool:
+            stem = path.name[: -len(".h5")] if path.name.endswith(".h5") else path.stem
+            return (out_dir / path.name).is_file() and (not args.nifti or (out_dir / f"{stem}.nii.gz").is_file())
+
+        todo = [p for p in files if getattr(args, "overwrite", False) or not done(p)]
+    return broadcast_object(ctx, todo)
+
+
+def _raise_failures(failures, total: int) -> None:
+    """One-line CommandError naming every failed file (and its rank), if any failed."""
+    if not failures:
+        return
+    if len(failures) == 1 and total == 1:
+        failure = failures[0]  # every failure names its file
+        raise CommandError(failure.error if failure.item in failure.error else f"{failure.item}: {failure.error}")
+    ranks = any(f.rank for f in failures)
+    details = "; ".join(
+        str(f) if ranks else (f.error if f.error.startswith(f.item) else f"{f.item}: {f.error}") for f in failures
+    )
+    raise CommandError(f"{len(failures)} of {total} files failed: {details}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,28 +247,42 @@ def _summary(values: dict[str, list[float]]) -> str:
     return " ".join(parts)
 
 
+def _open_h5(path: Path, option: str) -> h5py.File:
+    """``h5py.File(path, "r")``, or a one-line error naming the file (truncated, not HDF5, ...)."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise CommandError(f"{path} ({option}): cannot read as HDF5 (truncated or not HDF5?): {reason}") from err
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from recon.metrics import nmse, psnr, ssim
+    from recon.train.distributed import map_sharded, shutdown_distributed
 
     target_dir, pred_dir = Path(args.target_path), Path(args.predictions_path)
     for name, folder in (("--target-path", target_dir), ("--predictions-path", pred_dir)):
         if not folder.is_dir():
             raise FileNotFoundError(f"{name} {str(folder)!r} is not a folder")
-    targets = sorted(p for p in target_dir.iterdir() if p.suffix == ".h5" and p.is_file())
+    from recon.data.io import data_files
+
+    targets = data_files(target_dir, (".h5",))
     if not targets:
         raise CommandError(f"--target-path {str(target_dir)!r} contains no .h5 files")
-    groups: dict[str, dict[str, list[float]]] = {}
-    for tgt_path in targets:
+    # Under torchrun the targets are shared out across the processes and the scores gathered.
+    ctx = _init_distributed("cpu")  # metrics are numpy: gloo, whatever the machine
+
+    def one(tgt_path: Path) -> tuple[str, dict[str, float]] | None:
         pred_path = pred_dir / tgt_path.name
         if not pred_path.is_file():
             raise FileNotFoundError(f"no prediction {str(pred_path)!r} for target {tgt_path.name}")
-        with h5py.File(tgt_path, "r") as tf:
+        with _open_h5(tgt_path, "--target-path") as tf:
             acquisition = tf.attrs.get("acquisition", "unknown")
             acquisition = acquisition.decode() if isinstance(acquisition, bytes) else str(acquisition)
             if args.acquisition and acquisition != args.acquisition:
-                continue
+                return None
             if args.acceleration and tf.attrs.get("acceleration") != args.acceleration:
-                continue
+                return None
             challenge = args.challenge
             if challenge is None:
                 challenge = "multicoil" if "reconstruction_rss" in tf else "singlecoil"
@@ -177,7 +290,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if key not in tf:
                 raise CommandError(f"{tgt_path.name}: no {key!r} dataset to evaluate against")
             target = tf[key][()]
-        with h5py.File(pred_path, "r") as pf:
+        with _open_h5(pred_path, "--predictions-path") as pf:
             if "reconstruction" not in pf:
                 raise CommandError(f"{pred_path}: no 'reconstruction' dataset (not a submission file)")
             recons = pf["reconstruction"][()]
@@ -191,11 +304,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scores = {
             "NMSE": float(nmse(target, recons)),
             "PSNR": float(psnr(target, recons)),
-            "SSIM": float(ssim(target, recons, maxval=target.max())),
+            "SSIM": float(ssim(target, recons)),  # maxval = target.max(), as fastMRI
         }
+        return acquisition, scores
+
+    try:
+        results, failures = map_sharded(ctx, targets, one)
+    finally:
+        shutdown_distributed(ctx)
+    _raise_failures(failures, len(targets))
+    groups: dict[str, dict[str, list[float]]] = {}
+    for _, item in results:
+        if item is None:
+            continue
+        acquisition, scores = item
         for group in (acquisition, "ALL"):
             for name, value in scores.items():
                 groups.setdefault(group, {}).setdefault(name, []).append(value)
+    if not ctx.is_main:
+        return 0
     if not groups:
         raise CommandError("no target volume matched the filters")
     for group in sorted(g for g in groups if g != "ALL") + ["ALL"]:
@@ -213,12 +340,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     config = SimulationConfig(
         num_coils=args.coils,
-        snr=None if args.snr <= 0 else args.snr,
+        snr=None if args.snr <= 0 else args.snr,  # --snr is finite (parser)
         acquisition=args.acquisition,
         readout_oversampling=args.readout_oversampling,
     )
     source = Path(args.input)
     challenge = "singlecoil" if args.single_coil else "multicoil"
+    _output_folder(args.output)
     if source.is_dir():
         written = simulate_folder(source, args.output, config=config, axis=args.axis, challenge=challenge, seed=args.seed)
     elif source.is_file():
@@ -269,26 +397,207 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preprocess_outputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(input, output) NIfTI paths of ``recon preprocess``."""
+    from recon.data.io import data_files
+
+    suffixes = (".nii", ".nii.gz")
+    if source.is_dir():
+        files = data_files(source, suffixes)
+        if not files:
+            raise CommandError(f"input folder {str(source)!r} contains no .nii/.nii.gz files")
+        if output.name.lower().endswith(suffixes):
+            raise ValueError(f"-o/--output must be a folder when IN is a folder, got {str(output)!r}")
+        return [(path, output / path.name) for path in files]
+    if source.is_file():
+        if not source.name.lower().endswith(suffixes):
+            raise ValueError(f"input must be a .nii/.nii.gz file or a folder of them, got {str(source)!r}")
+        if output.name.lower().endswith(suffixes):
+            return [(source, output)]
+        return [(source, output / source.name)]
+    raise FileNotFoundError(f"input {str(source)!r} is neither a NIfTI file nor a folder")
+
+
+def _mask_name(path: Path) -> Path:
+    name = path.name
+    stem, ext = (name[:-7], ".nii.gz") if name.lower().endswith(".nii.gz") else (name[:-4], ".nii")
+    return path.with_name(f"{stem}_brainmask{ext}")
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from recon.data.io import load_nifti, save_nifti
+    from recon import preprocess as pp
+
+    source, output = Path(args.input), Path(args.output)
+    pairs = _preprocess_outputs(source, output)
+    if any(src.resolve() == dst.resolve() for src, dst in pairs if dst.exists()):
+        raise ValueError("-o/--output would overwrite an input file; choose another output path")
+    fixed = None
+    if args.register_to is not None:
+        fixed_path = Path(args.register_to)
+        if not fixed_path.is_file():
+            raise FileNotFoundError(f"--register-to: no NIfTI file at {str(fixed_path)!r}")
+        fixed = load_nifti(fixed_path)[:2]
+    nyul = None
+    if args.nyul_landmarks is not None:
+        if args.normalize != "nyul":
+            raise ValueError("--nyul-landmarks needs --normalize nyul")
+        nyul = pp.NyulNormalizer.load(args.nyul_landmarks)
+    steps = [name for name, on in (
+        ("resample", args.resample is not None), ("n4", args.n4), ("register", fixed is not None),
+        ("skull-strip", args.skull_strip), ("normalize", args.normalize is not None)) if on]
+    if not steps:
+        raise ValueError("nothing to do: give at least one of --resample, --n4, --register-to, --skull-strip, --normalize")
+    for _, dst in pairs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(pairs) * len(steps), desc="preprocess", unit="step", disable=None, file=sys.stderr)
+    fit_later: list[tuple[Path, Path | None]] = []  # nyul without landmarks: fitted on all outputs
+    written: list[Path] = []
+    try:
+        for src, dst in pairs:
+            try:
+                volume, affine, _ = load_nifti(src)
+                mask = None
+                for step in steps:
+                    bar.set_postfix_str(f"{src.name}: {step}")
+                    if step == "resample":
+                        volume, affine = pp.resample(volume, affine, args.resample, order=3)
+                    elif step == "n4":
+                        volume, _ = pp.n4_bias_correction(volume, affine=affine, shrink_factor=args.n4_shrink)
+                    elif step == "register":
+                        result = pp.register(fixed[0], volume, fixed_affine=fixed[1], moving_affine=affine,
+                                             transform=args.register_transform, seed=args.seed)
+                        volume, affine = result.apply(volume, order=3), fixed[1]
+                    elif step == "skull-strip":
+                        mask = pp.brain_mask(volume, affine, seed=args.seed)
+                        volume = np.where(mask, volume, 0).astype(np.float32)
+                        save_nifti(_mask_name(dst), mask.astype(np.uint8), affine=affine)
+                        written.append(_mask_name(dst))
+                    elif step == "normalize":
+                        volume = _normalize(volume, mask, args.normalize, nyul)
+                    bar.update(1)
+                if args.normalize == "nyul" and nyul is None:
+                    fit_later.append((dst, _mask_name(dst) if mask is not None else None))
+                save_nifti(dst, volume.astype(np.float32), affine=affine)
+                written.append(dst)
+            except (ValueError, TypeError, RuntimeError, ImportError) as err:
+                raise CommandError(f"{src}: {_one_line(err)}") from err
+    finally:
+        bar.close()
+    if fit_later:
+        _fit_nyul(fit_later, output if source.is_dir() or not output.name.lower().endswith((".nii", ".nii.gz"))
+                  else output.parent)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _normalize(volume: np.ndarray, mask: np.ndarray | None, method: str, nyul) -> np.ndarray:
+    from recon import preprocess as pp
+
+    if method == "zscore":
+        return pp.zscore(volume, mask)
+    if method == "fcm":
+        return pp.fcm_normalize(volume, mask)[0]
+    if method == "whitestripe":
+        return pp.whitestripe(volume, mask)
+    if nyul is not None:
+        return nyul.transform(volume, mask)
+    return volume  # nyul without landmarks: fitted on every output afterwards (_fit_nyul)
+
+
+def _fit_nyul(outputs: list[tuple[Path, Path | None]], folder: Path) -> None:
+    """Fit Nyul landmarks on the written volumes, standardise them in place, save the landmarks."""
+    from recon.data.io import load_nifti, save_nifti
+    from recon.preprocess import NyulNormalizer
+
+    scales = []
+    for path, mask_path in outputs:
+        volume = load_nifti(path)[0]
+        mask = None if mask_path is None else load_nifti(mask_path)[0] > 0
+        scales.append(NyulNormalizer().fit([volume], None if mask is None else [mask]).standard_scale)
+    nyul = NyulNormalizer()
+    nyul.standard_scale = np.mean(scales, axis=0)
+    for path, mask_path in outputs:
+        volume, affine, _ = load_nifti(path)
+        mask = None if mask_path is None else load_nifti(mask_path)[0] > 0
+        save_nifti(path, nyul.transform(volume, mask), affine=affine)
+    nyul.save(folder / "nyul_landmarks.json")
+    print(folder / "nyul_landmarks.json")
+
+
 def _cmd_train(argv: Sequence[str]) -> int:
     from recon.train import main as train_main
 
     return train_main(list(argv))
 
 
-def _cmd_benchmark(args: argparse.Namespace) -> int:
-    print(
-        "Benchmarks are scripts (results go to benchmarks/results/<device>/):\n"
-        "  python benchmarks/ops.py         # FFT and operator speed vs fastMRI\n"
-        "  python benchmarks/data.py        # SliceDataset + transform vs bare h5py; simulation\n"
-        "  python benchmarks/models.py      # VarNet / U-Net / cascade latency and memory vs fastMRI\n"
-        "  python benchmarks/classical.py   # CG-SENSE and the default method vs sigpy\n"
-        "Run them from the repository root; each writes a .json and a .md report."
+def _benchmarks_root() -> Path:
+    """The repository folder holding ``benchmarks/run.py`` (benchmarks are not installed)."""
+    candidates = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    for root in candidates:
+        if (root / "benchmarks" / "run.py").is_file():
+            return root
+    raise CommandError(
+        "benchmarks/run.py not found next to the recon package or in the current folder "
+        f"(looked in {', '.join(str(c) for c in candidates)}); the benchmarks live in the source "
+        "repository: run 'recon benchmark' from a clone (pip install -e .)"
     )
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    root = _benchmarks_root()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from benchmarks import run as bench
+
+    if args.list:
+        print(bench.list_sections())
+        return 0
+    logging.getLogger("benchmarks").setLevel(logging.INFO)
+    report = bench.run_report(quick=args.quick, device=args.device, out=args.out, budget=args.budget,
+                              sections=args.sections)
+    print(f"wrote {report} (and results.json, *.png beside it)")
     return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
 # parser and entry point
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -304,8 +613,9 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recon`` command."""
     from recon.api import DEFAULT_METHOD, METHODS
+    from recon.masks import MASK_TYPES
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # subcommand parsers inherit the class: one-line usage errors
         prog="recon", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -319,7 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
             "folder) and write OUT/<same name>.h5 with a 'reconstruction' dataset (slices, H, W), cropped "
             "to the header's reconstruction size. The sampling mask is the file's 'mask' dataset if it has "
             "one, else it is inferred from the zero columns; --accelerations undersamples fully sampled "
-            "files first (fastMRI's per-file seeds)."
+            "files first (fastMRI's per-file seeds). Outputs are written atomically and files whose "
+            "output exists are skipped (--overwrite redoes them), so an interrupted run can be rerun. "
+            "Under torchrun (torchrun --nproc_per_node N -m recon.cli reconstruct ...; several machines "
+            "with --nnodes and a rendezvous) the files are shared out across the processes, balanced by "
+            "size; the outputs are the same as one process writes."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -336,10 +650,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to read 3-D k-space: one multi-coil slice (coils, H, W) (default), or "
         "single-coil slices (slices, H, W)",
     )
-    rec.add_argument("--accelerations", type=float, nargs="+", default=None, help="undersample first, e.g. 4")
-    rec.add_argument("--center-fractions", type=float, nargs="+", default=None,
-                     help="fully sampled centre fractions (default 0.32 / acceleration)")
-    rec.add_argument("--mask-type", default="random", help="mask type for --accelerations (default: random)")
+    rec.add_argument("--accelerations", action=NumberList, low=1.0, default=None,
+                     help="undersample first: factors >= 1, e.g. 4 or '4 8' or 4,8 (one drawn per file)")
+    rec.add_argument("--center-fractions", action=NumberList, low=0.0, high=1.0, default=None,
+                     help="fully sampled centre fractions in [0, 1], one per acceleration (default 0.32 / acceleration)")
+    rec.add_argument("--mask-type", choices=sorted(MASK_TYPES), default="random",
+                     help="mask type for --accelerations (default: random)")
+    rec.add_argument("--overwrite", action="store_true", help="redo files whose output already exists (default: skip them)")
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     rec.set_defaults(func=_cmd_reconstruct)
 
@@ -374,12 +691,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("input", metavar="IN", help="a .nii/.nii.gz file or a folder of them")
     sim.add_argument("-o", "--output", metavar="OUT", required=True, help="output folder")
     sim.add_argument("--coils", type=_positive_int, default=8, help="number of receive coils (default: 8)")
-    sim.add_argument("--snr", type=float, default=40.0, help="mean object / noise std, <= 0 for no noise (default: 40)")
-    sim.add_argument("--axis", type=int, default=2, help="slicing axis of the volume (default: 2)")
+    sim.add_argument("--snr", type=_finite_float, default=40.0, help="mean object / noise std, <= 0 for no noise (default: 40)")
+    sim.add_argument("--axis", type=int, choices=(0, 1, 2), default=2, help="slicing axis of the volume (default: 2)")
     sim.add_argument("--acquisition", default="SIM", help="acquisition attribute of the files (default: SIM)")
     sim.add_argument("--readout-oversampling", type=_positive_int, default=1, help="readout field-of-view factor (default: 1)")
     sim.add_argument("--single-coil", action="store_true", help="write single-coil files")
-    sim.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
+    sim.add_argument("--seed", type=_seed, default=0, help="simulation seed, an integer >= 0 (default: 0)")
     sim.set_defaults(func=_cmd_simulate)
 
     conv = sub.add_parser(
@@ -403,6 +720,35 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--png", default=None, metavar="PNG", help="also draw the three mid planes into this PNG")
     conv.set_defaults(func=_cmd_convert)
 
+    prep = sub.add_parser(
+        "preprocess",
+        help="resample, N4, register, skull-strip and normalise NIfTI volumes (a file or a folder)",
+        description=(
+            "Preprocess every NIfTI volume in IN (a .nii/.nii.gz file or a folder of them) and write "
+            "OUT/<same name> (or OUT itself when IN is a file and OUT ends in .nii/.nii.gz), float32, "
+            "atomically. Steps run in this order, each only when asked: --resample, --n4, --register-to "
+            "(the output then lies on FIXED's grid), --skull-strip (background set to 0; the mask is "
+            "written as <name>_brainmask.nii.gz), --normalize (over the brain mask when skull-stripped, "
+            "else the non-zero foreground). --normalize nyul fits the landmarks on all outputs and writes "
+            "OUT/nyul_landmarks.json, unless --nyul-landmarks gives fitted ones. Needs recon[preprocess]."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prep.add_argument("input", metavar="IN", help="a .nii/.nii.gz file or a folder of them")
+    prep.add_argument("-o", "--output", metavar="OUT", required=True, help="output folder (or .nii/.nii.gz file for one input)")
+    prep.add_argument("--resample", type=_positive_float, default=None, metavar="MM", help="resample to MM isotropic voxels (cubic B-spline)")
+    prep.add_argument("--n4", action="store_true", help="N4 bias-field correction")
+    prep.add_argument("--n4-shrink", type=_positive_int, default=4, metavar="F", help="N4 shrink factor (default: 4)")
+    prep.add_argument("--register-to", default=None, metavar="FIXED", help="register each volume to this NIfTI volume (Mattes MI)")
+    prep.add_argument("--register-transform", choices=("rigid", "affine", "bspline"), default="rigid",
+                      help="transform of --register-to (default: rigid)")
+    prep.add_argument("--skull-strip", action="store_true", help="brain mask by MNI152 template registration; zero the rest")
+    prep.add_argument("--normalize", choices=("zscore", "fcm", "nyul", "whitestripe"), default=None,
+                      help="intensity normalisation")
+    prep.add_argument("--nyul-landmarks", default=None, metavar="JSON", help="fitted Nyul landmarks (NyulNormalizer.save)")
+    prep.add_argument("--seed", type=int, default=0, help="seed of the registrations' sampling (default: 0)")
+    prep.set_defaults(func=_cmd_preprocess)
+
     train = sub.add_parser(
         "train",
         help="train a VarNet / U-Net / cascade fastMRI-style (see 'recon train --help')",
@@ -410,7 +756,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_cmd_train)  # main() hands 'recon train ...' to recon.train.main
 
-    bench = sub.add_parser("benchmark", help="how to run the benchmark scripts")
+    bench = sub.add_parser(
+        "benchmark",
+        help="run the benchmarks and write one report (REPORT.md, results.json, plots)",
+        description=(
+            "Run every benchmark section (benchmarks/<name>.py in the source repository) and write "
+            "OUT/REPORT.md, OUT/results.json and PNG plots: speed and memory against bare torch/h5py, "
+            "fastMRI and sigpy, error of every method on the held-out split, scaling. Default OUT: "
+            "benchmarks/results/<device>/ (<device>-quick/ with --quick)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes, few repeats: a smoke run (<= 3 min on 2 CPU cores)")
+    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+    bench.add_argument("--out", default=None, metavar="DIR", help="output folder")
+    bench.add_argument("--budget", type=_positive_float, default=None, metavar="SECONDS",
+                       help="start no new section after this many seconds")
+    bench.add_argument("--sections", nargs="+", default=None, metavar="NAME", help="only these sections (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the report's sections and exit")
     bench.set_defaults(func=_cmd_benchmark)
     return parser
 
@@ -420,25 +783,70 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+#: errors of the user's input (arguments, files, data): one line, exit status 2
+_USER_ERRORS = (CommandError, ValueError, TypeError, OSError, KeyError, ImportError)
+
+
+def _error_text(err: BaseException) -> str:
+    if isinstance(err, KeyError) and err.args:  # str(KeyError) is the quoted key only
+        return f"missing key {err.args[0]!r}"
+    if isinstance(err, ImportError) and not isinstance(err, ModuleNotFoundError):
+        return _one_line(err)
+    if isinstance(err, ModuleNotFoundError):
+        return f"{_one_line(err)} (install the optional dependency)"
+    return _one_line(err)
+
+
+def _one_line_warnings(command: str):
+    """A ``warnings.showwarning`` printing ``recon <command>: warning: <message>`` on one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"recon {command}: warning: {_one_line(message)}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``recon`` console script; returns the exit status."""
+    """Entry point of the ``recon`` console script; returns the exit status.
+
+    0 on success; 2 for every failure, reported as one line on stderr naming the option or the
+    file (``-v``: with the traceback of unexpected errors); 130 when interrupted.
+    """
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # the trainer has its own parser (every TrainConfig field)
-        return _cmd_train(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    command = argv[0] if argv[:1] == ["train"] else None
+    args = None
+    if command is None:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # usage errors: one line, exit 2 (OneLineParser)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        command = args.command
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(command)
     try:
-        return int(args.func(args))
+        if args is None:  # the trainer has its own parser (every TrainConfig field)
+            return int(_cmd_train(argv[1:]) or 0)
+        return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("recon: interrupted", file=sys.stderr)
+        print(f"recon {command}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, FileNotFoundError, ValueError, TypeError, OSError, KeyError) as err:
-        print(f"recon {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
+    except _USER_ERRORS as err:
+        print_error(f"recon {command}", _error_text(err))
+        return 2
+    except Exception as err:  # noqa: BLE001 - a bug, still one line (with -v the traceback too)
+        if args is not None and args.verbose:
+            logger.exception("unexpected error")
+        print_error(
+            f"recon {command}",
+            f"unexpected {type(err).__name__}: {_one_line(err)} (rerun with -v for the traceback; please report it)",
+        )
+        return 2
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,22 +104,22 @@ def test_reconstruct_single_file_default_method_with_stored_mask(tmp_path, capsy
 
 
 def test_failures_exit_non_zero_with_one_line(tmp_path, capsys, folder):
-    assert main(["reconstruct", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 1
+    assert main(["reconstruct", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("recon reconstruct: error:") and err.count("\n") == 1
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["reconstruct", str(empty), "-o", str(tmp_path / "o")]) == 1
+    assert main(["reconstruct", str(empty), "-o", str(tmp_path / "o")]) == 2
     assert "contains no .h5 files" in capsys.readouterr().err
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.h5").write_text("not hdf5")
-    assert main(["reconstruct", str(bad), "-o", str(tmp_path / "o")]) == 1
+    assert main(["reconstruct", str(bad), "-o", str(tmp_path / "o")]) == 2
     assert "cannot read as HDF5" in capsys.readouterr().err
     assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o"), "--method", "varnet",
-                 "--weights", str(tmp_path / "nope.pt")]) == 1
+                 "--weights", str(tmp_path / "nope.pt")]) == 2
     assert "neither an existing file nor a bundled checkpoint" in capsys.readouterr().err
-    assert main(["evaluate", "--target-path", str(folder), "--predictions-path", str(empty)]) == 1
+    assert main(["evaluate", "--target-path", str(folder), "--predictions-path", str(empty)]) == 2
     assert "no prediction" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["reconstruct", str(folder), "-o", str(tmp_path / "o"), "--method", "magic"])
@@ -153,7 +153,7 @@ def test_simulate_from_nifti(tmp_path, capsys):
     assert len(written) == 1
     with h5py.File(written[0]) as hf:
         assert hf["kspace"].shape[:2] == (3, 4)
-    assert main(["simulate", str(tmp_path / "none.nii"), "-o", str(tmp_path / "sim")]) == 1
+    assert main(["simulate", str(tmp_path / "none.nii"), "-o", str(tmp_path / "sim")]) == 2
 
 
 def test_console_entry_point_runs_as_module():
