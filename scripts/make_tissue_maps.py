@@ -161,8 +161,9 @@ def save(probs: np.ndarray, affine: np.ndarray, path: Path, source: str) -> None
     img.set_qform(affine, code=4)
     img.set_sform(affine, code=4)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as fout:
-        fout.write(img.to_bytes())  # fixed gzip mtime: reruns give identical bytes
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fout:
+        fout.write(img.to_bytes())  # no name, no mtime in the gzip header: reruns give identical bytes
     print(f"{path}: {data.shape} uint8, {path.stat().st_size / 1e6:.2f} MB ({source})")
 
 
