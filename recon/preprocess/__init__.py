@@ -29,6 +29,14 @@ _EXPORTS: dict[str, str] = {
 
 _SUBMODULES = {"resample", "bias", "normalize", "register", "skullstrip", "augment"}
 
+# ``resample`` and ``register`` are both a submodule and the function it defines. Importing a
+# submodule binds its name on the package, which would shadow the function for good; binding the
+# functions here (both modules are light: numpy/torch, SimpleITK imported on first call) keeps
+# ``recon.preprocess.resample`` / ``recon.preprocess.register`` the functions whatever is imported
+# later. Use ``from recon.preprocess.resample import ...`` for the modules' other names.
+from recon.preprocess.register import register  # noqa: E402
+from recon.preprocess.resample import resample  # noqa: E402
+
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 
 

@@ -134,7 +134,8 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
              moving_mask: np.ndarray | torch.Tensor | None = None,
              shrink_factors: Sequence[int] = (4, 2, 1), smoothing_sigmas: Sequence[float] = (2.0, 1.0, 0.0),
              sampling_percentage: float = 0.1, n_iterations: int = 200, initialize: str = "geometry",
-             bspline_mesh: int = 8, num_threads: int | None = None) -> RegistrationResult:
+             bspline_mesh: int = 8, num_threads: int | None = None,
+             histogram_bins: int = 50) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` (rigid, affine or B-spline), multi-resolution.
 
     SimpleITK's ``ImageRegistrationMethod``: the transform is initialised by aligning the
@@ -165,7 +166,12 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         n_iterations: optimizer iterations per level.
         initialize: ``"geometry"`` or ``"moments"``.
         bspline_mesh: B-spline grid cells per axis (``transform="bspline"`` only).
-        num_threads: SimpleITK threads for this registration (default: SimpleITK's setting).
+        num_threads: SimpleITK threads for this call (SimpleITK's global default is set for the
+            call and restored after; not thread-safe). ``num_threads=1`` makes the result
+            bitwise reproducible; with several threads, sums are reduced in varying order and
+            results for the same seed agree only to rounding, amplified by the optimizer
+            (typically < 1e-3 mm).
+        histogram_bins: Mattes mutual-information histogram bins.
 
     Returns:
         A :class:`RegistrationResult` with ``.warped``, ``.transform``, ``.matrix`` and
@@ -210,6 +216,24 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
             raise ValueError(f"{name} is constant; there is nothing to register")
 
     s = sitk()
+    if num_threads is None:
+        return _register(s, fixed_data, moving_data, fixed_affine, moving_affine, mask, mmask, transform, metric,
+                         seed, shrink, sigmas, sampling_percentage, n_iterations, initialize, bspline_mesh,
+                         histogram_bins)
+    # ITK's metrics and pyramid filters take the global thread count; set it for this call only
+    previous = s.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    s.ProcessObject.SetGlobalDefaultNumberOfThreads(int(num_threads))
+    try:
+        return _register(s, fixed_data, moving_data, fixed_affine, moving_affine, mask, mmask, transform, metric,
+                         seed, shrink, sigmas, sampling_percentage, n_iterations, initialize, bspline_mesh,
+                         histogram_bins)
+    finally:
+        s.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+
+
+def _register(s, fixed_data, moving_data, fixed_affine, moving_affine, mask, mmask, transform, metric, seed,
+              shrink, sigmas, sampling_percentage, n_iterations, initialize, bspline_mesh,
+              histogram_bins) -> RegistrationResult:
     fixed_image = to_sitk(fixed_data, fixed_affine)
     moving_image = to_sitk(moving_data, moving_affine)
     mask_image = None if mask is None else to_sitk(mask.astype(np.uint8), fixed_affine)
@@ -218,7 +242,7 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
     def method(percentage: float):
         reg = s.ImageRegistrationMethod()
         if metric == "mutual_information":
-            reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+            reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(histogram_bins))
         else:
             reg.SetMetricAsMeanSquares()
         reg.SetMetricSamplingStrategy(reg.RANDOM)
@@ -231,8 +255,6 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         reg.SetShrinkFactorsPerLevel(shrink)
         reg.SetSmoothingSigmasPerLevel(sigmas)
         reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        if num_threads is not None:
-            reg.SetNumberOfThreads(int(num_threads))
         return reg
 
     linear = s.Euler3DTransform() if transform == "rigid" else s.AffineTransform(3)
