@@ -107,6 +107,10 @@ class TrainConfig:
             validation is unchanged.
         ssdu_rho: SSDU loss-set ratio ``|Lambda| / |Omega|``, in (0, 1).
         ssdu_selection: ``"gaussian"`` or ``"uniform"`` selection of the loss set.
+        init_weights: start from these weights (fine-tuning): a recon checkpoint, a fastMRI
+            Lightning ``.ckpt`` or released ``*_state_dict.pt`` (read by
+            :func:`recon.train.load_model`; the architecture must match ``model_kwargs``), or
+            None for a fresh initialisation. Ignored when resuming from ``last.ckpt``.
 
     Raises:
         ValueError: a field out of range or of the wrong kind; the message names the field.
@@ -146,6 +150,7 @@ class TrainConfig:
     self_supervised: Optional[str] = None
     ssdu_rho: float = 0.4
     ssdu_selection: str = "gaussian"
+    init_weights: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_SPECS:
@@ -238,6 +243,8 @@ class TrainConfig:
             raise _fail("ssdu_rho", "a number in (0, 1)", self.ssdu_rho)
         if self.ssdu_selection not in ("gaussian", "uniform"):
             raise _fail("ssdu_selection", "'gaussian' or 'uniform'", self.ssdu_selection)
+        if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):
+            raise _fail("init_weights", "a checkpoint path (str) or None", self.init_weights)
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -121,6 +121,17 @@ def _check_resume(ckpt: dict, config: TrainConfig, path: Path) -> None:
             raise ValueError(f"cannot resume from {path}: it has no {key!r} (an exported weights file?)")
 
 
+def _load_initial_weights(model: nn.Module, config: TrainConfig) -> None:
+    """Fine-tuning: copy ``config.init_weights`` into the freshly built model (strict)."""
+    from recon.train.checkpoint import load_model
+
+    source, _ = load_model(
+        config.init_weights, model_name=config.model, model_kwargs=config.model_kwargs, impl=config.model_impl
+    )
+    model.load_state_dict(source.state_dict())
+    logger.info("initialised %s from %s", config.model, config.init_weights)
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train a model as ``config`` says (see :class:`TrainConfig`).
 
@@ -163,6 +174,8 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         out_dir.mkdir(parents=True, exist_ok=True)
 
     model = build_model(config.model, config.model_kwargs, impl=config.model_impl, seed=config.seed)
+    if config.init_weights is not None and not (config.resume and last_path.is_file()):
+        _load_initial_weights(model, config)
     model = model.to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_size, config.lr_gamma)

@@ -1,0 +1,62 @@
+"""Fine-tuning: TrainConfig.init_weights starts a run from recon or fastMRI weights; and the
+self-supervised (SSDU) path of the training loop on a tiny physics corpus."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recon.data.corpus import CorpusConfig, build_corpus
+from recon.train import TrainConfig
+from recon.train.loop import train
+
+KWARGS = {"num_cascades": 1, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    config = CorpusConfig.toy(num_train_subjects=1, num_val_subjects=1, num_heldout_subjects=0, slices_per_volume=1,
+                              matrix_sizes=((32, 32),), coil_counts=(4,))
+    return build_corpus(config, tmp_path_factory.mktemp("corpus"), progress=False, splits=("train", "val"))
+
+
+def _config(corpus, out, **changes):
+    base = dict(model="varnet", model_kwargs=KWARGS, train_data=str(corpus["train"]), val_data=str(corpus["val"]),
+                epochs=1, max_steps=1, output_dir=str(out), resume=False, device="cpu", progress=False,
+                mask_type="equispaced_fraction", center_fractions=(0.08,), accelerations=(4,))
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_init_weights_from_a_fastmri_state_dict(corpus, tmp_path):
+    fastmri_models = pytest.importorskip("fastmri.models")
+    torch.manual_seed(3)
+    reference = fastmri_models.VarNet(**KWARGS)
+    path = tmp_path / "varnet_state_dict.pt"
+    torch.save(reference.state_dict(), path)
+    result = train(_config(corpus, tmp_path / "run", init_weights=str(path), lr=1e-12))
+    tuned = result.model.state_dict()
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(tuned[key], value, atol=1e-8, rtol=0)
+
+
+def test_init_weights_from_a_recon_run_and_ssdu_loop(corpus, tmp_path):
+    first = train(_config(corpus, tmp_path / "a", self_supervised="ssdu"))
+    assert first.history[0]["train_loss"] > 0 and "val_ssim" in first.history[0]
+    start = _params(first.model)
+    second = train(_config(corpus, tmp_path / "b", init_weights=str(first.last_checkpoint), lr=1e-12))
+    for key, value in start.items():
+        torch.testing.assert_close(second.model.state_dict()[key], value, atol=1e-8, rtol=0)
+    fresh = train(_config(corpus, tmp_path / "c", lr=1e-12))
+    assert any(not torch.allclose(fresh.model.state_dict()[k], v) for k, v in start.items())
+
+
+def test_bad_init_weights(corpus, tmp_path):
+    with pytest.raises(ValueError, match="TrainConfig.init_weights must be"):
+        _config(corpus, tmp_path, init_weights="")
+    with pytest.raises(FileNotFoundError):
+        train(_config(corpus, tmp_path / "x", init_weights=str(tmp_path / "missing.ckpt")))
