@@ -124,3 +124,23 @@ def test_cuda_batch_stays_on_device():
     g = torch.Generator(device="cuda").manual_seed(0)
     out = Compose([RandomAffine(), RandomElastic()])(x, generator=g, batched=True)
     assert out.device.type == "cuda" and out.shape == x.shape
+
+
+def test_backend_argument_is_checked():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        RandomAffine(backend="cuda")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Compose([RandomAffine()], backend="fast")
+
+
+@pytest.mark.slow
+def test_compiled_backend_matches_grid_sample_backend():
+    pytest.importorskip("torch._inductor")
+    x = torch.rand(2, 1, 20, 22, 21)
+    sample = {"t1": x, "label": (x > 0.5).long()}
+    ops = [RandomAffine(degrees=10, translation=2), RandomElastic(6, 2.0)]
+    ref, params = Compose(ops, labels=("label",))(sample, generator=torch.Generator().manual_seed(0), batched=True,
+                                                  return_params=True)
+    out = Compose(ops, labels=("label",), backend="compiled").replay(sample, params, batched=True)
+    torch.testing.assert_close(out["t1"], ref["t1"], atol=1e-5, rtol=0)
+    assert (out["label"] != ref["label"]).float().mean() < 1e-3

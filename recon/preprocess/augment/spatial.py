@@ -76,6 +76,15 @@ def _n_rot(nd: int) -> int:
     return 3 if nd == 3 else 1
 
 
+_BACKENDS = ("grid_sample", "compiled")
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {list(_BACKENDS)}, got {backend!r}")
+    return backend
+
+
 def _check_interp(interpolation: str, padding_mode: str) -> tuple[str, str]:
     if interpolation not in _INTERPOLATION:
         raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATION)}, got {interpolation!r}")
@@ -237,24 +246,18 @@ def _affine_plus_fields(theta: torch.Tensor, fields: Sequence[torch.Tensor], sha
 
 
 # ------------------------------------------------------------------------------ resampling
-def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype) -> torch.Tensor | None:
-    """One sampling grid ``(B, *spatial, nd)`` for a chain of ("affine", H) / ("elastic", coeffs) ops.
+def _plan(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype):
+    """Compose a chain of ("affine", H) / ("elastic", coeffs) ops into sampling points.
 
     ``ops`` are in the order the transforms are applied to the content; the sampling map is
-    their composition in reverse. Returns None for an empty chain.
+    their composition in reverse. Returns ``(theta, fields, dense)``: either the points are
+    ``theta @ x + sum of B-spline fields`` on the regular grid (``dense is None``; ``theta``
+    None means the identity), or ``dense`` holds them ``(B, *spatial, nd)``.
     """
-    if not ops:
-        return None
     nd, B, shape = batch.nd, batch.batch_size, batch.spatial_shape
-    size = (B, 1, *shape)
     M = None  # accumulated sampling matrix (points = M x + sum of lazy fields)
     lazy: list[torch.Tensor] = []  # control-point displacements evaluated on the regular grid
     dense = None  # points, once they had to be materialised
-
-    def materialise() -> torch.Tensor:
-        theta = M if M is not None else torch.eye(nd + 1, dtype=torch.float64, device=batch.device).expand(B, -1, -1)
-        return _affine_plus_fields(theta, lazy, shape, dtype)
-
     for kind, value in reversed(ops):
         if kind == "affine":
             if dense is not None:
@@ -267,12 +270,85 @@ def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dt
             if dense is None and M is None and not lazy:
                 lazy = [value]
                 continue
-            pts = dense if dense is not None else materialise()
+            pts = dense if dense is not None else _materialise(M, lazy, batch, dtype)
             field = _dense_field(value, shape, dtype).movedim(-1, 1)
-            moved = F.grid_sample(field, pts, mode="bilinear", padding_mode="border", align_corners=True)
+            moved = _grid_sample(field, pts, "bilinear", "border")
             dense = pts + moved.movedim(1, -1)
             M, lazy = None, []
-    return dense if dense is not None else materialise()
+    return M, lazy, dense
+
+
+def _materialise(M: torch.Tensor | None, lazy: Sequence[torch.Tensor], batch: Batch, dtype: torch.dtype) -> torch.Tensor:
+    nd, B = batch.nd, batch.batch_size
+    theta = M if M is not None else torch.eye(nd + 1, dtype=torch.float64, device=batch.device).expand(B, -1, -1)
+    return _affine_plus_fields(theta, lazy, batch.spatial_shape, dtype)
+
+
+def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype) -> torch.Tensor:
+    """One sampling grid ``(B, *spatial, nd)`` for a chain of ops (see :func:`_plan`)."""
+    M, lazy, dense = _plan(ops, batch, dtype)
+    return dense if dense is not None else _materialise(M, lazy, batch, dtype)
+
+
+def _resample(batch: Batch, ops: Sequence[tuple[str, torch.Tensor]], interpolation: str, padding_mode: str,
+              backend: str) -> Batch:
+    """Interpolate every tensor of ``batch`` once at the composed sampling points of ``ops``."""
+    dtype = torch.float64 if any(t.dtype == torch.float64 for t in batch.tensors.values()) else torch.float32
+    M, lazy, dense = _plan(ops, batch, dtype)
+    if (backend == "compiled" and dense is None and batch.nd == 3 and padding_mode == "zeros"
+            and interpolation in ("linear", "nearest") and len(lazy) <= 1):
+        return _sample_fused(batch, M, lazy, interpolation, dtype)
+    grid = dense if dense is not None else _materialise(M, lazy, batch, dtype)
+    return _sample_grid(batch, grid, interpolation, padding_mode)
+
+
+def _sample_fused(batch: Batch, M: torch.Tensor | None, lazy: Sequence[torch.Tensor], interpolation: str,
+                  dtype: torch.dtype) -> Batch:
+    from recon.preprocess.augment._fused import fused_sample
+
+    B, shape = batch.batch_size, batch.spatial_shape
+    theta = M if M is not None else torch.eye(4, dtype=torch.float64, device=batch.device).expand(B, -1, -1)
+    if lazy:
+        basis0, rest = _partial_field(lazy[0], shape, dtype)
+        rest = rest.reshape(B, -1, shape[1], shape[2], 3)
+    else:
+        basis0 = torch.zeros(shape[0], 0, dtype=dtype, device=batch.device)
+        rest = torch.zeros(B, 0, shape[1], shape[2], 3, dtype=dtype, device=batch.device)
+    out = dict(batch.tensors)
+    for keys, mode in ((batch.image_keys(), interpolation), (batch.label_keys(), "nearest")):
+        for key in keys:
+            t = batch.tensors[key]
+            dt = t.dtype if t.dtype in (torch.float32, torch.float64) else dtype
+            res = fused_sample(t.to(dt), theta[:, :3].to(dt), basis0.to(dt), rest.to(dt), mode)
+            out[key] = res if t.dtype == dt else res.round().to(t.dtype)
+    return batch.with_tensors(out)
+
+
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str) -> torch.Tensor:
+    """``F.grid_sample`` (align_corners=True) that keeps every CPU thread busy in 3-D.
+
+    ATen's 3-D CPU kernel is parallel over the batch only: a single volume would use one
+    thread. The output depth is split into ``num_threads`` slabs passed as a batch (the input
+    expanded, not copied); the slabs are put back in order.
+    """
+    threads = torch.get_num_threads()
+    B = x.shape[0]
+    if x.dim() != 5 or x.device.type != "cpu" or B >= threads or grid.shape[1] < 2 * threads:
+        return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    C, (D, H, W) = x.shape[1], grid.shape[1:4]
+    d = D // threads
+    main = d * threads
+    outs = []
+    for b in range(B):
+        g = grid[b, :main].reshape(threads, d, H, W, 3)
+        o = F.grid_sample(x[b:b + 1].expand(threads, -1, -1, -1, -1), g, mode=mode, padding_mode=padding_mode,
+                          align_corners=True)
+        o = o.transpose(0, 1).reshape(1, C, main, H, W)
+        if main < D:
+            tail = F.grid_sample(x[b:b + 1], grid[b:b + 1, main:], mode=mode, padding_mode=padding_mode, align_corners=True)
+            o = torch.cat([o, tail], 2)
+        outs.append(o)
+    return outs[0] if B == 1 else torch.cat(outs, 0)
 
 
 def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_mode: str) -> Batch:
@@ -291,7 +367,7 @@ def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_m
         by_dtype.setdefault(dt, []).append(key)
     for dt, keys in by_dtype.items():
         stack = torch.cat([batch.tensors[k].to(dt) for k in keys], 1) if len(keys) > 1 else batch.tensors[keys[0]].to(dt)
-        res = F.grid_sample(stack, grid.to(dt), mode=mode, padding_mode=padding_mode, align_corners=True)
+        res = _grid_sample(stack, grid.to(dt), mode, padding_mode)
         start = 0
         for k in keys:
             c = batch.tensors[k].shape[1]
@@ -302,7 +378,7 @@ def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_m
     for key in batch.label_keys():
         t = batch.tensors[key]
         dt = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
-        res = F.grid_sample(t.to(dt), grid.to(dt), mode="nearest", padding_mode="zeros", align_corners=True)
+        res = _grid_sample(t.to(dt), grid.to(dt), "nearest", "zeros")
         out[key] = res if t.dtype == dt else res.round().to(t.dtype)
     return batch.with_tensors(out)
 
@@ -310,17 +386,17 @@ def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_m
 class GridTransform(Transform):
     """A transform expressible as a sampling map (affine or elastic): fusable by Compose."""
 
-    def __init__(self, *, interpolation: str = "linear", padding_mode: str = "zeros", labels: Iterable[str] = ()):
+    def __init__(self, *, interpolation: str = "linear", padding_mode: str = "zeros", labels: Iterable[str] = (),
+                 backend: str = "grid_sample"):
         super().__init__(labels=labels)
         self.interpolation, self.padding_mode = _check_interp(interpolation, padding_mode)
+        self.backend = _check_backend(backend)
 
     def grid_op(self, batch: Batch, params: Params) -> tuple[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def apply(self, batch: Batch, params: Params) -> Batch:
-        op = self.grid_op(batch, params)
-        dtype = torch.float64 if any(t.dtype == torch.float64 for t in batch.tensors.values()) else torch.float32
-        return _sample_grid(batch, _grid([op], batch, dtype), self.interpolation, self.padding_mode)
+        return _resample(batch, [self.grid_op(batch, params)], self.interpolation, self.padding_mode, self.backend)
 
 
 # ------------------------------------------------------------------------------ parameter parsing
@@ -401,8 +477,8 @@ class Affine(GridTransform):
     def __init__(self, rotation: float | Sequence[float] = 0.0, scale: float | Sequence[float] = 1.0,
                  translation: float | Sequence[float] = 0.0, shear: float | Sequence[float] = 0.0, *,
                  matrix: torch.Tensor | Sequence[Sequence[float]] | None = None, interpolation: str = "linear",
-                 padding_mode: str = "zeros", labels: Iterable[str] = ()) -> None:
-        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels)
+                 padding_mode: str = "zeros", labels: Iterable[str] = (), backend: str = "grid_sample") -> None:
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels, backend=backend)
         if matrix is not None:
             m = torch.as_tensor(matrix, dtype=torch.float64)
             if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] not in (3, 4):
@@ -438,7 +514,7 @@ class Affine(GridTransform):
             # ambiguous scalar parameters: the inverse is built per call from the forward matrix
             return _InverseAffine(self)
         return Affine(matrix=torch.linalg.inv(self.forward_matrix(nd)), interpolation=self.interpolation,
-                      padding_mode=self.padding_mode, labels=self.labels)
+                      padding_mode=self.padding_mode, labels=self.labels, backend=self.backend)
 
     def param_keys(self) -> tuple[str, ...]:
         return ("matrix",)
@@ -454,7 +530,7 @@ class Affine(GridTransform):
 class _InverseAffine(Affine):
     def __init__(self, of: Affine) -> None:
         Transform.__init__(self, labels=of.labels)
-        self.interpolation, self.padding_mode = of.interpolation, of.padding_mode
+        self.interpolation, self.padding_mode, self.backend = of.interpolation, of.padding_mode, of.backend
         self._of = of
         self.matrix = None
 
@@ -497,8 +573,8 @@ class RandomAffine(GridTransform):
 
     def __init__(self, degrees: float | Sequence[float] = 10.0, scales: float | Sequence[float] = 0.1,
                  translation: float | Sequence[float] = 0.0, *, isotropic: bool = False, interpolation: str = "linear",
-                 padding_mode: str = "zeros", labels: Iterable[str] = ()) -> None:
-        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels)
+                 padding_mode: str = "zeros", labels: Iterable[str] = (), backend: str = "grid_sample") -> None:
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels, backend=backend)
         self.degrees = _parse_range("degrees", degrees, kind="symmetric")
         self.scales = _parse_range("scales", scales, kind="scale")
         self.translation = _parse_range("translation", translation, kind="symmetric")
@@ -528,7 +604,7 @@ class RandomAffine(GridTransform):
         """The :class:`Affine` that sample ``index`` of a call received."""
         return Affine(rotation=params["rotation"][index].tolist(), scale=params["scale"][index].tolist(),
                       translation=params["translation"][index].tolist(), interpolation=self.interpolation,
-                      padding_mode=self.padding_mode, labels=self.labels)
+                      padding_mode=self.padding_mode, labels=self.labels, backend=self.backend)
 
 
 # ------------------------------------------------------------------------------ elastic
@@ -545,8 +621,8 @@ class Elastic(GridTransform):
     """
 
     def __init__(self, displacement: torch.Tensor, *, interpolation: str = "linear", padding_mode: str = "zeros",
-                 labels: Iterable[str] = ()) -> None:
-        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels)
+                 labels: Iterable[str] = (), backend: str = "grid_sample") -> None:
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels, backend=backend)
         if not isinstance(displacement, torch.Tensor):
             raise TypeError(f"displacement must be a tensor (*num_control_points, nd), got {describe(displacement)}")
         d = displacement.detach().to(torch.float64)
@@ -600,8 +676,8 @@ class RandomElastic(GridTransform):
 
     def __init__(self, num_control_points: int | Sequence[int] = 7, max_displacement: float | Sequence[float] = 7.5,
                  locked_borders: int = 2, *, interpolation: str = "linear", padding_mode: str = "zeros",
-                 labels: Iterable[str] = ()) -> None:
-        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels)
+                 labels: Iterable[str] = (), backend: str = "grid_sample") -> None:
+        super().__init__(interpolation=interpolation, padding_mode=padding_mode, labels=labels, backend=backend)
         ncp = [num_control_points] if isinstance(num_control_points, int) else list(num_control_points)
         if len(ncp) not in (1, 2, 3):
             raise ValueError(f"num_control_points must be an int or one per axis, got {num_control_points!r}")

@@ -1,0 +1,129 @@
+"""Benchmark of recon.preprocess.augment against torchio on the Colin27 volume (181 x 217 x 181).
+
+Targets (ratios measured in one process, interleaved, median of repeats):
+
+* random affine followed by random elastic deformation: at least 10x faster than torchio's
+  ``Compose([RandomAffine(), RandomElasticDeformation()])`` with the same magnitudes
+  (torchio's defaults: scales 0.9-1.1, 10 degrees, no translation; 7 control points per axis,
+  7.5 mm, 2 locked borders);
+* random affine alone: at least as fast as torchio's ``RandomAffine`` (SimpleITK resampling);
+* on CUDA (``--device cuda``): a batch of 8 such volumes augmented in one call, under 50 ms per
+  volume (torchio has no GPU path; its CPU figure is not repeated there).
+
+Both libraries draw new random parameters at every call and resample linearly; the sample
+carries the NIfTI affine (rotations about the world centre, displacements in mm).
+
+    python benchmarks/augment.py [--device cpu|cuda] [--repeats 10] [--batch 8]
+
+Writes ``benchmarks/results/<device>/augment.json`` and ``augment.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/augment.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import markdown_table, save_results, time_repeats  # noqa: E402
+
+from recon.data.io import load_nifti  # noqa: E402
+from recon.preprocess.augment import Compose, RandomAffine, RandomElastic  # noqa: E402
+
+COLIN = Path(__file__).resolve().parent.parent / "data" / "colin27_t1.nii.gz"
+
+
+def _torchio_cases(volume: np.ndarray, affine: np.ndarray):
+    try:
+        import torchio as tio
+    except ImportError:  # pragma: no cover - optional reference
+        return {}
+    # torchio draws its parameters from torch's global RNG (left as it is: not reseeded here)
+    subject = tio.Subject(t1=tio.ScalarImage(tensor=torch.from_numpy(volume)[None], affine=affine))
+    both = tio.Compose([tio.RandomAffine(), tio.RandomElasticDeformation()])
+    affine_only = tio.RandomAffine()
+    return {"torchio affine+elastic": lambda: both(subject), "torchio affine": lambda: affine_only(subject)}
+
+
+def run(device: torch.device, repeats: int, batch: int) -> dict:
+    volume, affine, _ = load_nifti(COLIN)
+    volume = np.ascontiguousarray(volume, dtype=np.float32)
+    x = torch.from_numpy(volume)[None].to(device)
+    g = torch.Generator(device=device).manual_seed(0)
+    both = Compose([RandomAffine(degrees=10, scales=0.1, translation=0), RandomElastic(7, 7.5, locked_borders=2)])
+    affine_only = RandomAffine(degrees=10, scales=0.1, translation=0)
+    sample = {"t1": x, "affine": affine}
+    fns = {"recon affine+elastic": lambda: both(sample, generator=g), "recon affine": lambda: affine_only(sample, generator=g)}
+    both_c = Compose([RandomAffine(degrees=10, scales=0.1, translation=0), RandomElastic(7, 7.5, locked_borders=2)],
+                     backend="compiled")
+    affine_c = RandomAffine(degrees=10, scales=0.1, translation=0, backend="compiled")
+    try:  # compile outside the timing (first call of the process)
+        both_c(sample, generator=g)
+        affine_c(sample, generator=g)
+        fns["recon affine+elastic (compiled)"] = lambda: both_c(sample, generator=g)
+        fns["recon affine (compiled)"] = lambda: affine_c(sample, generator=g)
+    except Exception as err:  # pragma: no cover - no compiler on this machine
+        print(f"backend='compiled' unavailable: {err}")
+    label = (x > x.mean()).to(torch.uint8)
+    paired = Compose([RandomAffine(), RandomElastic()], labels=("label",))
+    fns["recon affine+elastic, image + label"] = lambda: paired({"t1": x, "label": label, "affine": affine}, generator=g)
+    if device.type == "cpu":
+        fns.update(_torchio_cases(volume, affine))
+    else:
+        xb = x.expand(batch, -1, -1, -1, -1).contiguous()
+        fns[f"recon affine+elastic, batch of {batch}"] = lambda: both({"t1": xb, "affine": affine}, generator=g, batched=True)
+    times = time_repeats(fns, device, repeats=repeats, warmup=2)
+    med = {k: v["median_s"] for k, v in times.items()}
+    rows = [[name, f"{1000 * t:.1f}", f"{1000 * times[name]['min_s']:.1f}"] for name, t in med.items()]
+    results: dict = {"shape": list(volume.shape), "times": times, "device": str(device)}
+    targets = []
+    if "torchio affine+elastic" in med:
+        r1 = med["torchio affine+elastic"] / med["recon affine+elastic"]
+        r2 = med["torchio affine"] / med["recon affine"]
+        results["speedup_affine_elastic"] = r1
+        results["speedup_affine"] = r2
+        targets += [["affine + elastic vs torchio (grid_sample backend)", f"{r1:.1f}x faster", ">= 10x", "met" if r1 >= 10 else "NOT met"],
+                    ["affine alone vs torchio (grid_sample backend)", f"{r2:.2f}x faster", ">= 1x", "met" if r2 >= 1 else "NOT met"]]
+        if "recon affine (compiled)" in med:
+            c1 = med["torchio affine+elastic"] / med["recon affine+elastic (compiled)"]
+            c2 = med["torchio affine"] / med["recon affine (compiled)"]
+            results["speedup_affine_elastic_compiled"] = c1
+            results["speedup_affine_compiled"] = c2
+            targets += [["affine + elastic vs torchio (compiled backend)", f"{c1:.1f}x faster", ">= 10x", "met" if c1 >= 10 else "NOT met"],
+                        ["affine alone vs torchio (compiled backend)", f"{c2:.2f}x faster", ">= 1x", "met" if c2 >= 1 else "NOT met"]]
+    if device.type == "cuda":
+        per = med[f"recon affine+elastic, batch of {batch}"] / batch
+        results["batch_ms_per_volume"] = 1000 * per
+        targets.append([f"batch of {batch} on {device}", f"{1000 * per:.1f} ms/volume", "< 50 ms", "met" if per < 0.05 else "NOT met"])
+    else:
+        targets.append(["batch of 8 on a GPU", "not measured (no GPU)", "< 50 ms/volume", "-"])
+    table = (
+        f"Colin27 T1 {tuple(volume.shape)}, float32, {torch.get_num_threads()} threads, device {device}; "
+        f"median of {repeats} interleaved calls (new random parameters each call). The machine may be "
+        "shared: compare the ratios, measured in the same run.\n\n"
+        + markdown_table(["case", "median ms", "min ms"], rows)
+        + "\n\n"
+        + markdown_table(["target", "measured", "wanted", "state"], targets)
+    )
+    folder = save_results("augment", device, results, table, "Augmentation: recon.preprocess.augment vs torchio")
+    print(table)
+    print(f"written to {folder}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args(argv)
+    run(torch.device(args.device), args.repeats, args.batch)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
