@@ -15,6 +15,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -28,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 __all__ = [
     "RESULTS", "ROOT", "device_name", "sync", "time_repeats", "peak_memory_bytes", "environment",
-    "write_atomic", "markdown_table", "save_results",
+    "write_atomic", "markdown_table", "save_results", "section_in_child", "wants_child",
 ]
 
 
@@ -151,6 +152,26 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device, runs: int 
         del out
         peaks.append(max(0, _proc_status_bytes("VmHWM") - before))
     return int(min(peaks))
+
+
+def section_in_child(module: str, quick: bool, device: torch.device) -> dict:
+    """Run ``python -m benchmarks.<module> --section quick|full`` with glibc's mmap threshold at
+    64 KiB (so that CPU peak-RSS figures follow the live tensors, see :func:`peak_memory_bytes`)
+    and return the section dict it prints as JSON on its last line (figures are not included).
+    """
+    child = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--section", "quick" if quick else "full",
+         "--device", str(device)],
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}, capture_output=True, text=True, cwd=ROOT,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"benchmarks.{module} child failed: {child.stderr.strip()[-2000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def wants_child(device: torch.device) -> bool:
+    """True where a CPU section should run in a child with the mmap threshold pinned."""
+    return device.type == "cpu" and sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
 def _git(*args: str) -> str | None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ import torch
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/models.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import markdown_table, save_results, time_repeats  # noqa: E402
+from benchmarks.common import markdown_table, save_results, section_in_child, time_repeats, wants_child  # noqa: E402
 from benchmarks.common import peak_memory_bytes as _peak_memory_bytes  # noqa: E402
 
 from recon.models import CascadeNet, Unet, VarNet  # noqa: E402
@@ -460,16 +459,8 @@ def run(quick: bool, device: torch.device) -> dict:
     On CPU the section runs in a child process with ``MALLOC_MMAP_THRESHOLD_=65536`` so that
     peak resident memory follows the live tensors (see the module doc).
     """
-    if device.type == "cpu" and sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        root = Path(__file__).resolve().parent.parent
-        child = subprocess.run(
-            [sys.executable, "-m", "benchmarks.models", "--section", "quick" if quick else "full",
-             "--device", "cpu"],
-            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}, capture_output=True, text=True, cwd=root,
-        )
-        if child.returncode != 0:
-            raise RuntimeError(f"benchmarks.models child failed: {child.stderr.strip()[-2000:]}")
-        return json.loads(child.stdout.strip().splitlines()[-1])
+    if wants_child(device):
+        return section_in_child("models", quick, device)
     return section(quick, device)
 
 

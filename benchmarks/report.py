@@ -138,7 +138,8 @@ def _anchor(title: str) -> str:
 
 
 def write_report(out_dir: str | Path, environment: Mapping, sections: Sequence[tuple[str, dict]], *,
-                 quick: bool, headline: Sequence[str] = (), skipped: Sequence[tuple[str, str]] = ()) -> Path:
+                 quick: bool, headline: Sequence[str] = (), headline_figures: Sequence[dict] = (),
+                 skipped: Sequence[tuple[str, str]] = ()) -> Path:
     """Write ``REPORT.md``, ``results.json`` and ``<figure>.png`` into ``out_dir``; return ``REPORT.md``.
 
     Args:
@@ -148,15 +149,20 @@ def write_report(out_dir: str | Path, environment: Mapping, sections: Sequence[t
             from the dicts' JSON.
         quick: label the report as a quick (smoke) run.
         headline: markdown lines put under "Headline".
+        headline_figures: figure dicts the headline lines refer to (saved as ``<name>.png``).
         skipped: ``(module name, reason)`` of sections not in the report.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = [fig["name"] for _, section in sections for fig in section.get("figures", [])]
+    names += [fig["name"] for fig in headline_figures]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"figure names must be unique across sections, got duplicates {duplicates}")
-    payload = {"environment": dict(environment), "quick": quick, "sections": {}, "skipped": dict(skipped)}
+    payload = {"environment": dict(environment), "quick": quick, "sections": {}, "skipped": dict(skipped),
+               "headline": list(headline)}
+    for fig in headline_figures:
+        _save_figure(fig["figure"], out / f"{fig['name']}.png")
     for name, section in sections:
         for fig in section.get("figures", []):
             _save_figure(fig["figure"], out / f"{fig['name']}.png")

@@ -35,6 +35,7 @@ matplotlib.use("Agg")  # before any section imports pyplot; files only, no displ
 import torch  # noqa: E402
 
 from benchmarks.common import RESULTS, device_name, environment  # noqa: E402
+from benchmarks.headline import build as build_headline  # noqa: E402
 from benchmarks.report import check_section, write_report  # noqa: E402
 
 __all__ = ["SECTIONS", "run_report", "main", "parse_args"]
@@ -175,8 +176,10 @@ def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: 
         logger.info("section %s done in %.0f s", name, section["wall_s"])
         done.append((name, section))
     env["wall_s"] = time.perf_counter() - start
-    headline = [line for _, section in done for line in section.get("headline", [])]
-    return write_report(out_dir, env, done, quick=quick, headline=headline, skipped=skipped)
+    headline, figures = build_headline(dict(done))
+    headline += [line for _, section in done for line in section.get("headline", [])]
+    return write_report(out_dir, env, done, quick=quick, headline=headline, headline_figures=figures,
+                        skipped=skipped)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
