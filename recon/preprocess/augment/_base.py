@@ -26,20 +26,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from recon.ops._checks import describe
+
 __all__ = ["Transform", "Batch", "Params"]
 
 Params = dict  # dict[str, torch.Tensor], first dimension = batch
 
 AFFINE_KEY = "affine"
-
-
-def describe(value: object) -> str:
-    """Short description of a received value for error messages."""
-    if isinstance(value, torch.Tensor):
-        return f"{value.dtype} tensor of shape {tuple(value.shape)}"
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype} array of shape {value.shape}"
-    return f"{type(value).__name__} {value!r}"[:200]
 
 
 # ----------------------------------------------------------------------------------- checks
