@@ -35,6 +35,7 @@ def test_default_template_follows_recon_data_dir(monkeypatch, tmp_path):
         default_template()
 
 
+@pytest.mark.slow
 def test_colin27_at_2mm_moved(colin, colin_bet_mask):
     """Colin27 downsampled to 2 mm and placed 12 degrees / 14 mm off MNI: Dice >= 0.9 vs BET."""
     volume, affine = colin
