@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import dataclass
+import uuid
 from pathlib import Path
 from typing import Sequence, TypeVar, Union
 
@@ -387,7 +386,9 @@ def fcm_normalize(volume: ArrayLike, mask: ArrayLike | None = None, *, tissue_ma
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (hidden temporary file in the same folder, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # O_EXCL on a fresh random name; mode 0o666 filtered by the process umask (no umask change)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
