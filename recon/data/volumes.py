@@ -382,48 +382,95 @@ class PairedVolumeDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} subjects")
         index = index % len(self)
         subject = self.subjects[index]
-        source_path, target_path, label_path = self.files[index]
-        source, affine = _load(source_path, self.canonical)
-        target, target_affine = _load(target_path, self.canonical)
-        volumes = {"source": source, "target": target}
-        affines = {"target": target_affine}
-        if label_path is not None:
-            label, affines["label"] = _load(label_path, self.canonical, dtype=None)
-            if not np.issubdtype(label.dtype, np.integer):
-                rounded = np.rint(label)
-                if not np.array_equal(rounded, label):
-                    raise ValueError(f"{label_path}: a label map must hold integers, got non-integer values")
-                label = rounded
-            volumes["label"] = label.astype(np.int64)
-        for name, volume in volumes.items():
-            if volume.shape != source.shape:
+        names = ("source", "target", "label")
+        views = {n: _View(p, self.canonical) for n, p in zip(names, self.files[index]) if p is not None}
+        source = views["source"]
+        for name, view in views.items():  # headers only: nothing is read for a mismatched pair
+            if view.shape != source.shape:
                 raise ValueError(
-                    f"subject {subject!r}: {name} {volume.shape} and source {source.shape} differ in shape; "
+                    f"subject {subject!r}: {name} {view.shape} and source {source.shape} differ in shape; "
                     "resample both to one grid first"
                 )
-            if name in affines and not np.allclose(affines[name], affine, atol=1e-3):
+            if not np.allclose(view.affine, source.affine, atol=1e-3):
                 raise ValueError(
                     f"subject {subject!r}: {name} and source have the same shape but different affines "
                     "(not on one grid); register/resample first"
                 )
         generator = self.generator_for(index)
         corner = np.zeros(3, dtype=np.int64)
+        size = source.shape
         if self.patch_size is not None:
-            if any(p > s for p, s in zip(self.patch_size, source.shape)):
+            if any(p > n for p, n in zip(self.patch_size, source.shape)):
                 raise ValueError(f"subject {subject!r}: patch_size {self.patch_size} is larger than the volume {source.shape}")
             corner = np.array(
-                [int(torch.randint(0, s - p + 1, (1,), generator=generator)) for s, p in zip(source.shape, self.patch_size)],
+                [int(torch.randint(0, n - p + 1, (1,), generator=generator)) for n, p in zip(source.shape, self.patch_size)],
                 dtype=np.int64,
             )
-            window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_size))
-            volumes = {k: v[window] for k, v in volumes.items()}
-        patch_affine = affine.copy()
-        patch_affine[:3, 3] = affine[:3, :3] @ corner + affine[:3, 3]
-        sample: dict = {k: torch.from_numpy(np.ascontiguousarray(v)).unsqueeze(0) for k, v in volumes.items()}
+            size = self.patch_size
+        sample: dict = {}
+        for name, view in views.items():
+            array = view.read(corner, size, dtype=None if name == "label" else np.float32)
+            if name == "label":
+                if not np.issubdtype(array.dtype, np.integer):
+                    rounded = np.rint(array)
+                    if not np.array_equal(rounded, array):
+                        raise ValueError(f"{view.path}: a label map must hold integers, got non-integer values")
+                    array = rounded
+                array = array.astype(np.int64)
+            sample[name] = torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
+        patch_affine = source.affine.copy()
+        patch_affine[:3, 3] = source.affine[:3, :3] @ corner + source.affine[:3, 3]
         sample.update(affine=torch.from_numpy(patch_affine), subject=subject, location=tuple(int(c) for c in corner))
         if self.transform is not None:
             sample = self.transform(sample, generator=generator) if self._transform_takes_generator else self.transform(sample)
         return sample
+
+
+class _View:
+    """A NIfTI volume seen in (optionally canonical) orientation; reads only the window asked for.
+
+    The header gives shape and affine; :meth:`read` maps a window of the canonical grid back to
+    the stored grid and slices nibabel's array proxy there (an uncompressed ``.nii`` is then
+    read only where needed), then reorients the piece.
+    """
+
+    def __init__(self, path: Path, canonical: bool) -> None:
+        import nibabel as nib
+        import nibabel.orientations as nio
+
+        self.path = path
+        try:
+            self.image = nib.load(str(path))
+        except Exception as err:  # nibabel raises several types for bad files
+            raise ValueError(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
+        stored = tuple(int(n) for n in self.image.shape)
+        if len(stored) == 4 and stored[3] == 1:
+            stored = stored[:3]
+        if len(stored) != 3:
+            raise ValueError(f"{path}: expected a 3-D volume, got shape {tuple(self.image.shape)}")
+        self.stored_shape = stored
+        affine = np.asarray(self.image.affine, dtype=np.float64)
+        self.ornt = nio.io_orientation(affine) if canonical else np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
+        self.affine = affine @ nio.inv_ornt_aff(self.ornt, stored)
+        shape = [0, 0, 0]
+        for axis, (new_axis, _) in enumerate(self.ornt):
+            shape[int(new_axis)] = stored[axis]
+        self.shape = tuple(shape)
+
+    def read(self, corner: np.ndarray, size: Sequence[int], dtype=np.float32) -> np.ndarray:
+        import nibabel.orientations as nio
+
+        window = [slice(0, 0)] * 3
+        for axis, (new_axis, flip) in enumerate(self.ornt):
+            n, c, p = self.stored_shape[axis], int(corner[int(new_axis)]), int(size[int(new_axis)])
+            window[axis] = slice(n - c - p, n - c) if flip < 0 else slice(c, c + p)
+        index = tuple(window) + ((0,) if len(self.image.shape) == 4 else ())
+        try:
+            piece = np.asarray(self.image.dataobj[index])
+        except Exception as err:
+            raise ValueError(f"{self.path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
+        piece = nio.apply_orientation(piece, self.ornt)
+        return piece if dtype is None else piece.astype(dtype, copy=False)
 
 
 def _accepts_generator(fn: Callable) -> bool:

@@ -351,3 +351,24 @@ def test_volume_to_slices_bad_volumes(tmp_path):
         volume_to_slices([1, 2], tmp_path / "out")
     with pytest.raises(FileNotFoundError, match=r"volume .*nope\.nii\.gz' does not exist"):
         volume_to_slices(tmp_path / "nope.nii.gz", tmp_path / "out")
+
+
+@pytest.mark.parametrize("codes", ["PSL", "LIA", "RAS"])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_paired_patches_of_any_storage_order(tmp_path, colin, codes, suffix):
+    """Patches are cut from the canonical (RAS) grid whatever the stored axis order; compare with nibabel."""
+    data, affine = colin
+    canonical = nib.Nifti1Image(data, affine)
+    ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(affine), nib.orientations.axcodes2ornt(tuple(codes)))
+    stored = canonical.as_reoriented(ornt)
+    for folder in ("a", "b"):
+        write(tmp_path / folder / f"s{suffix}", np.asarray(stored.dataobj), stored.affine)
+    ds = PairedVolumeDataset(tmp_path / "a", tmp_path / "b", patch_size=(9, 13, 7), seed=11)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        corner = item["location"]
+        window = tuple(slice(c, c + p) for c, p in zip(corner, (9, 13, 7)))
+        reference = nib.as_closest_canonical(nib.load(str(tmp_path / "a" / f"s{suffix}")))
+        np.testing.assert_array_equal(item["source"][0].numpy(), np.asarray(reference.dataobj)[window])
+        np.testing.assert_allclose(apply_affine(item["affine"].numpy(), [0, 0, 0]), apply_affine(reference.affine, corner), atol=1e-5)
