@@ -60,23 +60,9 @@ def _nifti_files(folder: str | os.PathLike, name: str) -> list[Path]:
 
 
 def _load(path: Path, canonical: bool, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """A 3-D volume and its affine (closest RAS+ orientation if ``canonical``)."""
-    import nibabel as nib
-
-    try:
-        image = nib.load(str(path))
-        if canonical:
-            image = nib.as_closest_canonical(image)
-        data = np.asarray(image.dataobj)
-    except Exception as err:  # nibabel raises several types for bad files
-        raise ValueError(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err})") from err
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}")
-    if dtype is not None:
-        data = data.astype(dtype, copy=False)
-    return data, np.asarray(image.affine, dtype=np.float64)
+    """A whole 3-D volume and its affine (closest RAS+ orientation if ``canonical``)."""
+    view = _View(path, canonical)
+    return view.read(np.zeros(3, dtype=np.int64), view.shape, dtype=dtype), view.affine
 
 
 def _check_axis(axis: object) -> int:
