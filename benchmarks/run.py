@@ -59,6 +59,13 @@ SECTIONS: dict[str, str] = {
     "heads": "image-domain heads' inference and error against their baselines",
 }
 
+#: on CUDA the sections that matter most for the GPU run first (a --budget cuts the tail)
+GPU_ORDER = ("models", "methods", "accuracy", "ops", "scaling", "data", "memory", "augment", "preprocess",
+             "dicom", "heads", "classical", "distributed")
+#: sections that do not run on CUDA, with the reason printed in the report
+CPU_ONLY = {"classical": "sigpy's reference solvers run on the CPU: see the CPU report",
+            "dicom": "file reading and conversion are CPU work: see the CPU report"}
+
 #: sections known not to exist yet, with the reason printed in the report
 PLANNED = {"heads": "the image-domain heads (synthesis, denoising, super-resolution, registration) do not "
                     "exist yet in recon; they are a later issue"}
@@ -144,7 +151,10 @@ def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: 
         raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False (no GPU here)")
     if budget is not None and not budget > 0:
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
-    names = list(SECTIONS) if sections is None else list(sections)
+    if sections is None:
+        names = list(GPU_ORDER) if device.type == "cuda" else list(SECTIONS)
+    else:
+        names = list(sections)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         raise ValueError(f"sections must be among {list(SECTIONS)}, got {unknown}")
@@ -157,6 +167,12 @@ def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: 
         elapsed = time.perf_counter() - start
         if budget is not None and elapsed >= budget:
             skipped.append((name, f"time budget of {budget:.0f} s used up ({elapsed:.0f} s elapsed)"))
+            continue
+        if device.type == "cuda" and name in CPU_ONLY:
+            skipped.append((name, CPU_ONLY[name]))
+            continue
+        if device.type == "cuda" and name == "distributed" and torch.cuda.device_count() < 2:
+            skipped.append((name, "one GPU: two processes would share it (the CPU report measures the speed-up)"))
             continue
         module, why = _load(name)
         if module is None:

@@ -154,7 +154,7 @@ def test_failing_rank_names_the_file_and_others_finish(folder, tmp_path):
     (raw / "file_9_bad.h5").write_text("not hdf5")
     out = tmp_path / "out"
     done = _torchrun(2, "reconstruct", str(raw), "-o", str(out), "--method", "zero_filled", "-q")
-    assert done.returncode == 1
+    assert done.returncode != 0
     assert "1 of 6 files failed: file_9_bad.h5 (rank " in done.stderr and "cannot read as HDF5" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"file_{i}.h5" for i in range(5)]
 
