@@ -125,12 +125,16 @@ def _recon_size(hf: h5py.File) -> tuple[int, int] | None:
 
 
 def _crop(volume: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Centre crop of the last two dims to ``size`` (clipped to the volume), by recon.ops.center_crop."""
     if size is None:
         return volume
+    import torch
+
+    from recon.ops import center_crop
+
     h, w = volume.shape[-2:]
-    ch, cw = min(size[0], h), min(size[1], w)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return volume[..., top : top + ch, left : left + cw]
+    native = np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("="))  # files may be big-endian
+    return center_crop(torch.from_numpy(native), (min(size[0], h), min(size[1], w))).numpy()
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
