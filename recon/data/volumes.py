@@ -139,7 +139,8 @@ class NiftiSliceDataset(Dataset):
     where a brain volume is mostly neck and skull top), and of those the non-empty ones: at
     least ``min_foreground`` of the voxels brighter than ``threshold`` of the volume's intensity
     range above its minimum (see :func:`foreground_slices`). The index is built once, reading
-    each volume; items are then read lazily (the last volume read is kept per process).
+    each volume; items are then read lazily: a lone slice from its file (random access), or, when
+    consecutive items come from one file, that whole volume once (kept per process).
 
     Each item is a dict::
 
@@ -198,27 +199,43 @@ class NiftiSliceDataset(Dataset):
             self.skipped[path.name] = len(window) - len(kept)
             self.index.extend((f, k) for k in kept)
         self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._last: int | None = None
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cache"] = None  # workers get file names only
+        state["_cache"] = state["_last"] = None  # workers get file names only
         return state
 
-    def _volume(self, f: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._cache is None or self._cache[0] != f:
+    def _slice(self, f: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``k`` of file ``f`` and the file's (canonical) affine.
+
+        Random access reads just that slice (nibabel's array proxy); from the second consecutive
+        item of one file on (sequential access) the whole volume is read once and kept.
+        """
+        if self._cache is not None and self._cache[0] == f:
+            volume, affine = self._cache[1], self._cache[2]
+            return np.take(volume, k, axis=self.axis), affine
+        if self._last == f:
             volume, affine = _load(self.files[f], self.canonical)
             self._cache = (f, volume, affine)
-        return self._cache[1], self._cache[2]
+            return np.take(volume, k, axis=self.axis), affine
+        self._last = f
+        view = _View(self.files[f], self.canonical)
+        corner = np.zeros(3, dtype=np.int64)
+        corner[self.axis] = k
+        size = list(view.shape)
+        size[self.axis] = 1
+        return np.take(view.read(corner, size), 0, axis=self.axis), view.affine
 
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} slices")
         f, k = self.index[i]
-        volume, affine = self._volume(f)
-        image = np.ascontiguousarray(np.take(volume, k, axis=self.axis), dtype=np.float32)
+        image, affine = self._slice(f, k)
+        image = np.ascontiguousarray(image, dtype=np.float32)
         sample = {
             "image": torch.from_numpy(image).unsqueeze(0),
             "path": str(self.files[f]),

@@ -372,3 +372,15 @@ def test_paired_patches_of_any_storage_order(tmp_path, colin, codes, suffix):
         reference = nib.as_closest_canonical(nib.load(str(tmp_path / "a" / f"s{suffix}")))
         np.testing.assert_array_equal(item["source"][0].numpy(), np.asarray(reference.dataobj)[window])
         np.testing.assert_allclose(apply_affine(item["affine"].numpy(), [0, 0, 0]), apply_affine(reference.affine, corner), atol=1e-5)
+
+
+def test_slice_dataset_random_access_equals_sequential(tmp_path, colin):
+    data, affine = colin
+    write(tmp_path / "a.nii.gz", *las_copy(data, affine))
+    write(tmp_path / "b.nii", data[:, ::-1].copy(), affine)
+    ds = NiftiSliceDataset(tmp_path, axis=1)
+    sequential = [ds[i]["image"] for i in range(len(ds))]
+    order = np.random.default_rng(0).permutation(len(ds))
+    fresh = NiftiSliceDataset(tmp_path, axis=1)
+    for i in order:  # random access: lone slices read through the array proxy
+        torch.testing.assert_close(fresh[int(i)]["image"], sequential[int(i)], rtol=0, atol=0)
