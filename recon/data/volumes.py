@@ -165,6 +165,11 @@ class NiftiSliceDataset(Dataset):
         FileNotFoundError: ``folder`` is missing or holds no NIfTI file.
         ValueError / TypeError: invalid argument (named in the message), or a file that is not
             a 3-D NIfTI volume.
+
+    Example:
+        >>> ds = NiftiSliceDataset("t1/", axis="axial", slice_range=(0.2, 0.8))   # doctest: +SKIP
+        >>> ds[0]["image"].shape                                                  # doctest: +SKIP
+        torch.Size([1, 181, 217])
     """
 
     def __init__(
@@ -321,6 +326,11 @@ class PairedVolumeDataset(Dataset):
         ValueError: unmatched subjects (listed), or, when an item is read, volumes of different
             grids or smaller than the patch.
         TypeError: an argument of the wrong type.
+
+    Example:
+        >>> pairs = PairedVolumeDataset("t1/", "flair/", patch_size=64, seed=0)   # doctest: +SKIP
+        >>> item = pairs[0]; item["source"].shape, item["target"].shape          # doctest: +SKIP
+        (torch.Size([1, 64, 64, 64]), torch.Size([1, 64, 64, 64]))
     """
 
     def __init__(
