@@ -463,7 +463,8 @@ def build_corpus(
 
 
 def check_training_folder(
-    root: str | os.PathLike, challenge: str = "multicoil", *, require_targets: bool = True
+    root: str | os.PathLike, challenge: str = "multicoil", *, require_targets: bool = True,
+    name: str = "training data folder",
 ) -> list[Path]:
     """Check that a folder holds usable fastMRI training files of one challenge.
 
@@ -472,6 +473,7 @@ def check_training_folder(
         challenge: the challenge the run expects.
         require_targets: files must carry a ``reconstruction_rss``/``_esc`` target
             (supervised training); self-supervised training (SSDU) needs only k-space.
+        name: how the messages call the folder (e.g. the argument, ``"train_data"``).
 
     Returns:
         The usable files (sorted).
@@ -485,10 +487,10 @@ def check_training_folder(
         raise ValueError(f"challenge must be 'multicoil' or 'singlecoil', got {challenge!r}")
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"training data folder not found: {str(root)!r}")
+        raise FileNotFoundError(f"{name} not found: {str(root)!r}")
     files = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".h5", ".hdf5"))
     if not files:
-        raise ValueError(f"training data folder {str(root)!r} contains no HDF5 files (*.h5)")
+        raise ValueError(f"{name} {str(root)!r} contains no HDF5 files (*.h5)")
     target_key = "reconstruction_rss" if challenge == "multicoil" else "reconstruction_esc"
     kinds: dict[str, list[str]] = {"multicoil": [], "singlecoil": []}
     problems: list[str] = []
@@ -515,7 +517,7 @@ def check_training_folder(
             problems.append(f"{path.name}: not a readable HDF5 file ({err})")
     if kinds["multicoil"] and kinds["singlecoil"]:
         raise ValueError(
-            f"training data folder {str(root)!r} mixes challenges: multicoil files "
+            f"{name} {str(root)!r} mixes challenges: multicoil files "
             f"{kinds['multicoil'][:3]} and singlecoil files {kinds['singlecoil'][:3]}; "
             "keep one challenge per folder"
         )
@@ -524,6 +526,6 @@ def check_training_folder(
         if kinds[other]:
             problems.append(f"all {len(kinds[other])} readable files are {other}, the run expects challenge={challenge!r}")
         raise ValueError(
-            f"training data folder {str(root)!r} has no usable {challenge} files: " + "; ".join(problems[:5])
+            f"{name} {str(root)!r} has no usable {challenge} files: " + "; ".join(problems[:5])
         )
     return usable

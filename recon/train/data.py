@@ -182,9 +182,20 @@ def make_dataset(
     cache: Optional[str] = None,
     sample_rate: Optional[float] = None,
     seed: int = 0,
+    check: Optional[str] = None,
+    require_targets: bool = True,
 ) -> SliceDataset:
-    """A :class:`recon.data.SliceDataset` over ``data`` (a path or ``"embedded:<split>"``)."""
+    """A :class:`recon.data.SliceDataset` over ``data`` (a path or ``"embedded:<split>"``).
+
+    With ``check`` (the argument's name, e.g. ``"train_data"``) the folder is first checked
+    by :func:`recon.data.check_training_folder` (no usable files, mixed challenges, missing
+    targets when ``require_targets``), so a bad folder fails with one clear message.
+    """
     root = resolve_data_path(data, challenge, cache)
+    if check is not None:
+        from recon.data.corpus import check_training_folder
+
+        check_training_folder(root, challenge, require_targets=require_targets, name=f"{check} folder")
     return SliceDataset(root, challenge, transform, sample_rate=sample_rate, seed=seed)
 
 

@@ -206,6 +206,7 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
     train_set = make_dataset(
         config.train_data, train_transform, challenge=config.challenge, cache=config.data_cache,
         sample_rate=config.sample_rate, seed=config.seed,
+        check="train_data", require_targets=config.self_supervised is None,
     )
     train_loader, train_sampler = make_loader(
         train_set, batch_size=config.batch_size, shuffle=True, seed=config.seed,
@@ -214,7 +215,9 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
     val_loader = None
     if config.val_data is not None:
         val_transform = make_transform(config.model, train=False, seed=config.seed, challenge=config.challenge, **mask_args)
-        val_set = make_dataset(config.val_data, val_transform, challenge=config.challenge, cache=config.data_cache)
+        val_set = make_dataset(
+            config.val_data, val_transform, challenge=config.challenge, cache=config.data_cache, check="val_data"
+        )
         val_loader, _ = make_loader(
             val_set, batch_size=1, shuffle=False, seed=config.seed,
             num_replicas=ctx.world_size, rank=ctx.rank, num_workers=config.num_workers,

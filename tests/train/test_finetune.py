@@ -60,3 +60,39 @@ def test_bad_init_weights(corpus, tmp_path):
         _config(corpus, tmp_path, init_weights="")
     with pytest.raises(FileNotFoundError):
         train(_config(corpus, tmp_path / "x", init_weights=str(tmp_path / "missing.ckpt")))
+
+
+def _write(path, kspace, target=True):
+    import numpy as np
+
+    from recon.data.header import make_ismrmrd_header
+    from recon.data.io import write_fastmri_file
+
+    h, w = kspace.shape[-2:]
+    header = make_ismrmrd_header((h, w), (h, w), num_coils=kspace.shape[1] if kspace.ndim == 4 else 1, num_slices=kspace.shape[0])
+    extra = {"reconstruction_rss": np.ones((kspace.shape[0], h, w), np.float32)} if target else {}
+    write_fastmri_file(path, kspace.astype(np.complex64), header, attrs={"max": 1.0}, **extra)
+
+
+def test_training_folders_are_checked(corpus, tmp_path):
+    import numpy as np
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    _write(mixed / "multi.h5", np.ones((1, 2, 16, 16)))
+    _write(mixed / "single.h5", np.ones((1, 16, 16)))
+    with pytest.raises(ValueError, match="train_data folder .* mixes challenges"):
+        train(_config(corpus, tmp_path / "r1", train_data=str(mixed)))
+    with pytest.raises(ValueError, match="val_data folder .* mixes challenges"):
+        train(_config(corpus, tmp_path / "r2", val_data=str(mixed)))
+    no_targets = tmp_path / "no_targets"
+    no_targets.mkdir()
+    with pytest.raises(ValueError, match="train_data folder .* contains no HDF5 files"):
+        train(_config(corpus, tmp_path / "r3", train_data=str(no_targets)))
+    rng = np.random.default_rng(0)
+    _write(no_targets / "a.h5", rng.standard_normal((1, 4, 32, 32)) + 1j * rng.standard_normal((1, 4, 32, 32)), target=False)
+    with pytest.raises(ValueError, match="train_data folder .* no usable multicoil files: a.h5: no 'reconstruction_rss'"):
+        train(_config(corpus, tmp_path / "r4", train_data=str(no_targets)))
+    # self-supervised training needs no targets
+    result = train(_config(corpus, tmp_path / "r5", train_data=str(no_targets), self_supervised="ssdu"))
+    assert result.global_step == 1
