@@ -79,7 +79,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: bump when the generation changes, so that stale caches are not reused
-CORPUS_VERSION = "c1"
+CORPUS_VERSION = "c2"
 
 #: the splits :func:`build_corpus` writes
 CORPUS_SPLITS = ("train", "val", "test_heldout")

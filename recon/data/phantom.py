@@ -501,16 +501,16 @@ class Subject:
         _check_tissue(tissue)
         return self.probabilities[TISSUES.index(tissue)]
 
-    def _texture_fields(self) -> np.ndarray:
-        """``(len(TISSUES), 2, X, Y, Z)`` correlated noise, unit std: PD and relaxation."""
-        rng = np.random.default_rng(self._texture_seq)
-        fields = rng.standard_normal((len(TISSUES), 2, *self.shape), dtype=np.float32)
+    def _texture_fields(self, k: int) -> np.ndarray:
+        """``(2, X, Y, Z)`` correlated noise of tissue ``k``, unit std: PD and relaxation
+        (one tissue at a time, each from its own seed, to keep memory at two volumes)."""
+        seq = np.random.SeedSequence(self._texture_seq.entropy, spawn_key=(*self._texture_seq.spawn_key, k))
+        fields = np.random.default_rng(seq).standard_normal((2, *self.shape), dtype=np.float32)
         sigma = tuple(self.texture_scale / v for v in self.voxel_size)
         if self.texture_scale > 0:
-            for k in range(len(TISSUES)):
-                for j in range(2):
-                    ndimage.gaussian_filter(fields[k, j], sigma, output=fields[k, j], mode="wrap")
-                    fields[k, j] /= max(float(fields[k, j].std()), 1e-12)
+            for j in range(2):
+                ndimage.gaussian_filter(fields[j], sigma, output=fields[j], mode="wrap")
+                fields[j] /= max(float(fields[j].std()), 1e-12)
         return fields
 
     def contrast(self, sequence: str, field_strength: float = 3.0, **sequence_params: float) -> PhantomImage:
@@ -532,18 +532,18 @@ class Subject:
         """
         family, params = _sequence_params(sequence, sequence_params)
         params_by_tissue = self.parameters(field_strength)
-        fields = self._texture_fields() if self.texture > 0 else None
         volume = np.zeros(self.shape, dtype=np.float32)
         for k, name in enumerate(TISSUES):
             p = params_by_tissue[name]
             prob = self.probabilities[k]
             if not prob.any():
                 continue
-            if fields is None:
+            if self.texture == 0:
                 signal = _signal(family, params, p.pd, p.t1, p.t2, p.t2star)
             else:
-                pd_f = np.exp(self.texture * fields[k, 0])
-                rel_f = np.exp(self.texture * fields[k, 1])
+                fields = self._texture_fields(k)
+                pd_f = np.exp(self.texture * fields[0])
+                rel_f = np.exp(self.texture * fields[1])
                 signal = _signal(family, params, np.minimum(p.pd * pd_f, 1.0), p.t1 * rel_f, p.t2 * rel_f,
                                  p.t2star * rel_f)
             volume += (prob * signal).astype(np.float32)
