@@ -45,10 +45,7 @@ test-slow: $(VENV)/.test-installed
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed
-	$(PY) benchmarks/ops.py
-	$(PY) benchmarks/data.py
-	$(PY) benchmarks/classical.py
-	$(PY) benchmarks/models.py --quick
+	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

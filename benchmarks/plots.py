@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 __all__ = ["fit_exponent", "loglog_scaling", "image_grid", "bar_chart", "tradeoff"]
 
@@ -46,6 +47,11 @@ def loglog_scaling(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
             ax.loglog(xs, c * xs**k, "-", color=color, label=f"{label}: ~ x^{k:.2f}")
         else:
             ax.plot([], [], "o", color=color, label=label)
+    xs_all = sorted({float(v) for x, _ in series.values() for v in x})
+    ax.xaxis.set_major_locator(FixedLocator(xs_all))  # ticks at the measured points
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -113,6 +119,7 @@ def tradeoff(points: Mapping[str, tuple[float, float]], *, xlabel: str, ylabel: 
         ax.scatter([x], [y], color=f"C{i}", s=40)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
