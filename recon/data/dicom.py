@@ -136,7 +136,12 @@ def _read_headers(files: list[Path]):
     for file in files:
         try:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as err:
+        except InvalidDicomError:
+            ds = _read_without_preamble(pydicom, file)
+            if ds is None:
+                not_dicom.append(file)
+                continue
+        except (EOFError, OSError, ValueError, TypeError, KeyError) as err:
             logger.debug("not DICOM: %s (%s)", file, err)
             not_dicom.append(file)
             continue
@@ -155,6 +160,24 @@ def _read_headers(files: list[Path]):
         names = ", ".join(str(f) for f in no_pixels[:10]) + (" ..." if len(no_pixels) > 10 else "")
         warnings.warn(f"skipped {len(no_pixels)} DICOM file(s) without an image: {names}", stacklevel=3)
     return headers
+
+
+def _read_without_preamble(pydicom, file: Path):
+    """A DICOM image stored without preamble and file meta (old exports), or None.
+
+    Read with ``force=True`` and kept only when it has what an image of a series must have
+    (SOP class and series UIDs, image size, position, orientation), so that no random file
+    passes for DICOM.
+    """
+    try:
+        ds = pydicom.dcmread(file, stop_before_pixels=True, force=True)
+        required = ("SOPClassUID", "SeriesInstanceUID", "Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient")
+        if all(key in ds for key in required):
+            _ensure_transfer_syntax(ds)
+            return ds
+    except Exception as err:  # force=True on arbitrary bytes can fail in many ways
+        logger.debug("not DICOM: %s (%s)", file, err)
+    return None
 
 
 def _describe_series(groups: dict[str, list]) -> str:
@@ -348,12 +371,29 @@ def _transfer_syntax(ds) -> tuple[str, str]:
 
 
 
+def _ensure_transfer_syntax(ds) -> None:
+    """A file without file meta gets the transfer syntax it was read with (pydicom needs it to decode)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    )
+
+
 def _pixels(s: _Slice, header_of: dict) -> np.ndarray:
     """Stored pixel values of one slice (rows, columns); errors name the file and transfer syntax."""
     pydicom = _pydicom()
     ds = header_of.get(("full", s.path))
     if ds is None:
-        ds = pydicom.dcmread(s.path)
+        ds = pydicom.dcmread(s.path, force=True)  # the header pass already accepted the file
+        _ensure_transfer_syntax(ds)
         header_of[("full", s.path)] = ds
     try:
         if s.frame is None:

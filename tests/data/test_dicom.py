@@ -236,6 +236,22 @@ def test_dicomdir_is_skipped_silently_other_non_images_with_a_warning(tmp_path, 
         read_dicom_series(folder)
 
 
+def test_files_without_preamble_and_file_meta_are_read(tmp_path, block):
+    """Old exports: a bare dataset (implicit VR little endian), no 128-byte preamble, no 'DICM'."""
+    files = write_series(tmp_path / "dcm", block[:, :, :5], GEOMETRIES["axial"])
+    for f in files[:3]:
+        ds = pydicom.dcmread(f)
+        ds.preamble = None
+        del ds.file_meta
+        pydicom.dcmwrite(f, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert files[0].read_bytes()[128:132] != b"DICM"
+    (tmp_path / "dcm" / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.warns(UserWarning, match=r"1 file\(s\) that are not DICOM: .*random\.bin"):
+        volume, _, info = read_dicom_series(tmp_path / "dcm", orientation=None)
+    np.testing.assert_array_equal(volume, (stored_values(block[:, :, :5], 1.0, -1024.0) - 1024.0).astype(np.float32))
+    assert info.transfer_syntax == "Implicit VR Little Endian"
+
+
 def test_localizer_in_series_is_dropped(tmp_path, block):
     folder = tmp_path / "dcm"
     write_series(folder, block, GEOMETRIES["axial"])
