@@ -365,12 +365,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     import warnings
 
-    from recon.data.dicom import read_dicom_series
+    from recon.data.dicom import list_dicom_series, read_dicom_series
     from recon.data.io import save_nifti
 
-    source, output = Path(args.input), Path(args.output)
+    source = Path(args.input)
     if not source.exists():
         raise FileNotFoundError(f"input {str(source)!r} is neither a DICOM folder nor a file")
+    if args.list:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            entries = list_dicom_series(source)
+        for warning in caught:
+            print(f"recon convert: warning: {_one_line(warning.message)}", file=sys.stderr)
+        for e in entries:
+            print(f"{e['series_uid']}\tseries {e['series_number']}\t{e['modality']}\t{e['files']} file(s)\t"
+                  f"{e['rows']}x{e['columns']}\t{e['description']}")
+        return 0
+    if args.output is None:
+        raise ValueError("-o/--output is required (a .nii or .nii.gz file), unless --list")
+    output = Path(args.output)
     if not (output.name.endswith(".nii") or output.name.endswith(".nii.gz")):
         raise ValueError(f"-o/--output must end in .nii or .nii.gz, got {str(output)!r}")
     if args.png is not None and Path(args.png).suffix.lower() != ".png":
@@ -715,7 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     conv.add_argument("input", metavar="DICOM", help="a folder of DICOM files (searched recursively) or one file")
-    conv.add_argument("-o", "--output", metavar="OUT", required=True, help="output .nii or .nii.gz file")
+    conv.add_argument("-o", "--output", metavar="OUT", default=None, help="output .nii or .nii.gz file (required unless --list)")
+    conv.add_argument("--list", action="store_true", help="list the series in DICOM (UID, number, modality, files, size, description) and exit")
     conv.add_argument("--series-uid", default=None, metavar="UID", help="SeriesInstanceUID to convert when there are several")
     conv.add_argument("--orientation", default="dicom2nifti", metavar="CODES",
                       help="axis order of the stored array: 'dicom2nifti' (default: LAS, exactly as dicom2nifti), "

@@ -13,7 +13,7 @@ corpus (:mod:`recon.data.corpus`: :class:`CorpusConfig`, :func:`build_corpus`,
 """
 
 from recon.data.corpus import CorpusConfig, build_corpus, check_training_folder
-from recon.data.dicom import DicomSeriesError, DicomSeriesInfo, dicom_to_nifti, read_dicom_series
+from recon.data.dicom import DicomSeriesError, DicomSeriesInfo, dicom_to_nifti, list_dicom_series, read_dicom_series
 from recon.data.header import HeaderError, HeaderInfo, make_ismrmrd_header, parse_ismrmrd_header
 from recon.data.io import load_nifti, save_nifti, save_reconstructions, write_fastmri_file
 from recon.data.phantom import Subject as PhantomSubject
@@ -48,6 +48,6 @@ __all__ = [
     "write_simulated", "simulate_nifti", "simulate_folder",
     "PhantomSubject", "CorpusConfig", "build_corpus", "check_training_folder",
     "SPLITS", "data_dir", "cache_dir", "sample_file", "sample_files", "sample_dir",
-    "read_dicom_series", "dicom_to_nifti", "DicomSeriesInfo", "DicomSeriesError",
+    "read_dicom_series", "dicom_to_nifti", "list_dicom_series", "DicomSeriesInfo", "DicomSeriesError",
     "NiftiSliceDataset", "PairedVolumeDataset", "volume_to_slices",
 ]

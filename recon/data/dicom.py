@@ -30,7 +30,7 @@ import numpy as np
 
 from recon.data.io import save_nifti
 
-__all__ = ["DicomSeriesError", "DicomSeriesInfo", "read_dicom_series", "dicom_to_nifti", "AIR_HU"]
+__all__ = ["DicomSeriesError", "DicomSeriesInfo", "read_dicom_series", "dicom_to_nifti", "list_dicom_series", "AIR_HU"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _select_series(headers, series_uid: str | None, source: str):
     if len(groups) > 1:
         raise DicomSeriesError(
             f"{source} holds {len(groups)} DICOM series; choose one with series_uid= "
-            f"(command line: --series-uid):\n{_describe_series(groups)}"
+            f"(command line: --series-uid; list them with list_dicom_series / --list):\n{_describe_series(groups)}"
         )
     uid = next(iter(groups))
     return uid, groups[uid]
@@ -534,6 +534,42 @@ def _check_orientation(orientation: object) -> str | None:
         "orientation must be 'dicom2nifti', None or 3 axis codes, one of L/R, A/P, S/I each (e.g. 'LAS', 'RAS'), "
         f"got {orientation!r}"
     )
+
+
+def list_dicom_series(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict]:
+    """The image series in a folder (headers only), to choose the ``series_uid`` to read.
+
+    Args:
+        path: a folder (searched recursively), one file, or a list of files.
+
+    Returns:
+        One dict per series, ordered by series number: ``series_uid``, ``series_number``,
+        ``description``, ``modality``, ``files`` (count), ``rows``, ``columns``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+
+    Example:
+        >>> for s in list_dicom_series("dicom/study/"):                  # doctest: +SKIP
+        ...     print(s["series_uid"], s["description"], s["files"])
+    """
+    groups: dict[str, list] = {}
+    for file, ds in _read_headers(_candidate_files(path)):  # type: ignore[arg-type]
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(ds)
+    entries = []
+    for uid, members in groups.items():
+        ds = members[0]
+        number = ds.get("SeriesNumber")
+        entries.append({
+            "series_uid": uid,
+            "series_number": None if number in (None, "") else int(number),
+            "description": str(ds.get("SeriesDescription", "") or "").strip(),
+            "modality": str(ds.get("Modality", "") or ""),
+            "files": len(members),
+            "rows": int(ds.Rows),
+            "columns": int(ds.Columns),
+        })
+    return sorted(entries, key=lambda e: (e["series_number"] is None, e["series_number"] or 0, e["series_uid"]))
 
 
 def read_dicom_series(

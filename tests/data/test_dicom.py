@@ -467,7 +467,7 @@ def test_cli_convert_series_uid(tmp_path, block, capsys):
 @pytest.mark.parametrize(
     ("case", "match"),
     [
-        ("several", r"holds 2 DICOM series; choose one with series_uid= \(command line: --series-uid\)"),
+        ("several", r"holds 2 DICOM series; choose one with series_uid= \(command line: --series-uid; list them with list_dicom_series / --list\)"),
         ("missing", r"input '.*nowhere' is neither a DICOM folder nor a file"),
         ("suffix", r"-o/--output must end in \.nii or \.nii\.gz, got '.*out\.png'"),
         ("png", r"--png must end in \.png, got '.*x\.jpg'"),
@@ -498,3 +498,21 @@ def test_cli_convert_errors_are_one_line(tmp_path, block, capsys, case, match):
     assert err.startswith("recon convert: error:") and err.count("\n") == 1
     assert __import__("re").search(match, err)
     assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_list_dicom_series_and_cli_list(tmp_path, block, capsys):
+    from recon.cli import main
+    from recon.data import list_dicom_series
+
+    write_series(tmp_path / "dcm" / "a", block[:, :, :5], GEOMETRIES["axial"], uid_root="1.2.3.4.1")
+    write_series(tmp_path / "dcm" / "b", block[:, :, :6], GEOMETRIES["sagittal"], uid_root="1.2.3.4.2", modality="MR")
+    entries = list_dicom_series(tmp_path / "dcm")
+    assert [(e["series_uid"], e["modality"], e["files"], e["rows"], e["columns"]) for e in entries] == [
+        ("1.2.3.4.1.2", "CT", 5, 48, 40), ("1.2.3.4.2.2", "MR", 6, 48, 40)
+    ]
+    assert main(["convert", str(tmp_path / "dcm"), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("1.2.3.4.2.2\tseries 3\tMR\t6 file(s)\t48x40\tsynthetic MR")
+    status = main(["convert", str(tmp_path / "dcm")])
+    err = capsys.readouterr().err
+    assert status != 0 and err.startswith("recon convert: error: -o/--output is required")
