@@ -141,7 +141,7 @@ def _read_headers(files: list[Path]):
             if ds is None:
                 not_dicom.append(file)
                 continue
-        except (EOFError, OSError, ValueError, TypeError, KeyError) as err:
+        except Exception as err:  # a damaged header fails in many ways: the file is not usable DICOM
             logger.debug("not DICOM: %s (%s)", file, err)
             not_dicom.append(file)
             continue
