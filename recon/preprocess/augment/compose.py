@@ -44,6 +44,7 @@ class Compose(Transform):
     The parameters returned with ``return_params=True`` are a list, one entry per transform.
 
     Example:
+        >>> from recon.preprocess.augment import RandomAffine, RandomElastic, RandomFlip, RandomGamma
         >>> t = Compose([RandomFlip(axes=(0,)), RandomAffine(degrees=10), RandomElastic(),
         ...              RandomGamma()], labels=("label",))
         >>> sample = {"t1": torch.rand(1, 40, 48, 40), "label": torch.zeros(1, 40, 48, 40, dtype=torch.long)}

@@ -37,6 +37,7 @@ affine (the content moves in the world, which is what augmentation is).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Iterable, Sequence
 
 import torch
@@ -165,14 +166,15 @@ def _normalised(forward: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ B-splines
-def _bspline_basis(n_out: int, n_ctrl: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``(n_out, n_ctrl)`` cubic B-spline weights: control points span the axis (mesh ``n_ctrl - 3``)."""
+def _bspline_basis(n_out: int, n_ctrl: int, dtype: torch.dtype, device: torch.device, rows: int | None = None) -> torch.Tensor:
+    """``(rows, n_ctrl)`` cubic B-spline weights: control points span the axis of ``n_out`` voxels
+    (mesh ``n_ctrl - 3``); ``rows > n_out`` extends the last polynomial piece (padding rows)."""
     mesh = n_ctrl - 3
-    u = torch.arange(n_out, dtype=torch.float64, device=device) * (mesh / max(n_out - 1, 1))
+    u = torch.arange(n_out if rows is None else rows, dtype=torch.float64, device=device) * (mesh / max(n_out - 1, 1))
     i = torch.floor(u).clamp(max=mesh - 1)
     t = u - i
     w = torch.stack([(1 - t) ** 3 / 6, (3 * t**3 - 6 * t**2 + 4) / 6, (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6, t**3 / 6], -1)
-    basis = torch.zeros(n_out, n_ctrl, dtype=torch.float64, device=device)
+    basis = torch.zeros(u.shape[0], n_ctrl, dtype=torch.float64, device=device)
     cols = i.long().unsqueeze(-1) + torch.arange(4, device=device)
     basis.scatter_(1, cols, w)
     return basis.to(dtype)
@@ -185,7 +187,8 @@ def _axis_coords(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tens
     return torch.linspace(-1, 1, n, dtype=dtype, device=device)
 
 
-def _partial_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _partial_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype,
+                   rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """B-spline field contracted along every axis but the first.
 
     Returns ``(basis0 (n0, c0), rest (B, c0, prod(shape[1:]) * nd))``: the dense field is
@@ -195,7 +198,7 @@ def _partial_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtyp
     ctrl = coeffs.shape[1:-1]
     dev = coeffs.device
     c = coeffs.to(dtype)
-    bases = [_bspline_basis(n, m, dtype, dev) for n, m in zip(shape, ctrl)]
+    bases = [_bspline_basis(n, m, dtype, dev, rows if a == 0 else None) for a, (n, m) in enumerate(zip(shape, ctrl))]
     if nd == 3:
         c = torch.einsum("kc,zabcd->zabkd", bases[2], c)
         c = torch.einsum("jb,zabkd->zajkd", bases[1], c)
@@ -211,21 +214,44 @@ def _dense_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtype)
     return torch.matmul(basis0, rest).view(B, *shape, nd)
 
 
+_WORKSPACE = threading.local()
+
+
+def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A per-thread buffer for the sampling grid, kept between calls (one shape at a time).
+
+    A grid of a 181 x 217 x 181 volume is 85 MB; allocating it afresh each call costs more
+    page faults than computing it.
+    """
+    buf = getattr(_WORKSPACE, "grid", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype or buf.device != device:
+        _WORKSPACE.grid = None  # free the old one first
+        buf = torch.empty(shape, dtype=dtype, device=device)
+        _WORKSPACE.grid = buf
+    return buf
+
+
 def _affine_plus_fields(theta: torch.Tensor, fields: Sequence[torch.Tensor], shape: Sequence[int],
-                        dtype: torch.dtype) -> torch.Tensor:
-    """Sampling points ``theta @ x + sum(fields)`` on the regular grid, as ONE batched matmul.
+                        dtype: torch.dtype, rows: int | None = None) -> torch.Tensor:
+    """Sampling points ``theta @ x + sum(fields)`` on the regular grid, in one memory pass.
 
     ``theta`` ``(B, nd + 1, nd + 1)`` acts on normalised (x, y[, z]); ``fields`` are control-point
     displacements ``(B, *ctrl, nd)`` in normalised units. Along the first spatial axis the
-    points are ``z_0 * theta[:, :, nd-1] + (the rest of the affine) + basis0 @ partial``, so the
-    whole grid ``(B, n0, rest)`` is ``[z_0, 1, basis0...] @ [col, rest-of-affine, partial...]``:
-    one memory pass writes it (no base grid, no separate addition).
+    points are ``z_0 * theta[:, :, nd-1] + (the rest of the affine) + basis0 @ partial``: without
+    fields one broadcast addition writes the grid, with fields one batched matrix product
+    ``[z_0, 1, basis0] @ [col, rest-of-affine, partial]`` (no base grid, no separate addition).
+    ``rows >= shape[0]`` computes that many planes along the first axis (padding for slabs).
+    The result lives in a per-thread workspace: valid until the next call.
     """
     B = theta.shape[0]
     nd = len(shape)
     dev = theta.device
+    rows = shape[0] if rows is None else rows
     th = theta[:, :nd].to(dtype)  # (B, nd, nd + 1), columns: x, y, [z], 1
     coords = [_axis_coords(n, dtype, dev) for n in shape]  # per tensor axis 0..nd-1
+    if rows > shape[0]:
+        step = 2.0 / max(shape[0] - 1, 1)
+        coords[0] = torch.arange(rows, dtype=dtype, device=dev) * step - 1.0
     # the tensor axis a corresponds to normalised component nd - 1 - a
     col0 = th[:, :, nd - 1]  # (B, nd): the direction of tensor axis 0
     rest_shape = tuple(shape[1:])
@@ -233,26 +259,50 @@ def _affine_plus_fields(theta: torch.Tensor, fields: Sequence[torch.Tensor], sha
     for a in range(1, nd):
         v = coords[a].view(*[1] * (a - 1), -1, *[1] * (nd - 1 - a), 1) * th[:, :, nd - 1 - a].view(B, *[1] * (nd - 1), nd)
         affine_rest = affine_rest + v
+    out = _workspace((B, rows, *rest_shape, nd), dtype, dev)
+    if not fields:
+        first = coords[0].view(1, rows, *[1] * (nd - 1), 1) * col0.view(B, 1, *[1] * (nd - 1), nd)
+        torch.add(first, affine_rest.unsqueeze(1), out=out)
+        return out
     affine_rest = affine_rest.expand(B, *rest_shape, nd).reshape(B, 1, -1)
     col_rows = col0.view(B, 1, 1, nd).expand(B, 1, math.prod(rest_shape), nd).reshape(B, 1, -1)
-    lefts = [coords[0].view(1, -1, 1).expand(B, -1, 1), torch.ones(B, shape[0], 1, dtype=dtype, device=dev)]
+    lefts = [coords[0].view(1, -1, 1).expand(B, -1, 1), torch.ones(B, rows, 1, dtype=dtype, device=dev)]
     rights = [col_rows, affine_rest]
     for c in fields:
-        basis0, rest = _partial_field(c, shape, dtype)
+        basis0, rest = _partial_field(c, shape, dtype, rows)
         lefts.append(basis0.expand(B, -1, -1))
         rights.append(rest)
-    out = torch.bmm(torch.cat(lefts, 2), torch.cat(rights, 1))
-    return out.view(B, *shape, nd)
+    torch.bmm(torch.cat(lefts, 2), torch.cat(rights, 1), out=out.view(B, rows, -1))
+    return out
 
 
 # ------------------------------------------------------------------------------ resampling
-def _plan(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype):
+def _slabs(batch: Batch) -> int:
+    """How many depth slabs a CPU volume is split into so that every thread samples (1: none).
+
+    ATen's 3-D CPU ``grid_sample`` is parallel over the batch only: a single volume would use
+    one thread. The grid is computed with its depth padded to a multiple of the thread count
+    and passed as a batch of slabs (the input expanded, not copied).
+    """
+    threads = torch.get_num_threads()
+    B = batch.batch_size
+    if batch.nd != 3 or batch.device.type != "cpu" or threads < 2 or B >= threads or batch.spatial_shape[0] < 2 * threads:
+        return 1
+    return threads
+
+
+def _rows(batch: Batch, slabs: int) -> int:
+    n = batch.spatial_shape[0]
+    return -(-n // slabs) * slabs
+
+
+def _plan(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype, slabs: int = 1):
     """Compose a chain of ("affine", H) / ("elastic", coeffs) ops into sampling points.
 
     ``ops`` are in the order the transforms are applied to the content; the sampling map is
     their composition in reverse. Returns ``(theta, fields, dense)``: either the points are
     ``theta @ x + sum of B-spline fields`` on the regular grid (``dense is None``; ``theta``
-    None means the identity), or ``dense`` holds them ``(B, *spatial, nd)``.
+    None means the identity), or ``dense`` holds them ``(B, rows, *spatial[1:], nd)``.
     """
     nd, B, shape = batch.nd, batch.batch_size, batch.spatial_shape
     M = None  # accumulated sampling matrix (points = M x + sum of lazy fields)
@@ -270,18 +320,19 @@ def _plan(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dt
             if dense is None and M is None and not lazy:
                 lazy = [value]
                 continue
-            pts = dense if dense is not None else _materialise(M, lazy, batch, dtype)
+            pts = dense if dense is not None else _materialise(M, lazy, batch, dtype, slabs)
             field = _dense_field(value, shape, dtype).movedim(-1, 1)
-            moved = _grid_sample(field, pts, "bilinear", "border")
+            moved = _grid_sample(field, pts, "bilinear", "border", slabs)
             dense = pts + moved.movedim(1, -1)
             M, lazy = None, []
     return M, lazy, dense
 
 
-def _materialise(M: torch.Tensor | None, lazy: Sequence[torch.Tensor], batch: Batch, dtype: torch.dtype) -> torch.Tensor:
+def _materialise(M: torch.Tensor | None, lazy: Sequence[torch.Tensor], batch: Batch, dtype: torch.dtype,
+                 slabs: int = 1) -> torch.Tensor:
     nd, B = batch.nd, batch.batch_size
     theta = M if M is not None else torch.eye(nd + 1, dtype=torch.float64, device=batch.device).expand(B, -1, -1)
-    return _affine_plus_fields(theta, lazy, batch.spatial_shape, dtype)
+    return _affine_plus_fields(theta, lazy, batch.spatial_shape, dtype, _rows(batch, slabs))
 
 
 def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype) -> torch.Tensor:
@@ -293,13 +344,20 @@ def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dt
 def _resample(batch: Batch, ops: Sequence[tuple[str, torch.Tensor]], interpolation: str, padding_mode: str,
               backend: str) -> Batch:
     """Interpolate every tensor of ``batch`` once at the composed sampling points of ``ops``."""
+    if _INTERPOLATION[interpolation] == "bicubic" and batch.nd == 3:
+        raise ValueError("interpolation='cubic' is provided for 2-D slices only (grid_sample has no 3-D cubic mode); "
+                         "use 'linear' for volumes")
     dtype = torch.float64 if any(t.dtype == torch.float64 for t in batch.tensors.values()) else torch.float32
-    M, lazy, dense = _plan(ops, batch, dtype)
-    if (backend == "compiled" and dense is None and batch.nd == 3 and padding_mode == "zeros"
-            and interpolation in ("linear", "nearest") and len(lazy) <= 1):
-        return _sample_fused(batch, M, lazy, interpolation, dtype)
-    grid = dense if dense is not None else _materialise(M, lazy, batch, dtype)
-    return _sample_grid(batch, grid, interpolation, padding_mode)
+    if backend == "compiled" and batch.nd == 3 and padding_mode == "zeros" and interpolation in ("linear", "nearest"):
+        M, lazy, dense = _plan(ops, batch, dtype)
+        if dense is None and len(lazy) <= 1:
+            return _sample_fused(batch, M, lazy, interpolation, dtype)
+        grid = dense if dense is not None else _materialise(M, lazy, batch, dtype)
+        return _sample_grid(batch, grid, interpolation, padding_mode, 1)
+    slabs = _slabs(batch)
+    M, lazy, dense = _plan(ops, batch, dtype, slabs)
+    grid = dense if dense is not None else _materialise(M, lazy, batch, dtype, slabs)
+    return _sample_grid(batch, grid, interpolation, padding_mode, slabs)
 
 
 def _sample_fused(batch: Batch, M: torch.Tensor | None, lazy: Sequence[torch.Tensor], interpolation: str,
@@ -324,62 +382,42 @@ def _sample_fused(batch: Batch, M: torch.Tensor | None, lazy: Sequence[torch.Ten
     return batch.with_tensors(out)
 
 
-def _grid_sample(x: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str) -> torch.Tensor:
-    """``F.grid_sample`` (align_corners=True) that keeps every CPU thread busy in 3-D.
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str, slabs: int = 1) -> torch.Tensor:
+    """``F.grid_sample`` (align_corners=True), with the depth of ``grid`` split into ``slabs``.
 
-    ATen's 3-D CPU kernel is parallel over the batch only: a single volume would use one
-    thread. The output depth is split into ``num_threads`` slabs passed as a batch (the input
-    expanded, not copied); the slabs are put back in order.
+    Returns ``(B, C, rows, ...)``, ``rows = grid.shape[1]`` (a multiple of ``slabs``).
     """
-    threads = torch.get_num_threads()
-    B = x.shape[0]
-    if x.dim() != 5 or x.device.type != "cpu" or B >= threads or grid.shape[1] < 2 * threads:
+    if slabs == 1:
         return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
-    C, (D, H, W) = x.shape[1], grid.shape[1:4]
-    d = D // threads
-    main = d * threads
+    B, C = x.shape[:2]
+    rows, H, W = grid.shape[1:4]
     outs = []
     for b in range(B):
-        g = grid[b, :main].reshape(threads, d, H, W, 3)
-        o = F.grid_sample(x[b:b + 1].expand(threads, -1, -1, -1, -1), g, mode=mode, padding_mode=padding_mode,
-                          align_corners=True)
-        o = o.transpose(0, 1).reshape(1, C, main, H, W)
-        if main < D:
-            tail = F.grid_sample(x[b:b + 1], grid[b:b + 1, main:], mode=mode, padding_mode=padding_mode, align_corners=True)
-            o = torch.cat([o, tail], 2)
-        outs.append(o)
+        g = grid[b].view(slabs, rows // slabs, H, W, 3)
+        o = F.grid_sample(x[b:b + 1].expand(slabs, -1, -1, -1, -1), g, mode=mode, padding_mode=padding_mode,
+                          align_corners=True)  # (slabs, C, rows / slabs, H, W)
+        outs.append(o.view(1, C, rows, H, W) if C == 1 else o.transpose(0, 1).reshape(1, C, rows, H, W))
     return outs[0] if B == 1 else torch.cat(outs, 0)
 
 
-def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_mode: str) -> Batch:
-    """Interpolate every tensor of the batch at ``grid`` (float32/float64 grid in normalised coords)."""
-    mode = _INTERPOLATION[interpolation]
-    if mode == "bicubic" and batch.nd == 3:
-        raise ValueError("interpolation='cubic' is provided for 2-D slices only (grid_sample has no 3-D cubic mode); "
-                         "use 'linear' for volumes")
+def _sample_grid(batch: Batch, grid: torch.Tensor, interpolation: str, padding_mode: str, slabs: int = 1) -> Batch:
+    """Interpolate every tensor of the batch at ``grid`` (points in normalised coordinates).
+
+    One ``grid_sample`` per key (no channel concatenation: no copy of the inputs); labels with
+    nearest neighbour and zero padding, cast back to their dtype.
+    """
+    n0 = batch.spatial_shape[0]
     out = dict(batch.tensors)
-    images = batch.image_keys()
-    # one grid_sample per dtype: images stacked along channels
-    by_dtype: dict[torch.dtype, list[str]] = {}
-    for key in images:
-        t = batch.tensors[key]
-        dt = t.dtype if t.is_floating_point() and t.dtype in (torch.float32, torch.float64) else torch.float32
-        by_dtype.setdefault(dt, []).append(key)
-    for dt, keys in by_dtype.items():
-        stack = torch.cat([batch.tensors[k].to(dt) for k in keys], 1) if len(keys) > 1 else batch.tensors[keys[0]].to(dt)
-        res = _grid_sample(stack, grid.to(dt), mode, padding_mode)
-        start = 0
-        for k in keys:
-            c = batch.tensors[k].shape[1]
-            piece = res[:, start:start + c]
-            start += c
-            orig = batch.tensors[k].dtype
-            out[k] = piece if piece.dtype == orig else (piece.round().to(orig) if not orig.is_floating_point else piece.to(orig))
-    for key in batch.label_keys():
-        t = batch.tensors[key]
+    for key, t in batch.tensors.items():
+        is_label = key in batch.labels
         dt = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
-        res = _grid_sample(t.to(dt), grid.to(dt), "nearest", "zeros")
-        out[key] = res if t.dtype == dt else res.round().to(t.dtype)
+        mode = "nearest" if is_label else _INTERPOLATION[interpolation]
+        res = _grid_sample(t.to(dt), grid.to(dt), mode, "zeros" if is_label else padding_mode, slabs)
+        if res.shape[2] != n0:
+            res = res[:, :, :n0]
+        if t.dtype != dt:
+            res = res.round().to(t.dtype) if not t.dtype.is_floating_point else res.to(t.dtype)
+        out[key] = res
     return batch.with_tensors(out)
 
 
