@@ -108,9 +108,13 @@ def foreground_slices(
 
     A slice is kept when at least ``min_foreground`` (a fraction) of its voxels are brighter
     than ``min + threshold * (max - min)`` of the whole volume; with ``min_foreground=0`` a
-    slice needs one such voxel. A constant volume has no non-empty slice.
+    slice needs one such voxel. A constant volume has no non-empty slice; NaN voxels count as
+    dark.
     """
-    low, high = float(volume.min()), float(volume.max())
+    finite = np.isfinite(volume)
+    if not finite.any():
+        return []
+    low, high = float(volume[finite].min()), float(volume[finite].max())
     if not high > low:
         return []
     level = low + threshold * (high - low)

@@ -95,6 +95,15 @@ def test_plane_names_and_ranges(tmp_path, colin):
     assert len(NiftiSliceDataset(tmp_path, axis=-1, slice_range=(0.5, 0.51))) == 1  # thin window: middle slice
 
 
+def test_nan_voxels_count_as_dark(tmp_path, colin):
+    data, affine = colin
+    with_nan = data.copy()
+    with_nan[with_nan == 0] = np.nan  # a masked map: background NaN
+    write(tmp_path / "a.nii.gz", with_nan, affine)
+    ds = NiftiSliceDataset(tmp_path)
+    assert [ds[i]["slice"] for i in range(len(ds))] == expected_slices(data, 2, 0.2, 0.8, 0.05, 0.01)
+
+
 def test_constant_volume_has_no_slices(tmp_path):
     write(tmp_path / "zero.nii.gz", np.zeros((8, 8, 8), np.float32), np.eye(4))
     assert len(NiftiSliceDataset(tmp_path)) == 0
