@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -82,6 +82,16 @@ class DicomSeriesInfo:
     transfer_syntax: str
     files: tuple[str, ...]
     extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (JSON-friendly apart from header value types)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __getitem__(self, key: str):
+        """Mapping-style access, ``info["modality"]``, for code that expects a metadata dict."""
+        if key in {f.name for f in fields(self)}:
+            return getattr(self, key)
+        raise KeyError(key)
 
 
 @dataclass

@@ -73,6 +73,9 @@ def test_pydicom_ct_series_equals_dicom2nifti(tmp_path, seed):
     np.testing.assert_array_equal(ours.affine, on_disk.affine)
     np.testing.assert_array_equal(ours.get_fdata(), on_disk.get_fdata())
     assert info.modality == "CT" and info.rescale_intercept == -1024.0 and info.slice_spacing == pytest.approx(2.5)
+    assert info["modality"] == "CT" and info.as_dict()["shape"] == (16, 16, 5)
+    with pytest.raises(KeyError):
+        info["nope"]
 
 
 def test_pydicom_ct_series_hounsfield_against_numpy(tmp_path):
