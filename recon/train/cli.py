@@ -19,19 +19,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from recon.masks import MASK_TYPES
+from recon.train.cli_args import NumberList, OneLineParser
 from recon.train.config import LOSSES, MODEL_IMPLS, TrainConfig
 from recon.train.registry import MODEL_SPECS
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
 logger = logging.getLogger("recon.train")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
 
 
 def _json_dict(text: str) -> dict:
@@ -63,9 +58,10 @@ _OPTIONS = {
     "--data-cache": ("data_cache", dict(metavar="DIR", help="cache folder for embedded splits")),
     "--sample-rate": ("sample_rate", dict(type=float, help="fraction of training slices to use")),
     "--train-crop-rows": ("train_crop_rows", dict(type=int, metavar="ROWS", help="train k-space models on random readout windows of ROWS rows")),
-    "--mask-type": ("mask_type", dict(help="mask function name (random, equispaced_fraction, ...)")),
-    "--center-fractions": ("center_fractions", dict(type=_floats, metavar="F,F", help="e.g. 0.08,0.04")),
-    "--accelerations": ("accelerations", dict(type=_floats, metavar="A,A", help="e.g. 4,8")),
+    "--mask-type": ("mask_type", dict(choices=sorted(MASK_TYPES), help="mask function name")),
+    # the list syntax of `recon reconstruct`: "0.08 0.04", "0.08,0.04" or "0.08, 0.04"
+    "--center-fractions": ("center_fractions", dict(action=NumberList, low=0.0, high=1.0, metavar="F", help="e.g. 0.08,0.04")),
+    "--accelerations": ("accelerations", dict(action=NumberList, low=1.0, metavar="A", help="e.g. 4,8 or '4 8'")),
     "--loss": ("loss", dict(choices=LOSSES)),
     "--l1-weight": ("l1_weight", dict(type=float)),
     "--lr": ("lr", dict(type=float)),
@@ -94,7 +90,7 @@ _OPTIONS = {
 
 def build_parser(prog: str = "recon train") -> argparse.ArgumentParser:
     """The argument parser of the trainer (every :class:`TrainConfig` field is an option)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # usage errors: one line on stderr, exit status 2
         prog=prog,
         description=(
             "Train a reconstruction model (VarNet, U-Net, cascade) fastMRI-style. Options override "
