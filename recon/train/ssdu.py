@@ -74,6 +74,7 @@ def ssdu_split(
     num_low_frequencies: Optional[int | torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
     std_scale: float = 4.0,
+    acs_block: Optional[tuple[int, int]] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the acquired locations into data-consistency (Theta) and loss (Lambda) sets.
 
@@ -87,6 +88,10 @@ def ssdu_split(
         generator: torch Generator on the mask's device (None: a fresh unseeded one is NOT
             used - the default generator would touch global state - so pass one).
         std_scale: the Gaussian's standard deviations are ``H / std_scale``, ``W / std_scale``.
+        acs_block: None keeps the whole fully sampled centre (all rows of the ACS columns) in
+            Theta, so a model that estimates coil sensitivities from the centre (VarNet) sees
+            it complete; ``(rows, cols)`` keeps only that central block, as the paper's code
+            (``small_acs_block = (4, 4)``), and lets the rest of the centre into Lambda.
 
     Returns:
         ``(theta, lambda_)``: bool ``(B, 1, H, W, 1)``, disjoint, union = the mask expanded.
@@ -125,11 +130,15 @@ def ssdu_split(
         weight_2d = torch.ones(height, width, device=device)
     lam = torch.zeros_like(omega)
     for b in range(batch):
-        low = lows[b] if lows[b] > 0 else _centre_columns(omega[b].any(0))
-        acs = torch.zeros(width, dtype=torch.bool, device=device)
-        start = (width - low + 1) // 2
-        acs[start:start + low] = True
-        candidates = omega[b] & ~acs[None, :]
+        keep = torch.zeros(height, width, dtype=torch.bool, device=device)
+        if acs_block is None:
+            low = lows[b] if lows[b] > 0 else _centre_columns(omega[b].any(0))
+            start = (width - low + 1) // 2
+            keep[:, start:start + low] = True
+        else:
+            bh, bw = (int(v) for v in acs_block)
+            keep[height // 2 - bh // 2: height // 2 - bh // 2 + bh, width // 2 - bw // 2: width // 2 - bw // 2 + bw] = True
+        candidates = omega[b] & ~keep
         flat = candidates.reshape(-1)
         count = int(round(rho * int(omega[b].sum())))
         available = int(flat.sum())
@@ -214,6 +223,7 @@ class SSDU:
         rho: loss-set ratio in (0, 1) (paper: 0.4).
         selection: ``"gaussian"`` or ``"uniform"``.
         seed: seed of the splits; step ``n`` draws from ``(seed, n)``.
+        acs_block: see :func:`ssdu_split` (None: the whole ACS stays in Theta).
 
     Raises:
         ValueError: ``rho`` outside (0, 1) or an unknown ``selection``.
@@ -223,11 +233,16 @@ class SSDU:
         >>> # loss = ssdu.train_step(model, batch, optimizer=opt, device=torch.device("cpu"))
     """
 
-    def __init__(self, rho: float = 0.4, selection: str = "gaussian", seed: int = 0) -> None:
+    def __init__(
+        self, rho: float = 0.4, selection: str = "gaussian", seed: int = 0, acs_block: Optional[tuple[int, int]] = None
+    ) -> None:
         self.rho = _check_rho(rho)
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
         self.selection = selection
+        if acs_block is not None and (len(acs_block) != 2 or not all(isinstance(v, int) and v >= 0 for v in acs_block)):
+            raise ValueError(f"acs_block must be None or (rows, cols) of ints >= 0, got {acs_block!r}")
+        self.acs_block = None if acs_block is None else (int(acs_block[0]), int(acs_block[1]))
         self.seed = int(seed)
         self.steps = 0
 
@@ -243,7 +258,7 @@ class SSDU:
         self.steps += 1
         theta, lam = ssdu_split(
             mask, kspace.shape[-3:-1], rho=self.rho, selection=self.selection,
-            num_low_frequencies=num_low, generator=generator,
+            num_low_frequencies=num_low, generator=generator, acs_block=self.acs_block,
         )
         low = num_low
         if isinstance(low, torch.Tensor):

@@ -165,3 +165,15 @@ def test_train_config_and_cli():
     args = build_parser().parse_args(["--self-supervised", "ssdu", "--ssdu-rho", "0.25", "--ssdu-selection", "uniform"])
     parsed = config_from_args(args)
     assert (parsed.self_supervised, parsed.ssdu_rho, parsed.ssdu_selection) == ("ssdu", 0.25, "uniform")
+
+
+def test_small_acs_block_as_the_papers_code():
+    mask, low = _mask(width=64, step=4, low=8)
+    theta, lam = ssdu_split(mask, (32, 64), rho=0.6, selection="gaussian", num_low_frequencies=low,
+                            generator=_gen(0), acs_block=(4, 4))
+    assert theta[0, 0, 14:18, 30:34, 0].all()  # the central 4 x 4 block stays in Theta
+    start = (64 - low + 1) // 2
+    assert lam[0, 0, :, start:start + low, 0].any()  # the rest of the centre may be in Lambda
+    assert torch.equal(theta | lam, mask.expand(1, 1, 32, 64, 1))
+    with pytest.raises(ValueError, match="acs_block must be None or"):
+        SSDU(acs_block=(4,))
