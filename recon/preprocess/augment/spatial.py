@@ -335,12 +335,6 @@ def _materialise(M: torch.Tensor | None, lazy: Sequence[torch.Tensor], batch: Ba
     return _affine_plus_fields(theta, lazy, batch.spatial_shape, dtype, _rows(batch, slabs))
 
 
-def _grid(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dtype) -> torch.Tensor:
-    """One sampling grid ``(B, *spatial, nd)`` for a chain of ops (see :func:`_plan`)."""
-    M, lazy, dense = _plan(ops, batch, dtype)
-    return dense if dense is not None else _materialise(M, lazy, batch, dtype)
-
-
 def _resample(batch: Batch, ops: Sequence[tuple[str, torch.Tensor]], interpolation: str, padding_mode: str,
               backend: str) -> Batch:
     """Interpolate every tensor of ``batch`` once at the composed sampling points of ``ops``."""
