@@ -133,7 +133,8 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
              fixed_mask: np.ndarray | torch.Tensor | None = None,
              moving_mask: np.ndarray | torch.Tensor | None = None,
              shrink_factors: Sequence[int] = (4, 2, 1), smoothing_sigmas: Sequence[float] = (2.0, 1.0, 0.0),
-             sampling_percentage: float = 0.1, n_iterations: int = 200, initialize: str = "geometry",
+             sampling_percentage: float | None = None, max_samples: int = 50_000, n_iterations: int = 200,
+             initialize: str = "geometry",
              bspline_mesh: int = 8, num_threads: int | None = None,
              histogram_bins: int = 50) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` (rigid, affine or B-spline), multi-resolution.
@@ -142,7 +143,9 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
     images' centres (``initialize="geometry"``) or centres of mass (``"moments"``), then
     optimised by regular-step gradient descent (physical-shift scales) over a pyramid of
     ``shrink_factors`` with Gaussian ``smoothing_sigmas`` (mm), on a random
-    ``sampling_percentage`` of the fixed voxels drawn with ``seed`` (deterministic).
+    subset of the fixed voxels drawn with ``seed`` (deterministic): ``sampling_percentage`` of
+    them, or by default about ``max_samples`` per pyramid level (so a level's cost does not grow
+    with the image size; all voxels of small levels).
     ``metric="mutual_information"`` (Mattes, 50 bins) works across contrasts (T1 to T2);
     ``"mean_squares"`` needs the same contrast. ``"bspline"`` first runs the affine
     registration, then refines with a B-spline free-form deformation (``bspline_mesh``
@@ -162,7 +165,10 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
             template and ``fixed`` a whole head).
         shrink_factors: integer shrink factor per pyramid level.
         smoothing_sigmas: Gaussian sigma (mm) per level (same length).
-        sampling_percentage: fraction of voxels sampled by the metric, in (0, 1].
+        sampling_percentage: fraction of voxels sampled by the metric at every level, in (0, 1];
+            default ``None``: ``min(1, max_samples / voxels of the level)``.
+        max_samples: target number of metric samples per level when ``sampling_percentage``
+            is None.
         n_iterations: optimizer iterations per level.
         initialize: ``"geometry"`` or ``"moments"``.
         bspline_mesh: B-spline grid cells per axis (``transform="bspline"`` only).
@@ -205,8 +211,15 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
             "shrink_factors and smoothing_sigmas must be equal-length lists of integers >= 1 and sigmas >= 0, "
             f"got {list(shrink_factors)!r} and {list(smoothing_sigmas)!r}"
         )
-    if not 0 < float(sampling_percentage) <= 1:
+    if sampling_percentage is None:
+        if int(max_samples) < 100:
+            raise ValueError(f"max_samples must be >= 100, got {max_samples!r}")
+        voxels = [float(np.prod([max(1, n // f) for n in fixed_data.shape])) for f in shrink]
+        sampling_percentage = [min(1.0, int(max_samples) / v) for v in voxels]
+    elif not 0 < float(sampling_percentage) <= 1:
         raise ValueError(f"sampling_percentage must be in (0, 1], got {sampling_percentage!r}")
+    else:
+        sampling_percentage = [float(sampling_percentage)] * len(shrink)
     if int(n_iterations) < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations!r}")
     for name, data in (("fixed", fixed_data), ("moving", moving_data)):
@@ -246,7 +259,7 @@ def _register(s, fixed_data, moving_data, fixed_affine, moving_affine, mask, mma
         else:
             reg.SetMetricAsMeanSquares()
         reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(float(percentage), int(seed))
+        reg.SetMetricSamplingPercentagePerLevel([float(p) for p in percentage], int(seed))
         if mask_image is not None:
             reg.SetMetricFixedMask(mask_image)
         if moving_mask_image is not None:

@@ -143,7 +143,7 @@ def brain_mask(volume: np.ndarray | torch.Tensor, affine: np.ndarray, *, templat
         data, template.image, fixed_affine=affine, moving_affine=template.affine, transform=transform,
         metric="mutual_information", seed=seed, moving_mask=moving_mask,
         shrink_factors=(4 * fine, 2 * fine, fine), smoothing_sigmas=(4.0, 2.0, 1.0),
-        sampling_percentage=0.25, n_iterations=100, initialize=initialize,
+        n_iterations=100, initialize=initialize,
     )
     prob = result.apply(template.brain, order=1, affine=template.affine)
     mask = prob > float(threshold)
