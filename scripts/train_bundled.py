@@ -477,11 +477,27 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     )
     cmd_evaluate(eval_args)
     results = json.loads((args.run_dir / "heldout_scores.json").read_text())
+    if args.compare_bundled:
+        # the weights bundled now (trained on Colin27 only), scored on the same held-out files
+        for name in sorted(BUNDLED):
+            if not weights_path(name).exists():
+                continue
+            out = args.run_dir / f"heldout_scores_bundled_{name}.json"
+            cmd_evaluate(argparse.Namespace(**{**vars(eval_args), "names": [name], "weights": str(weights_path(name)),
+                                               "api_methods": [], "json": str(out)}))
+            for key, value in json.loads(out.read_text())["splits"].items():
+                split, accel, method = key.split("/")
+                if method == name:
+                    results["splits"][f"{split}/{accel}/bundled_{name}"] = value
+        with atomic_path(args.run_dir / "heldout_scores.json") as tmp:
+            tmp.write_text(json.dumps(results, indent=2))
     cards = args.run_dir / "cards"
     cards.mkdir(exist_ok=True)
     for name in args.names:
         with atomic_path(cards / f"{name}.md") as tmp:
             tmp.write_text(model_card(name, args.run_dir, results, args.preset))
+    ordered = sorted(results["splits"].items(), key=lambda kv: (kv[0].split("/")[0], int(kv[0].split("/")[1].rstrip("x"))))
+    results = {**results, "splits": dict(ordered)}  # stable: methods keep their order per acceleration
     table = markdown_table(results)
     with atomic_path(args.run_dir / "REPORT.md") as tmp:
         tmp.write_text(
@@ -528,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     p_rep.add_argument("--data-cache", default=None)
     p_rep.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
     p_rep.add_argument("--api-methods", nargs="*", default=["cs"])
+    p_rep.add_argument("--no-compare-bundled", dest="compare_bundled", action="store_false",
+                       help="do not also score the weights bundled now (data/weights/) on the held-out split")
     _corpus_arguments(p_rep)
     p_rep.set_defaults(func=cmd_reproduce)
     p_tune = sub.add_parser("tune-sigpy", help="grid-search sigpy L1WaveletRecon's lamda on val slices")
