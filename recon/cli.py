@@ -18,7 +18,7 @@ from typing import Sequence
 import h5py
 import numpy as np
 
-from recon.train.cli_args import NumberList, OneLineParser, print_error
+from recon.train.cli_args import NumberList, OneLineParser, number_type, print_error
 
 __all__ = ["main", "build_parser"]
 
@@ -583,48 +583,15 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from err
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 # --------------------------------------------------------------------------------------------
 # parser and entry point
 
 
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+# argparse types: one finite number each, with its bound (recon.train.cli_args.number_type)
+_positive_float = number_type(float, greater_than=0)
+_finite_float = number_type(float)
+_seed = number_type(int, minimum=0)
+_positive_int = number_type(int, minimum=1)
 
 
 def build_parser() -> argparse.ArgumentParser:

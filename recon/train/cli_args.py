@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
-__all__ = ["OneLineParser", "NumberList", "parse_numbers", "print_error"]
+__all__ = ["OneLineParser", "NumberList", "parse_numbers", "number_type", "print_error"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -102,6 +102,39 @@ class NumberList(argparse.Action):
             shown = ", ".join(f"{v:g}" for v in bad)
             raise argparse.ArgumentError(self, f"expected {self._bounds()}, got {shown}")
         setattr(namespace, self.dest, numbers)
+
+
+def number_type(kind: type = float, *, minimum: float | None = None, greater_than: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type=`` for one finite number of ``kind`` (``int`` or ``float``) with a bound.
+
+    Example:
+        >>> positive_int = number_type(int, minimum=1)
+        >>> positive_int("3")
+        3
+    """
+    noun = "an integer" if kind is int else "a number"
+    if greater_than is not None:
+        expect = f"{noun} > {greater_than:g}"
+    elif minimum is not None:
+        expect = f"{noun} >= {minimum:g}"
+    else:
+        expect = noun if kind is int else "a finite number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+        if (
+            not math.isfinite(value)
+            or (minimum is not None and value < minimum)
+            or (greater_than is not None and value <= greater_than)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{kind.__name__}_number"
+    return parse
 
 
 def print_error(prog: str, message: object, stream=None) -> None:
