@@ -252,7 +252,12 @@ def _parse_affine(value: object, nd: int, B: int, batched: bool, device: torch.d
     if nd == 2 and a.shape[-1] == 4:
         idx = torch.tensor([0, 1, 3])
         a = a[:, idx][:, :, idx]
-    if not torch.isfinite(a).all() or (torch.linalg.det(a[:, :nd, :nd]).abs() < 1e-12).any():
+    lin = a[:, :nd, :nd]
+    det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0] if nd == 2 else (
+        lin[:, 0, 0] * (lin[:, 1, 1] * lin[:, 2, 2] - lin[:, 1, 2] * lin[:, 2, 1])
+        - lin[:, 0, 1] * (lin[:, 1, 0] * lin[:, 2, 2] - lin[:, 1, 2] * lin[:, 2, 0])
+        + lin[:, 0, 2] * (lin[:, 1, 0] * lin[:, 2, 1] - lin[:, 1, 1] * lin[:, 2, 0]))
+    if not torch.isfinite(a).all() or (det.abs() < 1e-12).any():
         raise ValueError("sample['affine'] must be finite and invertible")
     return a.to(device).contiguous()
 

@@ -94,6 +94,54 @@ def _check_interp(interpolation: str, padding_mode: str) -> tuple[str, str]:
     return interpolation, padding_mode
 
 
+# ------------------------------------------------------------------------------ small matrices
+# The parameters are batches of 3x3/4x4 matrices. BLAS/LAPACK calls on them start worker
+# threads, and on a busy machine waiting for those threads costs ~100x the arithmetic, so the
+# small algebra is written with elementwise operations (which stay on the calling thread).
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched product of small matrices ``(..., n, k) @ (..., k, m)`` without BLAS."""
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+
+
+def _det_small(m: torch.Tensor) -> torch.Tensor:
+    """Determinant of ``(..., n, n)`` matrices, n = 2 or 3."""
+    if m.shape[-1] == 2:
+        return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
+    return (m[..., 0, 0] * (m[..., 1, 1] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 1])
+            - m[..., 0, 1] * (m[..., 1, 0] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 0])
+            + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0]))
+
+
+def _inv_small(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``(..., n, n)`` matrices, n = 2 or 3 (adjugate / determinant)."""
+    if m.shape[-1] == 2:
+        adj = torch.stack([torch.stack([m[..., 1, 1], -m[..., 0, 1]], -1),
+                           torch.stack([-m[..., 1, 0], m[..., 0, 0]], -1)], -2)
+        return adj / _det_small(m)[..., None, None]
+    cof = []
+    for i in range(3):
+        row = []
+        for j in range(3):
+            r = [k for k in range(3) if k != i]
+            c = [k for k in range(3) if k != j]
+            minor = m[..., r[0], c[0]] * m[..., r[1], c[1]] - m[..., r[0], c[1]] * m[..., r[1], c[0]]
+            row.append(minor if (i + j) % 2 == 0 else -minor)
+        cof.append(torch.stack(row, -1))
+    adj = torch.stack(cof, -2).transpose(-1, -2)
+    return adj / _det_small(m)[..., None, None]
+
+
+def _inv_affine(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of homogeneous affine matrices ``(..., n + 1, n + 1)``: ``[L^-1, -L^-1 t]``."""
+    n = m.shape[-1] - 1
+    out = torch.zeros_like(m)
+    linv = _inv_small(m[..., :n, :n])
+    out[..., :n, :n] = linv
+    out[..., :n, n] = -(linv * m[..., None, :n, n]).sum(-1)
+    out[..., n, n] = 1
+    return out
+
+
 # ------------------------------------------------------------------------------ matrices
 def _rotation(deg: torch.Tensor, nd: int) -> torch.Tensor:
     """``(B, nd, nd)`` rotation from ``(B, 1)`` (2-D) or ``(B, 3)`` (3-D) angles in degrees."""
@@ -111,7 +159,7 @@ def _rotation(deg: torch.Tensor, nd: int) -> torch.Tensor:
     r1 = mat([[c[:, 1], zero, s[:, 1]], [zero, one, zero], [-s[:, 1], zero, c[:, 1]]])
     r2 = mat([[c[:, 2], -s[:, 2], zero], [s[:, 2], c[:, 2], zero], [zero, zero, one]])
     del B
-    return r2 @ r1 @ r0
+    return _mm(r2, _mm(r1, r0))
 
 
 def affine_matrix(rotation: torch.Tensor, scale: torch.Tensor, translation: torch.Tensor,
@@ -136,7 +184,7 @@ def affine_matrix(rotation: torch.Tensor, scale: torch.Tensor, translation: torc
         pairs = [(0, 1), (0, 2), (1, 2)] if nd == 3 else [(0, 1)]
         for k, (i, j) in enumerate(pairs):
             sh[:, i, j] = shear[:, k].to(torch.float64)
-        lin = lin @ sh
+        lin = _mm(lin, sh)
     lin = lin * scale.to(torch.float64).unsqueeze(-2)
     out = torch.eye(nd + 1, dtype=torch.float64, device=dev).repeat(B, 1, 1)
     out[:, :nd, :nd] = lin
@@ -149,9 +197,9 @@ def _frame(batch: Batch) -> torch.Tensor:
     nd = batch.nd
     half = torch.tensor([max(n - 1, 1) / 2.0 for n in batch.spatial_shape], dtype=torch.float64, device=batch.device)
     perm = torch.flip(torch.eye(nd, dtype=torch.float64, device=batch.device), dims=[1])  # P: g (x,y,z) -> axes (0,1,2)
-    k = torch.diag(half) @ perm
+    k = perm * half.unsqueeze(-1)  # diag(half) @ perm
     if batch.affine is not None:
-        return batch.affine[:, :nd, :nd] @ k
+        return _mm(batch.affine[:, :nd, :nd], k)
     return k.expand(batch.batch_size, nd, nd)
 
 
@@ -162,7 +210,7 @@ def _normalised(forward: torch.Tensor, batch: Batch) -> torch.Tensor:
     B = batch.batch_size
     Kh = torch.eye(nd + 1, dtype=torch.float64, device=batch.device).repeat(B, 1, 1)
     Kh[:, :nd, :nd] = K
-    return torch.linalg.solve(Kh, torch.linalg.solve(forward.expand(B, -1, -1), Kh))
+    return _mm(_inv_affine(Kh), _mm(_inv_affine(forward.expand(B, -1, -1)), Kh))
 
 
 # ------------------------------------------------------------------------------ B-splines
@@ -178,6 +226,13 @@ def _bspline_basis(n_out: int, n_ctrl: int, dtype: torch.dtype, device: torch.de
     cols = i.long().unsqueeze(-1) + torch.arange(4, device=device)
     basis.scatter_(1, cols, w)
     return basis.to(dtype)
+
+
+def _apply_linear(vectors: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
+    """``lin[b] @ v`` for every vector ``v`` of ``vectors`` ``(B, ..., nd)``; ``lin`` ``(B, nd, nd)``."""
+    B, nd = vectors.shape[0], vectors.shape[-1]
+    v = vectors.reshape(B, -1, 1, nd)
+    return (v * lin.unsqueeze(1)).sum(-1).view(vectors.shape)
 
 
 def _axis_coords(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -199,11 +254,14 @@ def _partial_field(coeffs: torch.Tensor, shape: Sequence[int], dtype: torch.dtyp
     dev = coeffs.device
     c = coeffs.to(dtype)
     bases = [_bspline_basis(n, m, dtype, dev, rows if a == 0 else None) for a, (n, m) in enumerate(zip(shape, ctrl))]
+    # broadcast matmuls rather than einsum: these are tiny, and a multi-threaded kernel on a
+    # busy machine waits longer for its threads than it computes
     if nd == 3:
-        c = torch.einsum("kc,zabcd->zabkd", bases[2], c)
-        c = torch.einsum("jb,zabkd->zajkd", bases[1], c)
+        flat = c.reshape(-1, 1, ctrl[2], nd)
+        c = sum(bases[2][:, a].view(1, -1, 1) * flat[:, :, a] for a in range(ctrl[2]))  # (B c0 c1, n2, nd)
+        c = torch.matmul(bases[1], c.reshape(B * ctrl[0], ctrl[1], -1))  # (B c0, n1, n2 nd)
     else:
-        c = torch.einsum("jb,zabd->zajd", bases[1], c)
+        c = torch.matmul(bases[1], c.reshape(B * ctrl[0], ctrl[1], nd))  # (B c0, n1, nd)
     return bases[0], c.reshape(B, ctrl[0], -1)
 
 
@@ -314,8 +372,8 @@ def _plan(ops: Sequence[tuple[str, torch.Tensor]], batch: Batch, dtype: torch.dt
                 lin = value[:, :nd, :nd].to(dtype)
                 dense = (dense.view(B, -1, nd) @ lin.transpose(1, 2) + value[:, None, :nd, nd].to(dtype)).view_as(dense)
             else:
-                M = value if M is None else value @ M
-                lazy = [torch.einsum("b...j,bij->b...i", c, value[:, :nd, :nd]) for c in lazy]
+                M = value if M is None else _mm(value, M)
+                lazy = [_apply_linear(c, value[:, :nd, :nd]) for c in lazy]
         else:  # elastic
             if dense is None and M is None and not lazy:
                 lazy = [value]
@@ -684,8 +742,8 @@ class Elastic(GridTransform):
         d = params["displacement"].to(batch.device, torch.float64)
         if d.shape[-1] != batch.nd or d.ndim != batch.nd + 2:
             raise ValueError(f"displacement of shape {tuple(d.shape)} does not fit {batch.nd}-D data")
-        kinv = torch.linalg.inv(_frame(batch))  # centred coordinates -> normalised (x, y, z)
-        return "elastic", torch.einsum("b...j,bij->b...i", d, kinv)
+        kinv = _inv_small(_frame(batch))  # centred coordinates -> normalised (x, y, z)
+        return "elastic", _apply_linear(d, kinv)
 
 
 class RandomElastic(GridTransform):
@@ -861,7 +919,7 @@ def _translate_affine(batch: Batch, offset: torch.Tensor) -> torch.Tensor | None
         return None
     nd = batch.nd
     a = batch.affine.clone()
-    a[:, :nd, nd] = a[:, :nd, nd] + (a[:, :nd, :nd] @ offset.to(a).unsqueeze(-1)).squeeze(-1)
+    a[:, :nd, nd] = a[:, :nd, nd] + (a[:, :nd, :nd] * offset.to(a).unsqueeze(-2)).sum(-1)
     return a
 
 
