@@ -13,7 +13,6 @@ volumes.  Learned methods use the bundled weights (trained on the Colin27 train 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/accuracy.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import section_main  # noqa: E402
 
 from recon.api import METHODS, reconstruct  # noqa: E402
 from recon.data.sample import sample_files  # noqa: E402
@@ -115,18 +114,7 @@ def run(quick: bool, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    result = run(args.quick, torch.device(args.device))
-    for table in result["tables"]:
-        print(table["caption"])
-        print(markdown_table(table["headers"], table["rows"]))
-    return 0
+    return section_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -244,3 +244,35 @@ def save_results(name: str, device: torch.device, payload: dict, table: str, tit
     write_atomic(folder / f"{name}.json", json.dumps(payload, indent=2, default=str) + "\n")
     write_atomic(folder / f"{name}.md", f"# {title}\n\n{table}\n")
     return folder
+
+
+def section_main(run, doc: str, argv=None, section=None) -> int:
+    """``main()`` of a section module: ``python -m benchmarks.<name> [--quick] [--device D]``
+    prints the section's notes and tables (figures are made but not saved; the report saves
+    them).  ``--section quick|full`` (the child mode of :func:`section_in_child`) prints
+    ``section(quick, device)`` as JSON instead.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--section", choices=["quick", "full"], default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.section is not None:
+        if section is None:
+            parser.error("--section: this module has no child mode")
+        print(json.dumps(section(args.section == "quick", device), default=str))
+        return 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = run(args.quick, device)
+    print(f"# {result['title']}\n")
+    for note in result.get("notes", []):
+        print(f"{note}\n")
+    for table in result.get("tables", []):
+        print(f"{table.get('caption', '')}\n")
+        print((table["text"] if "text" in table else markdown_table(table["headers"], table["rows"])) + "\n")
+    return 0

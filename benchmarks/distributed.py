@@ -14,7 +14,6 @@ reconstructed with the default method (``cs``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/distributed.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, markdown_table  # noqa: E402
+from benchmarks.common import ROOT, section_main  # noqa: E402
 from benchmarks.methods import phantom_kspace  # noqa: E402
 
 from recon.data.header import make_ismrmrd_header  # noqa: E402
@@ -130,18 +129,7 @@ def run(quick: bool, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 tiny files, zero_filled: a launch check")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    result = run(False, torch.device(args.device)) if not args.quick else {"tables": [], "notes": []}
-    if args.quick:
-        r = measure(True, torch.device(args.device))
-        print(r)
-        return 0
-    print(markdown_table(result["tables"][0]["headers"], result["tables"][0]["rows"]))
-    print("\n".join(result["notes"][1:]))
-    return 0
+    return section_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

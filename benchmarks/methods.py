@@ -14,8 +14,6 @@ resident set size in a child process with glibc's mmap threshold at 64 KiB; CUDA
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/methods.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import markdown_table, peak_memory_bytes, section_in_child, time_repeats, wants_child  # noqa: E402
+from benchmarks.common import peak_memory_bytes, section_in_child, section_main, time_repeats, wants_child  # noqa: E402
 
 from recon.api import METHODS, reconstruct  # noqa: E402
 from recon.data.simulate import SimulationConfig, simulate_multicoil  # noqa: E402
@@ -153,20 +151,7 @@ def run(quick: bool, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--section", choices=["quick", "full"], default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    if args.section is not None:  # child mode of run()
-        print(json.dumps(section(args.section == "quick", device), default=str))
-        return 0
-    result = section(args.quick, device)
-    for table in result["tables"]:
-        print(table["caption"])
-        print(markdown_table(table["headers"], table["rows"]))
-    return 0
+    return section_main(run, __doc__, argv, section=section)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def seeded(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module
 
 
 # ----------------------------------------------------------------------------- benchmarks
-def bench_inference(name, impls, inputs, device, repeats, batch) -> list[dict]:
+def bench_inference(name, impls, inputs, device, repeats, batch, memory_runs=2) -> list[dict]:
     """impls: {label: model}; all called as model(*inputs) under inference_mode."""
 
     def runner(model):
@@ -121,7 +121,7 @@ def bench_inference(name, impls, inputs, device, repeats, batch) -> list[dict]:
     rows = []
     reference = outputs.get("fastmri")
     for label, fn in fns.items():
-        peak = peak_memory_bytes(fn, device)
+        peak = peak_memory_bytes(fn, device, memory_runs)
         row = {
             "model": name,
             "impl": label,
@@ -144,7 +144,7 @@ def bench_inference(name, impls, inputs, device, repeats, batch) -> list[dict]:
     return rows
 
 
-def bench_training(impls, kspace, mask, target, device, repeats, autocast=None) -> list[dict]:
+def bench_training(impls, kspace, mask, target, device, repeats, autocast=None, memory_runs=2) -> list[dict]:
     """One training step (forward, L1 loss, backward, Adam) per implementation.
 
     ``autocast``: label -> dtype (e.g. ``torch.bfloat16``) for the labels whose forward and
@@ -176,7 +176,7 @@ def bench_training(impls, kspace, mask, target, device, repeats, autocast=None) 
                 "step_min_s": times[label]["min_s"],
                 "step_cpu_median_s": times[label]["cpu_median_s"],
                 "samples_s": times[label]["samples_s"],
-                "peak_activation_mb": peak_memory_bytes(step, device) / 2**20,
+                "peak_activation_mb": peak_memory_bytes(step, device, memory_runs) / 2**20,
             }
         )
     if "fastmri" in times:
@@ -312,7 +312,8 @@ def _reexec_with_mmap_threshold() -> None:
 
 
 def measure(device: torch.device, shape, train_shape, cascades: int, repeats: int, train_repeats: int,
-            skip=(), use_fastmri: bool = True, compile_variants: bool = False, log=None) -> dict:
+            skip=(), use_fastmri: bool = True, compile_variants: bool = False, log=None,
+            memory_runs: int = 2) -> dict:
     """Run the model benchmarks selected by ``skip``; return the results dict of :func:`report`."""
     log = log or (lambda msg: None)
     use_fastmri = use_fastmri and fastmri_models is not None
@@ -352,7 +353,7 @@ def measure(device: torch.device, shape, train_shape, cascades: int, repeats: in
             ref.load_state_dict(base.state_dict())
             impls["fastmri"] = ref.to(device)
         autocast = {"recon-bf16-autocast": torch.bfloat16, "recon-checkpoint-bf16-autocast": torch.bfloat16}
-        results["training"] = bench_training(impls, tk, tm, target, device, train_repeats, autocast)
+        results["training"] = bench_training(impls, tk, tm, target, device, train_repeats, autocast, memory_runs)
         log(results["training"])
         del impls, base, ckpt, amp, amp_ckpt
 
@@ -366,7 +367,7 @@ def measure(device: torch.device, shape, train_shape, cascades: int, repeats: in
             ref.load_state_dict(ours.state_dict())
             impls["fastmri"] = ref
         results["inference"] += bench_inference(
-            f"varnet-{cascades}", impls, (kspace, mask), device, repeats, batch
+            f"varnet-{cascades}", impls, (kspace, mask), device, repeats, batch, memory_runs
         )
         log(results["inference"][-len(impls):])
         if "variants" not in skip:
@@ -384,14 +385,14 @@ def measure(device: torch.device, shape, train_shape, cascades: int, repeats: in
             ref = fastmri_models.Unet(1, 1, chans=32, num_pool_layers=4).to(device).eval()
             ref.load_state_dict(ours.state_dict())
             impls["fastmri"] = ref
-        results["inference"] += bench_inference("unet-32", impls, (image,), device, repeats, batch)
+        results["inference"] += bench_inference("unet-32", impls, (image,), device, repeats, batch, memory_runs)
         log(results["inference"][-len(impls):])
 
     if "cascadenet" not in skip:
         log("CascadeNet D5-C5 (64 filters, learned maps) inference")
         net = seeded(lambda: CascadeNet(num_cascades=5, num_convs=5, num_filters=64), 0).to(device).eval()
         results["inference"] += bench_inference(
-            "cascadenet-d5c5", {"recon": net}, (kspace, mask), device, repeats, batch
+            "cascadenet-d5c5", {"recon": net}, (kspace, mask), device, repeats, batch, memory_runs
         )
         log(results["inference"][-1:])
     return results
@@ -400,8 +401,8 @@ def measure(device: torch.device, shape, train_shape, cascades: int, repeats: in
 def section_settings(quick: bool, device: torch.device) -> dict:
     """Sizes and repeats of the report's model section (quick: a smoke-size run)."""
     if quick:
-        return {"shape": SIZES["quick"], "train_shape": SIZES["quick"], "cascades": 2, "repeats": 2,
-                "train_repeats": 1, "brain": None}
+        return {"shape": SIZES["quick"], "train_shape": (1, 4, 64, 48), "cascades": 2, "repeats": 2,
+                "train_repeats": 1, "brain": None, "memory_runs": 1}
     if device.type == "cuda":
         return {"shape": SIZES["knee"], "train_shape": SIZES["knee"], "cascades": 12, "repeats": 20,
                 "train_repeats": 5, "brain": SIZES["brain"]}
@@ -416,7 +417,7 @@ def section(quick: bool, device: torch.device) -> dict:
     cfg = section_settings(quick, device)
     compile_variants = device.type == "cuda"
     results = measure(device, cfg["shape"], cfg["train_shape"], cfg["cascades"], cfg["repeats"],
-                      cfg["train_repeats"], compile_variants=compile_variants)
+                      cfg["train_repeats"], compile_variants=compile_variants, memory_runs=cfg.get("memory_runs", 2))
     if cfg["brain"] is not None:
         brain = measure(device, cfg["brain"], cfg["brain"], cfg["cascades"], cfg["repeats"], 1,
                         skip=("train", "variants", "unet", "cascadenet"))
@@ -428,8 +429,8 @@ def section(quick: bool, device: torch.device) -> dict:
     if not compile_variants:
         notes.append("torch.compile and CUDA graphs are measured on CUDA only (not in this CPU run).")
     if quick:
-        notes.append(f"QUICK MODE: size {cfg['shape']}, {cfg['cascades']} cascades, {cfg['repeats']} repeats "
-                     "(a smoke run, not the knee/brain figures).")
+        notes.append(f"QUICK MODE: size {cfg['shape']} (training {cfg['train_shape']}), {cfg['cascades']} cascades, "
+                     f"{cfg['repeats']} repeats (a smoke run, not the knee/brain figures).")
     return {"title": "Learned models: inference, training step, precision and compilation",
             "tables": tables, "figures": [], "notes": notes, "results": results}
 

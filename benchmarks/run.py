@@ -38,7 +38,7 @@ from benchmarks.common import RESULTS, device_name, environment  # noqa: E402
 from benchmarks.headline import build as build_headline  # noqa: E402
 from benchmarks.report import check_section, write_report  # noqa: E402
 
-__all__ = ["SECTIONS", "run_report", "main", "parse_args"]
+__all__ = ["SECTIONS", "GPU_ORDER", "run_report", "main", "parse_args", "list_sections"]
 
 logger = logging.getLogger("benchmarks.run")
 
@@ -71,35 +71,11 @@ PLANNED = {"heads": "the image-domain heads (synthesis, denoising, super-resolut
                     "exist yet in recon; they are a later issue"}
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from err
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The report's options (shared by ``python -m benchmarks.run`` and ``recon benchmark``)."""
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats: a smoke run of every section (<= 3 minutes on 2 CPU cores)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output folder (default: benchmarks/results/<device>/, or .../<device>-quick/ with --quick)")
-    parser.add_argument("--budget", type=_positive_float, default=None, metavar="SECONDS",
-                        help="start no new section after this many seconds (the rest are listed as skipped)")
-    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=None, metavar="NAME",
-                        help=f"only these sections (default: all): {', '.join(SECTIONS)}")
-    parser.add_argument("--list", action="store_true", help="list the sections and exit")
-    return parser
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    return add_arguments(parser).parse_args(argv)
+    """The options of ``recon benchmark`` (defined once, in :mod:`recon.cli`)."""
+    from recon.cli import build_parser
+
+    return build_parser().parse_args(["benchmark", *(sys.argv[1:] if argv is None else argv)])
 
 
 def list_sections() -> str:

@@ -12,7 +12,6 @@ gives ``k`` a little above 2 against the side N).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/scaling.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import markdown_table, time_repeats  # noqa: E402
+from benchmarks.common import section_main, time_repeats  # noqa: E402
 
 from recon.api import reconstruct  # noqa: E402
 from recon.models import VarNet  # noqa: E402
@@ -125,16 +124,7 @@ def run(quick: bool, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    result = run(args.quick, torch.device(args.device))
-    print(markdown_table(result["tables"][0]["headers"], result["tables"][0]["rows"]))
-    return 0
+    return section_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":
