@@ -171,7 +171,7 @@ def run(quick: bool, device: torch.device) -> dict:
     if quick:
         shape, repeats, warmup, regimes = (1, 4, 128, 96), 5, 2, None
     else:
-        shape, repeats, warmup = (1, 15, 640, 368), 30, 5
+        shape, repeats, warmup = (1, 15, 640, 368), 15, 3
         regimes = REGIMES if device.type == "cpu" else {"default": {}}
     results = measure(shape, device, repeats, warmup, regimes)
     headers, rows = table_rows(results)
