@@ -100,9 +100,9 @@ def to_sitk(volume: np.ndarray, affine: np.ndarray):
     """A SimpleITK image of a numpy (X, Y, Z) volume with a RAS+ voxel-to-world affine.
 
     numpy index (i, j, k) is ITK index (i, j, k) (so the array is transposed to ITK's z, y, x
-    memory order); direction, spacing and origin come from the affine converted to LPS.
-    Shears are not representable (SimpleITK images have orthogonal-ish direction x spacing
-    only) and raise ValueError.
+    memory order); direction, spacing and origin come from the affine converted to LPS
+    (spacing = column norms; a sheared affine gives a non-orthogonal direction matrix, which
+    ITK accepts and :func:`from_sitk` returns unchanged).
     """
     s = sitk()
     lps = _LPS @ affine

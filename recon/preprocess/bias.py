@@ -83,7 +83,7 @@ def n4_bias_correction(volume: np.ndarray | torch.Tensor, mask: np.ndarray | tor
     small = s.Shrink(fit_image, [factor] * 3) if factor > 1 else fit_image
     small_mask = s.Shrink(mask_image, [factor] * 3) if factor > 1 else mask_image
     if s.GetArrayViewFromImage(small_mask).max() == 0:
-        raise ValueError("mask is empty at shrink_factor {factor}: use a smaller shrink_factor or a larger mask")
+        raise ValueError(f"mask is empty at shrink_factor {factor}: use a smaller shrink_factor or a larger mask")
 
     corrector = s.N4BiasFieldCorrectionImageFilter()
     corrector.SetMaximumNumberOfIterations(iters)
