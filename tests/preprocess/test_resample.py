@@ -107,3 +107,21 @@ def test_bad_arguments(kwargs, exc, match):
     args = dict(volume=SMOOTH, affine=np.eye(4), voxel_size=2.0, order=3) | kwargs
     with pytest.raises(exc, match=match):
         resample(**args)
+
+
+def test_sitk_conversion_follows_nibabel_and_itk_conventions():
+    sitk = pytest.importorskip("SimpleITK")
+    from recon.preprocess._checks import from_sitk, to_sitk
+
+    affine = np.array([[0.9, 0.3, 0.0, 5.0], [-0.2, 1.1, 0.1, 2.0], [0.0, 0.0, 2.0, -7.0], [0, 0, 0, 1.0]])
+    volume = RNG.random((4, 5, 6)).astype(np.float32)
+    image = to_sitk(volume, affine)
+    # ITK index (i, j, k) holds numpy [i, j, k]; its physical point is the RAS point with x, y negated
+    for index in [(0, 0, 0), (3, 1, 5), (2, 4, 0)]:
+        assert image.GetPixel(index) == volume[index]
+        lps = np.array(image.TransformIndexToPhysicalPoint(index))
+        ras = (affine @ np.r_[index, 1])[:3]
+        np.testing.assert_allclose(lps, ras * [-1, -1, 1], atol=1e-9)
+    back, back_affine = from_sitk(image)
+    np.testing.assert_array_equal(back, volume)
+    np.testing.assert_allclose(back_affine, affine, atol=1e-12)
