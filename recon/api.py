@@ -91,6 +91,8 @@ def _layout(shape: tuple[int, ...], single_coil: object) -> tuple[int, int]:
     if single_coil is not None and not isinstance(single_coil, (bool, np.bool_)):
         raise TypeError(f"single_coil must be True, False or None, got {describe(single_coil)}")
     single_coil = None if single_coil is None else bool(single_coil)
+    if 0 in shape:
+        raise ValueError(f"kspace has an empty dimension: complex shape {tuple(shape)}")
     ndim = len(shape)
     if ndim == 4:
         if single_coil:

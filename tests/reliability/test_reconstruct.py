@@ -43,6 +43,11 @@ ERRORS = [
     ("kspace-nan", lambda: reconstruct(_with(K, (0, 3, 3), np.nan), **ZF), ValueError, ["kspace", "NaN"]),
     ("kspace-inf", lambda: reconstruct(_with(K, (1, 2, 2), np.inf), **ZF), ValueError, ["kspace", "Inf"]),
     ("kspace-all-zero", lambda: reconstruct(np.zeros_like(K), **ZF), ValueError, ["kspace", "all zero"]),
+    ("kspace-no-slices", lambda: reconstruct(np.zeros((0, C, H, W), np.complex64), **ZF), ValueError, ["kspace", "empty"]),
+    ("kspace-no-coils", lambda: reconstruct(np.zeros((0, H, W), np.complex64), **ZF), ValueError, ["kspace", "empty"]),
+    ("kspace-no-rows", lambda: reconstruct(K[:, :0], **ZF), ValueError, ["kspace", "empty"]),
+    ("mask-empty", lambda: reconstruct(K, np.zeros(0), **ZF), ValueError, ["mask"]),
+    ("mask-object", lambda: reconstruct(K, np.array([None] * W), **ZF), TypeError, ["mask"]),
     # masks
     ("mask-wrong-shape", lambda: reconstruct(K, np.ones(W + 1), **ZF), ValueError, ["mask", str((C, H, W))]),
     ("mask-complex", lambda: reconstruct(K, M.astype(np.complex64), **ZF), TypeError, ["mask"]),
@@ -164,6 +169,23 @@ def test_read_only_kspace_gives_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reconstruct(ro, M, **ZF)
+
+
+@pytest.mark.parametrize(
+    "kspace",
+    [
+        pytest.param(lambda: torch.view_as_real(torch.from_numpy(K)).bfloat16(), id="torch-bfloat16-real-view"),
+        pytest.param(lambda: torch.from_numpy(K).to(torch.complex32), id="torch-complex32",
+                     marks=pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")),
+        pytest.param(lambda: np.stack([K.real, K.imag], -1).astype(np.float16), id="numpy-float16-real-view"),
+        pytest.param(lambda: np.asfortranarray(K), id="fortran-order"),
+    ],
+)
+def test_low_precision_and_odd_layouts_give_float32(kspace):
+    out = reconstruct(kspace(), M, **ZF)
+    assert out.dtype in (np.float32, torch.float32) and out.shape == (H, W)
+    ref = zero_filled_reference(K, M)
+    np.testing.assert_allclose(np.asarray(out, dtype=np.float64), ref, rtol=2e-2, atol=2e-3 * ref.max())
 
 
 def test_single_coil_numpy_bool_accepted():
