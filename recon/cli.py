@@ -154,7 +154,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     def one(path: Path) -> None:
         try:
             with h5py.File(path, "r") as hf:
-                if "kspace" not in hf:
+                if not isinstance(hf.get("kspace"), h5py.Dataset):
                     raise CommandError(f"{path.name}: no 'kspace' dataset (not a fastMRI raw-data file)")
                 kspace = hf["kspace"][()]
                 stored_mask = hf["mask"][()] if "mask" in hf else None

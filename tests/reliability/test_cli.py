@@ -54,6 +54,9 @@ def files(tmp_path_factory):
     nokspace = root / "nokspace.h5"
     with h5py.File(nokspace, "w") as hf:
         hf["x"] = np.zeros(3)
+    kgroup = root / "kgroup.h5"
+    with h5py.File(kgroup, "w") as hf:
+        hf.create_group("kspace")
     realk = root / "realk.h5"
     with h5py.File(realk, "w") as hf:
         hf["kspace"] = np.ones((2, 4, 32, 24), np.float32)
@@ -140,6 +143,7 @@ CASES = [
     ("input-folder-empty", lambda r, o: [*REC, r / "empty", "-o", o, *ZF], ["empty", ".h5"]),
     ("input-truncated-in-folder", lambda r, o: [*REC, r / "bad", "-o", o, *ZF], ["truncated.h5", "HDF5"]),
     ("input-no-kspace", lambda r, o: [*REC, r / "nokspace.h5", "-o", o, *ZF], ["nokspace.h5", "kspace"]),
+    ("input-kspace-is-a-group", lambda r, o: [*REC, r / "kgroup.h5", "-o", o, *ZF], ["kgroup.h5", "kspace"]),
     ("input-real-kspace", lambda r, o: [*REC, r / "realk.h5", "-o", o, *ZF], ["realk.h5", "complex"]),
     ("unet-on-one-column", lambda r, o: [*REC, r / "tiny.h5", "-o", o, "--method", "unet", "-q"], ["tiny.h5", "kspace", "unet"]),
     ("output-is-a-file", lambda r, o: [*REC, r / "raw", "-o", r / "a_file", *ZF], ["-o", "must be a folder"]),
