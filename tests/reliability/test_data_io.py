@@ -205,3 +205,31 @@ def test_slice_dataset_empty_or_missing_root(tmp_path):
         SliceDataset(tmp_path, challenge="multicoil")
     with raises_naming(FileNotFoundError, "missing"):
         SliceDataset(tmp_path / "missing", challenge="multicoil")
+
+
+# ------------------------------------------------------------------------------ sample transforms
+
+def _transform_errors():
+    from recon.data import UnetDataTransform, VarNetDataTransform, collate_samples, to_tensor
+    from recon.masks import RandomMaskFunc
+
+    kspace = phantom_kspace()
+    attrs = {"padding_left": 0, "padding_right": 24, "recon_size": (32, 24), "max": 1.0}
+    return [
+        ("unet-challenge", lambda: UnetDataTransform("multi"), ValueError, ["which_challenge"]),
+        ("unet-mask-func-str", lambda: UnetDataTransform("multicoil", "random"), TypeError, ["mask_func"]),
+        ("varnet-mask-func-int", lambda: VarNetDataTransform(4), TypeError, ["mask_func"]),
+        ("varnet-no-mask-anywhere", lambda: VarNetDataTransform()(kspace, None, None, attrs, "vol.h5", 0), ValueError,
+         ["vol.h5", "mask"]),
+        ("varnet-mask-too-small", lambda: VarNetDataTransform(RandomMaskFunc([0.0], [64]))(kspace, None, None, attrs, "v.h5", 0),
+         ValueError, ["shape", "64"]),
+        ("to-tensor-list", lambda: to_tensor([1, 2]), TypeError, ["data"]),
+        ("collate-empty", lambda: collate_samples([]), ValueError, ["batch"]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7), ids=lambda i: _transform_errors()[i][0])
+def test_transforms_refuse(index):
+    _, call, exc, names = _transform_errors()[index]
+    with raises_naming(exc, *names):
+        call()
