@@ -5,6 +5,8 @@ call::
 
     import recon
     image = recon.reconstruct(kspace, mask)          # (slices, coils, H, W) -> (slices, H, W)
+    flair = recon.synthesize(t1_volume, source="t1", target="flair")   # image heads
+    clean = recon.denoise(noisy_image); slices = recon.generate(8, seed=0)
 
 Subpackages: :mod:`recon.ops` (operators), :mod:`recon.masks`, :mod:`recon.metrics`,
 :mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`,
@@ -19,9 +21,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "train", "viz", "api", "cli"}
+_SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "heads", "train", "viz", "api", "cli"}
 
-__all__ = ["__version__", "reconstruct", *sorted(_SUBMODULES - {"api", "cli"})]
+__all__ = ["__version__", "reconstruct", "synthesize", "denoise", "generate", *sorted(_SUBMODULES - {"api", "cli"})]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from recon.api import reconstruct
 
         return reconstruct
+    if name in ("synthesize", "denoise", "generate"):
+        import recon.api
+
+        return getattr(recon.api, name)
     if name in _SUBMODULES:
         return importlib.import_module(f"recon.{name}")
     raise AttributeError(f"module 'recon' has no attribute {name!r}")

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"ops", "masks", "metrics", "preprocess"},
     "classical": {"ops", "masks"},
     "models": {"ops"},
-    "heads": {"ops", "models"},
+    "heads": {"ops", "models", "preprocess"},
     "preprocess": {"ops"},
     "viz": {"ops"},
     "train": {"ops", "masks", "metrics", "data", "classical", "models", "heads", "preprocess", "viz"},

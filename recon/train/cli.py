@@ -140,6 +140,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         0 on success, 2 on a configuration or data error (a one-line message is logged).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--task" or a.startswith("--task=") for a in argv):  # image heads (recon.train.tasks_heads)
+        from recon.train.tasks_heads import main as heads_main
+
+        return heads_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:

@@ -1,0 +1,20 @@
+"""Image -> image heads: contrast synthesis, unconditional slice synthesis, denoising.
+
+Networks only (tensors in, tensors out; no file I/O): :mod:`recon.heads.synthesis`
+(:class:`~recon.heads.synthesis.ResNet3d`, :class:`~recon.heads.synthesis.UnetSynthesizer`,
+:class:`~recon.heads.synthesis.CycleGAN`), :mod:`recon.heads.gan` (DCGAN and the memorisation
+check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator).
+The one-call functions :func:`recon.synthesize`, :func:`recon.denoise` and :func:`recon.generate`
+load the bundled weights (``data/weights/heads/``) and run them.
+"""
+
+from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_image, estimate_sigma, rician_floor_correction
+from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
+from recon.heads.synthesis import CycleGAN, ImagePool, PatchDiscriminator, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss, sliding_window_3d
+
+__all__ = [
+    "ResNet3d", "UnetSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial", "sliding_window_3d",
+    "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
+    "spectrum_distance",
+    "DenoisingAutoencoder", "add_rician_noise", "estimate_sigma", "rician_floor_correction", "denoise_image",
+]

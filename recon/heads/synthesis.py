@@ -1,0 +1,433 @@
+"""MR-to-MR contrast synthesis networks: a 3-D residual network, a 2-D U-Net and CycleGAN.
+
+* :class:`ResNet3d` - the small 3-D residual network of the MR-to-MR synthesis recipe
+  (T1-weighted -> FLAIR): a 3x3x3 convolution, residual blocks of (3-D convolution, batch
+  norm, ReLU, convolution, batch norm) + identity, and a final 1x1x1 convolution; trained with
+  MSE on z-scored whole volumes or 3-D patches. :func:`crop_axial` keeps the central
+  20-80 % of the axial axis (the recipe's neck removal).
+* :class:`UnetSynthesizer` - a 2-D U-Net (:class:`recon.models.Unet`, Ronneberger et al.
+  2015) from slices of one contrast to slices of another.
+* :class:`CycleGAN` - unpaired translation between two contrasts (Zhu et al. 2017; for
+  T1 <-> T2 MR, Welander et al. 2018): two generators ``A -> B`` and ``B -> A``, two
+  :class:`PatchDiscriminator` s (70x70 PatchGAN), least-squares adversarial loss
+  (:func:`lsgan_loss`), cycle-consistency and optional identity L1 losses, and an
+  :class:`ImagePool` of past generated images for the discriminator updates.
+
+All networks take and return tensors only: ``(B, C, H, W)`` slices or ``(B, C, D, H, W)``
+volumes, intensities normalised by the caller (see :func:`recon.synthesize` for the one call
+that normalises, tiles and blends).
+
+Example:
+    >>> import torch
+    >>> from recon.heads.synthesis import ResNet3d, UnetSynthesizer
+    >>> ResNet3d(chans=8, num_blocks=2)(torch.randn(1, 1, 16, 16, 16)).shape
+    torch.Size([1, 1, 16, 16, 16])
+    >>> UnetSynthesizer(chans=8, num_pool_layers=2)(torch.randn(2, 1, 30, 34)).shape
+    torch.Size([2, 1, 30, 34])
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recon.heads._checks import check_image_tensor
+from recon.models import Unet
+from recon.ops._checks import check_int, describe
+
+__all__ = [
+    "ResidualBlock3d",
+    "ResNet3d",
+    "UnetSynthesizer",
+    "PatchDiscriminator",
+    "ImagePool",
+    "CycleGAN",
+    "lsgan_loss",
+    "crop_axial",
+    "sliding_window_3d",
+]
+
+
+class ResidualBlock3d(nn.Module):
+    """``x + BN(conv(ReLU(BN(conv(x)))))`` followed by ReLU, 3x3x3 convolutions.
+
+    Args:
+        chans: channels in and out.
+    """
+
+    def __init__(self, chans: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(chans, chans, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(chans)
+        self.conv2 = nn.Conv3d(chans, chans, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(chans)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, chans, D, H, W)`` -> same shape."""
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(y)))
+
+
+class ResNet3d(nn.Module):
+    """Small 3-D residual network for volume-to-volume contrast synthesis.
+
+    ``conv3x3x3 -> BN -> ReLU -> num_blocks x ResidualBlock3d -> conv1x1x1``. No pooling: the
+    output has the input's grid, any size (the receptive field is ``2 * (2 num_blocks + 1) + 1``
+    voxels wide).
+
+    Args:
+        in_chans: input contrasts (channels).
+        out_chans: output contrasts.
+        chans: feature channels.
+        num_blocks: residual blocks.
+
+    Raises:
+        ValueError: (in :meth:`forward``) the input is not 5-D - this is a 3-D-only model.
+
+    Example:
+        >>> net = ResNet3d(chans=8, num_blocks=2)
+        >>> net(torch.zeros(1, 1, 8, 9, 10)).shape
+        torch.Size([1, 1, 8, 9, 10])
+    """
+
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 16, num_blocks: int = 4) -> None:
+        super().__init__()
+        for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans)):
+            check_int(name, value)
+        check_int("num_blocks", num_blocks, minimum=0)
+        self.in_chans, self.out_chans, self.chans, self.num_blocks = in_chans, out_chans, chans, num_blocks
+        self.head = nn.Sequential(nn.Conv3d(in_chans, chans, 3, padding=1, bias=False), nn.BatchNorm3d(chans), nn.ReLU())
+        self.blocks = nn.Sequential(*[ResidualBlock3d(chans) for _ in range(num_blocks)])
+        self.tail = nn.Conv3d(chans, out_chans, 1)
+
+    def forward(self, volume: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, D, H, W)`` -> ``(B, out_chans, D, H, W)``."""
+        check_image_tensor("volume", volume, 5, "(B, C, D, H, W)", hint=" (ResNet3d is a 3-D-only model; "
+                           "use UnetSynthesizer for 2-D slices)")
+        if volume.shape[1] != self.in_chans:
+            raise ValueError(f"volume must have {self.in_chans} channel(s), got shape {tuple(volume.shape)}")
+        return self.tail(self.blocks(self.head(volume)))
+
+
+class UnetSynthesizer(nn.Module):
+    """2-D U-Net from slices of one contrast to slices of another.
+
+    A thin wrapper of :class:`recon.models.Unet` (its conv blocks, instance norm and
+    LeakyReLU; any height and width) that checks the input and, with ``residual=True``,
+    adds the input to the output (useful when source and target look alike).
+
+    Args:
+        in_chans: input channels.
+        out_chans: output channels.
+        chans: channels of the first conv layer.
+        num_pool_layers: down-/up-sampling steps.
+        residual: add the (first ``out_chans`` channels of the) input to the output.
+
+    Example:
+        >>> UnetSynthesizer(chans=8, num_pool_layers=2)(torch.zeros(1, 1, 20, 24)).shape
+        torch.Size([1, 1, 20, 24])
+    """
+
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 16, num_pool_layers: int = 3,
+                 residual: bool = False) -> None:
+        super().__init__()
+        self.unet = Unet(in_chans=in_chans, out_chans=out_chans, chans=chans, num_pool_layers=num_pool_layers)
+        self.in_chans, self.out_chans, self.chans, self.num_pool_layers = in_chans, out_chans, chans, num_pool_layers
+        self.residual = bool(residual)
+        if self.residual and in_chans < out_chans:
+            raise ValueError(f"residual=True needs in_chans >= out_chans, got {in_chans} < {out_chans}")
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
+        check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (UnetSynthesizer works on 2-D slices)")
+        if image.shape[1] != self.in_chans:
+            raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
+        out = self.unet(image)
+        return out + image[:, : self.out_chans] if self.residual else out
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN discriminator (Isola et al. 2017): a map of real/fake scores, one per patch.
+
+    ``conv4x4 s2 -> LReLU``, then ``num_layers - 1`` x ``(conv4x4 s2, InstanceNorm, LReLU)``
+    doubling the channels (at most 8x), one ``conv4x4 s1, IN, LReLU`` and a final 1-channel
+    ``conv4x4 s1``. With ``num_layers=3`` each score sees a 70x70 patch.
+
+    Args:
+        in_chans: image channels.
+        chans: channels of the first layer.
+        num_layers: stride-2 layers.
+
+    Example:
+        >>> PatchDiscriminator(chans=8)(torch.zeros(2, 1, 64, 64)).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def __init__(self, in_chans: int = 1, chans: int = 32, num_layers: int = 3) -> None:
+        super().__init__()
+        check_int("in_chans", in_chans)
+        check_int("chans", chans)
+        check_int("num_layers", num_layers)
+        layers: list[nn.Module] = [nn.Conv2d(in_chans, chans, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        ch = chans
+        for n in range(1, num_layers):
+            nxt = chans * min(2 ** n, 8)
+            layers += [nn.Conv2d(ch, nxt, 4, 2, 1), nn.InstanceNorm2d(nxt), nn.LeakyReLU(0.2, inplace=True)]
+            ch = nxt
+        nxt = chans * min(2 ** num_layers, 8)
+        layers += [nn.Conv2d(ch, nxt, 4, 1, 1), nn.InstanceNorm2d(nxt), nn.LeakyReLU(0.2, inplace=True),
+                   nn.Conv2d(nxt, 1, 4, 1, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` -> ``(B, 1, h, w)`` unbounded scores (LSGAN: 1 real, 0 fake)."""
+        check_image_tensor("image", image, 4, "(B, C, H, W)")
+        return self.model(image)
+
+
+def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss (Mao et al. 2017): ``mean((D - 1)^2)`` for real, ``mean(D^2)`` for fake.
+
+    Args:
+        prediction: discriminator scores, any shape.
+        target_is_real: the label the scores are pushed towards.
+
+    Returns:
+        Scalar tensor.
+    """
+    if not isinstance(target_is_real, bool):
+        raise TypeError(f"target_is_real must be a bool, got {describe(target_is_real)}")
+    target = 1.0 if target_is_real else 0.0
+    return (prediction - target).square().mean()
+
+
+class ImagePool:
+    """Buffer of previously generated images (Shrivastava et al. 2017; CycleGAN's ``ImagePool``).
+
+    :meth:`query` takes a batch of generated images and returns a batch of the same size.
+    While the pool holds fewer than ``size`` images each image is stored and returned as is;
+    once full, each image is, with probability 1/2, swapped with a uniformly drawn stored image
+    (the stored one is returned and the new one takes its place), else returned as is.
+    ``size=0`` disables the pool. Images are stored detached.
+
+    Args:
+        size: capacity (images).
+        generator: ``torch.Generator`` for the draws (CPU); default a generator seeded with 0.
+
+    Example:
+        >>> pool = ImagePool(2, torch.Generator().manual_seed(0))
+        >>> pool.query(torch.zeros(1, 1, 4, 4)).shape
+        torch.Size([1, 1, 4, 4])
+    """
+
+    def __init__(self, size: int = 50, generator: torch.Generator | None = None) -> None:
+        check_int("size", size, minimum=0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {describe(generator)}")
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, ...)`` generated images -> ``(B, ...)`` images for the discriminator."""
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+                continue
+            if float(torch.rand((), generator=self.generator)) < 0.5:
+                j = int(torch.randint(len(self.images), (), generator=self.generator))
+                out.append(self.images[j].clone())
+                self.images[j] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+
+class CycleGAN(nn.Module):
+    """CycleGAN for unpaired translation between contrasts ``A`` and ``B`` (2-D slices).
+
+    Generators ``g_ab: A -> B`` and ``g_ba: B -> A`` (:class:`UnetSynthesizer`), discriminators
+    ``d_a``, ``d_b`` (:class:`PatchDiscriminator`). Losses (Zhu et al. 2017, least-squares GAN):
+
+    * generators: ``LS(d_b(g_ab(a)), real) + LS(d_a(g_ba(b)), real)
+      + lambda_cycle (|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1)
+      + lambda_identity lambda_cycle (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)``;
+    * each discriminator: ``(LS(d(real), real) + LS(d(pool(fake)), fake)) / 2``.
+
+    Args:
+        chans: generator U-Net channels.
+        num_pool_layers: generator U-Net depth.
+        disc_chans: discriminator channels.
+        disc_layers: discriminator stride-2 layers.
+        lambda_cycle: cycle-consistency weight (10 in the paper).
+        lambda_identity: identity weight relative to ``lambda_cycle`` (0.5 in the paper; 0 off).
+        pool_size: :class:`ImagePool` size (50 in the paper).
+        generator: ``torch.Generator`` for the pools.
+
+    Example:
+        >>> model = CycleGAN(chans=8, num_pool_layers=2, disc_chans=8)
+        >>> a, b = torch.randn(2, 1, 32, 32), torch.randn(2, 1, 32, 32)
+        >>> g_loss, parts, fake_a, fake_b = model.generator_loss(a, b)
+        >>> d_loss = model.discriminator_loss(a, b, fake_a, fake_b)
+    """
+
+    def __init__(self, chans: int = 16, num_pool_layers: int = 3, disc_chans: int = 32, disc_layers: int = 3,
+                 lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        self.g_ab = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
+        self.g_ba = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
+        self.d_a = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
+        self.d_b = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
+        self.lambda_cycle = float(lambda_cycle)
+        self.lambda_identity = float(lambda_identity)
+        self.pool_a = ImagePool(pool_size, generator)
+        self.pool_b = ImagePool(pool_size, generator)
+
+    def generators(self) -> list[nn.Parameter]:
+        """Parameters of both generators (for the generator optimiser)."""
+        return [*self.g_ab.parameters(), *self.g_ba.parameters()]
+
+    def discriminators(self) -> list[nn.Parameter]:
+        """Parameters of both discriminators."""
+        return [*self.d_a.parameters(), *self.d_b.parameters()]
+
+    def forward(self, image: torch.Tensor, direction: str = "ab") -> torch.Tensor:
+        """Translate ``(B, 1, H, W)`` slices: ``direction`` ``"ab"`` (A -> B) or ``"ba"``."""
+        if direction not in ("ab", "ba"):
+            raise ValueError(f"direction must be 'ab' or 'ba', got {direction!r}")
+        return self.g_ab(image) if direction == "ab" else self.g_ba(image)
+
+    def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor):
+        """Generator objective on a batch of unpaired ``real_a``, ``real_b`` ``(B, 1, H, W)``.
+
+        Returns:
+            ``(loss, parts, fake_a, fake_b)``: the scalar loss, a dict of its detached terms
+            (``adv_ab``, ``adv_ba``, ``cycle_a``, ``cycle_b``, ``idt_a``, ``idt_b``), and the
+            generated images (for :meth:`discriminator_loss`).
+        """
+        fake_b = self.g_ab(real_a)
+        fake_a = self.g_ba(real_b)
+        rec_a = self.g_ba(fake_b)
+        rec_b = self.g_ab(fake_a)
+        parts = {
+            "adv_ab": lsgan_loss(self.d_b(fake_b), True),
+            "adv_ba": lsgan_loss(self.d_a(fake_a), True),
+            "cycle_a": F.l1_loss(rec_a, real_a),
+            "cycle_b": F.l1_loss(rec_b, real_b),
+        }
+        loss = parts["adv_ab"] + parts["adv_ba"] + self.lambda_cycle * (parts["cycle_a"] + parts["cycle_b"])
+        if self.lambda_identity > 0:
+            parts["idt_b"] = F.l1_loss(self.g_ab(real_b), real_b)
+            parts["idt_a"] = F.l1_loss(self.g_ba(real_a), real_a)
+            loss = loss + self.lambda_identity * self.lambda_cycle * (parts["idt_a"] + parts["idt_b"])
+        return loss, {k: float(v.detach()) for k, v in parts.items()}, fake_a, fake_b
+
+    def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
+                           fake_b: torch.Tensor) -> torch.Tensor:
+        """``0.5 (LS(d_a(a), 1) + LS(d_a(pool_a(fake_a)), 0)) + 0.5 (same for B)`` (fakes detached)."""
+        fa = self.pool_a.query(fake_a.detach())
+        fb = self.pool_b.query(fake_b.detach())
+        loss_a = 0.5 * (lsgan_loss(self.d_a(real_a), True) + lsgan_loss(self.d_a(fa), False))
+        loss_b = 0.5 * (lsgan_loss(self.d_b(real_b), True) + lsgan_loss(self.d_b(fb), False))
+        return loss_a + loss_b
+
+
+def crop_axial(volume: torch.Tensor, fraction: Sequence[float] = (0.2, 0.8), axis: int = -1) -> torch.Tensor:
+    """Keep the central part of the axial axis (the recipe drops the neck: 20-80 %).
+
+    Args:
+        volume: tensor whose ``axis`` is the axial (inferior -> superior) axis, e.g.
+            ``(X, Y, Z)`` or ``(B, C, X, Y, Z)`` in RAS order.
+        fraction: ``(start, stop)`` fractions of the axis, ``0 <= start < stop <= 1``.
+        axis: the axial axis.
+
+    Returns:
+        A view ``volume[..., round(start n):round(stop n)]`` along ``axis``.
+    """
+    if not isinstance(volume, torch.Tensor):
+        raise TypeError(f"volume must be a torch.Tensor, got {describe(volume)}")
+    if len(fraction) != 2 or not 0.0 <= float(fraction[0]) < float(fraction[1]) <= 1.0:
+        raise ValueError(f"fraction must be (start, stop) with 0 <= start < stop <= 1, got {fraction!r}")
+    n = volume.shape[axis]
+    start, stop = int(round(fraction[0] * n)), max(int(round(fraction[1] * n)), int(round(fraction[0] * n)) + 1)
+    return volume.narrow(axis, start, min(stop, n) - start)
+
+
+def _taper(n: int, overlap: int, dtype: torch.dtype) -> torch.Tensor:
+    """1-D blending weights: linear ramps of ``overlap`` samples at both ends, 1 inside."""
+    w = torch.ones(n, dtype=dtype)
+    if overlap > 0:
+        ramp = (torch.arange(1, overlap + 1, dtype=dtype) / (overlap + 1))
+        k = min(overlap, n // 2)
+        w[:k] = ramp[:k]
+        w[n - k:] = torch.minimum(w[n - k:], ramp[:k].flip(0))
+    return w
+
+
+def _starts(n: int, patch: int, step: int) -> list[int]:
+    if n <= patch:
+        return [0]
+    starts = list(range(0, n - patch, step)) + [n - patch]
+    return sorted(set(starts))
+
+
+def sliding_window_3d(model: nn.Module, volume: torch.Tensor, patch_size: int = 64, overlap: int = 16,
+                      progress: bool = False) -> torch.Tensor:
+    """Run a 3-D network on a volume of any size by overlapping patches, blended linearly.
+
+    Patches of ``patch_size`` voxels per axis (smaller axes whole) step by
+    ``patch_size - overlap``; each prediction is weighted by a separable linear taper over
+    ``overlap`` voxels at its borders, and the weighted sum is divided by the summed weights, so
+    seams vanish and memory is one patch's activations plus three volumes.
+
+    Args:
+        model: maps ``(1, C, d, h, w)`` to ``(1, C', d, h, w)`` (eval mode is the caller's).
+        volume: ``(C, D, H, W)`` float tensor.
+        patch_size: patch side, voxels.
+        overlap: overlap between neighbouring patches, ``0 <= overlap < patch_size``.
+        progress: show a tqdm bar over patches.
+
+    Returns:
+        ``(C', D, H, W)`` tensor (``volume``'s dtype and device).
+    """
+    check_image_tensor("volume", volume, 4, "(C, D, H, W)", hint=" (a 3-D volume; this is a 3-D-only path)")
+    check_int("patch_size", patch_size)
+    check_int("overlap", overlap, minimum=0)
+    if overlap >= patch_size:
+        raise ValueError(f"overlap must be smaller than patch_size ({patch_size}), got {overlap}")
+    dims = volume.shape[1:]
+    sizes = [min(patch_size, n) for n in dims]
+    starts = [_starts(n, p, patch_size - overlap) for n, p in zip(dims, sizes)]
+    out = None
+    weight = torch.zeros(dims, dtype=volume.dtype, device=volume.device)
+    tapers = [_taper(p, overlap if len(s) > 1 else 0, volume.dtype).to(volume.device) for p, s in zip(sizes, starts)]
+    w = tapers[0][:, None, None] * tapers[1][None, :, None] * tapers[2][None, None, :]
+    corners = [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]]
+    if progress:
+        from tqdm.auto import tqdm
+
+        corners = tqdm(corners, desc="patches")
+    with torch.no_grad():
+        for a, b, c in corners:
+            region = (slice(a, a + sizes[0]), slice(b, b + sizes[1]), slice(c, c + sizes[2]))
+            pred = model(volume[(slice(None), *region)][None])[0]
+            if out is None:
+                out = torch.zeros((pred.shape[0], *dims), dtype=volume.dtype, device=volume.device)
+            out[(slice(None), *region)] += pred.to(volume.dtype) * w
+            weight[region] += w
+    return out / weight

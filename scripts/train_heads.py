@@ -1,0 +1,146 @@
+"""Reproduce the bundled image-head weights in data/weights/heads/ (issue 13).
+
+Every model is trained on CPU, on phantom subjects with seeds 0-11 at 2 mm
+(recon.data.phantom.Subject; even seeds 3 T, odd seeds 1.5 T), the GAN and the denoiser also on
+the shipped real Colin27 T1 (data/colin27_t1.nii.gz, brain mask data/templates/colin27_bet_mask,
+downsampled to 2 mm). Validation subjects (seeds 100-101) tune the baselines of the benchmark;
+held-out subjects (seeds 200-203) and the real dipy slices (never trained on) give the scores
+in the model cards (benchmarks/heads.py computes them).
+
+    python scripts/train_heads.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR]
+    python scripts/train_heads.py cards          # held-out scores -> data/weights/heads/<name>.json
+
+Each training stops at its step count or its time budget, whichever comes first; the card
+records the steps done and the exact ``recon train`` command that repeats the run with that
+step count (training is deterministic given the steps, on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recon.data.io import atomic_path, load_nifti  # noqa: E402
+from recon.train.tasks_heads import HeadConfig, load_head, phantom_volumes, train_head  # noqa: E402
+
+OUT = ROOT / "data" / "weights" / "heads"
+TRAIN_SEEDS = list(range(0, 12))
+VAL_SEEDS = [100, 101]
+TEST_SEEDS = [200, 201, 202, 203]
+
+#: name -> (HeadConfig fields, time budget in seconds)
+RUNS: dict[str, tuple[dict, float]] = {
+    "synthesis-unet-t1w-flair": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8, depth=3,
+                                      batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
+    "synthesis-unet-t1w-t2w": (dict(task="synthesis", arch="unet", source="t1w", target="t2w", chans=8, depth=3,
+                                    batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
+    "synthesis-resnet3d-t1w-flair": (dict(task="synthesis", arch="resnet3d", source="t1w", target="flair", chans=8,
+                                          depth=2, batch_size=2, patch_size=24, lr=2e-3, crop_axial=(0.2, 0.8),
+                                          steps=5000), 180.0),
+    "synthesis-resnet3d-t1w-t2w": (dict(task="synthesis", arch="resnet3d", source="t1w", target="t2w", chans=8,
+                                        depth=2, batch_size=2, patch_size=24, lr=2e-3, crop_axial=(0.2, 0.8),
+                                        steps=5000), 180.0),
+    "cyclegan-t1w-t2w": (dict(task="cyclegan", source="t1w", target="t2w", chans=8, depth=3, batch_size=1,
+                              patch_size=128, lr=2e-4, steps=5000), 360.0),
+    "gan": (dict(task="gan", chans=16, latent_dim=64, image_size=64, batch_size=32, lr=2e-4, steps=5000), 180.0),
+    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=1e-3, steps=10000), 420.0),
+}
+
+
+def colin27_2mm() -> dict[str, np.ndarray]:
+    """The shipped real Colin27 T1 and its BET mask, block-averaged to 2 mm."""
+    t1, _, _ = load_nifti(ROOT / "data" / "colin27_t1.nii.gz")
+    mask, _, _ = load_nifti(ROOT / "data" / "templates" / "colin27_bet_mask.nii.gz")
+    t = torch.from_numpy(np.ascontiguousarray(t1))[None, None]
+    m = torch.from_numpy(np.ascontiguousarray(mask))[None, None]
+    t2 = torch.nn.functional.avg_pool3d(t, 2, ceil_mode=True)[0, 0].numpy()
+    m2 = torch.nn.functional.avg_pool3d(m, 2, ceil_mode=True)[0, 0].numpy() > 0.5
+    return {"t1w": t2.astype(np.float32), "mask": m2}
+
+
+def command(name: str, fields: dict, steps: int) -> str:
+    parts = ["recon train", f"--task {fields['task']}"]
+    for key, value in fields.items():
+        if key in ("task", "steps"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
+    parts += [f"--steps {steps}", f"--train-data phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}", f"--output-dir runs/{name}",
+              "--num-threads 1"]
+    if fields["task"] in ("gan", "denoise"):
+        parts.append("(+ the Colin27 T1 volume: scripts/train_heads.py)")
+    return " ".join(parts)
+
+
+def train(names: list[str], budget_scale: float, cache: str) -> None:
+    data = phantom_volumes(TRAIN_SEEDS, ["t1w"], cache=cache)
+    real = colin27_2mm()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        fields, budget = RUNS[name]
+        config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=False,
+                            time_budget=budget * budget_scale, num_threads=1, train_data=f"phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}")
+        items = data + [real] if fields["task"] in ("gan", "denoise") else data
+        t0 = time.time()
+        result = train_head(config, items)
+        logging.info("%s: %d steps in %.0f s", name, result.steps, time.time() - t0)
+        blob = torch.load(result.weights, weights_only=True)
+        blob["card"].update({
+            "command": command(name, fields, result.steps),
+            "train_subjects": f"phantom seeds {TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]} (2 mm; even 3 T, odd 1.5 T)"
+                              + (" + Colin27 T1 (real, 2 mm)" if fields["task"] in ("gan", "denoise") else ""),
+            "machine": "2-core CPU shared with other jobs, 1 thread",
+        })
+        with atomic_path(OUT / f"{name}.pt") as tmp:
+            torch.save(blob, tmp)
+        card = OUT / f"{name}.json"
+        old = json.loads(card.read_text()) if card.is_file() else {}
+        with atomic_path(card) as tmp:
+            Path(tmp).write_text(json.dumps({**old, **blob["card"], "config": blob["config"]}, indent=1, default=list))
+
+
+def cards(quick: bool) -> None:
+    from benchmarks.heads import held_out_scores
+
+    scores = held_out_scores(quick=quick)
+    for name, entry in scores.items():
+        card = OUT / f"{name}.json"
+        if not card.is_file():
+            continue
+        data = json.loads(card.read_text())
+        data["held_out"] = entry
+        with atomic_path(card) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--only", nargs="*", default=list(RUNS), choices=list(RUNS))
+    t.add_argument("--budget-scale", type=float, default=1.0)
+    t.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
+    c = sub.add_parser("cards")
+    c.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    if args.cmd == "train":
+        train(args.only, args.budget_scale, args.cache)
+    else:
+        cards(args.quick)
+
+
+if __name__ == "__main__":
+    main()
