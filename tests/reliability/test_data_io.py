@@ -121,17 +121,22 @@ def test_atomic_write_gets_the_umask_mode(tmp_path):
     assert (tmp_path / "x.h5").stat().st_mode & 0o777 == 0o640
 
 
-def test_import_does_not_touch_the_umask():
+def test_import_does_not_touch_the_process():
+    """Nothing at import time changes the process: umask, thread count, global RNGs (issue 8)."""
     code = (
         "import os\n"
         "calls = []\n"
         "real = os.umask\n"
         "os.umask = lambda m: calls.append(m) or real(m)\n"
-        "import recon.data, recon.data.io, recon.cli\n"
-        "print(len(calls))\n"
+        "import numpy as np, torch\n"
+        "threads, np_state, torch_state = torch.get_num_threads(), np.random.get_state()[1].copy(), torch.get_rng_state()\n"
+        "import recon.data, recon.data.io, recon.masks, recon.metrics, recon.cli\n"
+        "same = threads == torch.get_num_threads() and (np_state == np.random.get_state()[1]).all()\n"
+        "same = same and torch.equal(torch_state, torch.get_rng_state())\n"
+        "print(len(calls), same)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "0"
+    assert out.stdout.strip() == "0 True"
 
 
 def test_remove_stale_temporaries_only_removes_dead_writers_of_this_host(tmp_path):
