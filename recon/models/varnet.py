@@ -38,6 +38,10 @@ from recon.ops.fft import ifft2c
 
 __all__ = ["VarNet", "VarNetBlock", "SensitivityModel"]
 
+#: without autograd, the sensitivity U-Net runs on groups of coil images of at most this many
+#: real values (bounded activation memory on brain-size multi-coil slices)
+SENS_CHUNK_ELEMENTS = 1 << 21
+
 
 class SensitivityModel(nn.Module):
     """Coil sensitivity estimation from the centre of k-space (fastMRI's ``SensitivityModel``).
@@ -120,6 +124,12 @@ class SensitivityModel(nn.Module):
                     for i in range(b * c)
                 ]
             )
+        elif not torch.is_grad_enabled() and images.numel() > SENS_CHUNK_ELEMENTS:
+            # inference: coil images in groups of about SENS_CHUNK_ELEMENTS values, so that the
+            # U-Net's activations stay small on large multi-coil slices (each image is normalised
+            # and processed on its own, so the result is the same)
+            step = max(1, SENS_CHUNK_ELEMENTS // images[0].numel())
+            maps = torch.cat([self.norm_unet._forward(images[i : i + step]) for i in range(0, b * c, step)])
         else:
             maps = self.norm_unet._forward(images)
         del images
