@@ -188,6 +188,15 @@ def test_low_precision_and_odd_layouts_give_float32(kspace):
     np.testing.assert_allclose(np.asarray(out, dtype=np.float64), ref, rtol=2e-2, atol=2e-3 * ref.max())
 
 
+def test_full_mask_of_single_column_kspace_is_used_as_is():
+    """(H, 1) is the whole mask of (C, H, 1) k-space (its trailing dims), not a column layout."""
+    kspace = K[:, :, 12:13]
+    mask = np.zeros((H, 1), np.float32)
+    mask[::2] = 1
+    out = reconstruct(kspace, mask, **ZF)
+    np.testing.assert_allclose(out, zero_filled_reference(kspace, mask), rtol=1e-4, atol=1e-7)
+
+
 def test_single_coil_numpy_bool_accepted():
     out = reconstruct(K, **ZF, single_coil=np.bool_(True))
     assert out.shape == K.shape
