@@ -9,6 +9,7 @@ magnitude image of the input's kind and leading shape.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import warnings
@@ -19,12 +20,12 @@ import torch
 
 from recon.classical import cg_sense, cs_tv, cs_wavelet, espirit_maps, zero_filled
 from recon.classical.espirit import calibration_shape, sampling_pattern
-from recon.ops._checks import describe
+from recon.ops._checks import check_int, describe, sampled_points
 from recon.ops.coils import rss_complex, sens_expand
 from recon.ops.fft import ifft2c
 from recon.train.checkpoint import bundled_weights, load_model, resolve_weights
 
-__all__ = ["reconstruct", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
+__all__ = ["reconstruct", "synthesize", "denoise", "generate", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -241,25 +242,40 @@ def _rss_after_dc(image: torch.Tensor, maps: torch.Tensor, kspace: torch.Tensor,
     return rss_complex(ifft2c(consistent), dim=1)
 
 
+def _coil_by_coil(method: str, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each coil reconstructed on its own (a unit map), combined by RSS: ``(B, H, W)``."""
+    b, c = kspace.shape[:2]
+    coils = kspace.reshape(b * c, 1, *kspace.shape[2:])
+    coil_mask = mask.repeat_interleave(c, dim=0) if mask.shape[0] == b and b > 1 else mask
+    image = _classical(method, coils, coil_mask, None)  # (B * C, H, W), one coil each
+    return image.reshape(b, c, *image.shape[-2:]).pow(2).sum(dim=1).sqrt()
+
+
+def _estimated_maps(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """ESPIRiT maps from the calibration region, or ``None`` (with a warning) where there is none
+    or ESPIRiT finds no coil sensitivity in some slice."""
+    h, w = calibration_shape(sampling_pattern(kspace, mask))
+    maps = espirit_maps(kspace, mask) if min(h, w) >= MIN_CALIBRATION else None
+    if maps is not None and bool(maps.flatten(1).ne(0).any(dim=1).all()):
+        return maps
+    found = f"found {h} x {w}" if maps is None else "ESPIRiT found no coil sensitivity in it"
+    warnings.warn(
+        f"the mask has no usable fully sampled k-space centre ({found}, ESPIRiT needs "
+        f"{MIN_CALIBRATION} x {MIN_CALIBRATION}): reconstructing each coil separately and "
+        "combining them by RSS; pass sens_maps= for a SENSE-type reconstruction",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+    return None
+
+
 def _classical(method: str, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
     if method == "zero_filled":
-        return zero_filled(kspace, mask)
+        return zero_filled(kspace)  # already masked
     if maps is None and kspace.shape[1] > 1:
-        h, w = calibration_shape(sampling_pattern(kspace, mask))
-        if min(h, w) < MIN_CALIBRATION:
-            warnings.warn(
-                f"the mask has no usable fully sampled k-space centre (found {h} x {w}, ESPIRiT needs "
-                f"{MIN_CALIBRATION} x {MIN_CALIBRATION}): reconstructing each coil separately and "
-                "combining them by RSS; pass sens_maps= for a SENSE-type reconstruction",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            b, c = kspace.shape[:2]
-            coils = kspace.reshape(b * c, 1, *kspace.shape[2:])
-            coil_mask = mask.repeat_interleave(c, dim=0) if mask.shape[0] == b and b > 1 else mask
-            image = _classical(method, coils, coil_mask, None)  # (B * C, H, W), one coil each
-            return image.reshape(b, c, *image.shape[-2:]).pow(2).sum(dim=1).sqrt()
-        maps = espirit_maps(kspace, mask)
+        maps = _estimated_maps(kspace, mask)
+        if maps is None:
+            return _coil_by_coil(method, kspace, mask)
     if maps is None:  # single coil: a unit map
         maps = torch.zeros_like(kspace)
         maps[..., 0] = 1.0
@@ -279,6 +295,30 @@ def _column_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask.bool()
 
 
+def _low_frequencies(kspace: torch.Tensor, mask: torch.Tensor) -> int:
+    """Centre columns from which the k-space models estimate coil sensitivities.
+
+    The width of the fully sampled centre; without one (no sampled column at the centre),
+    the narrowest centred band of columns that holds two sampled columns (or all of them, if
+    fewer): the estimate then comes from aliased low frequencies, with a warning, instead of
+    from nothing (which gives NaN maps).
+    """
+    width = calibration_shape(sampling_pattern(kspace, mask))[1]
+    if width > 0 or kspace.shape[1] == 1:  # (single-coil data need no sensitivities)
+        return max(width, 1)
+    columns = (mask[..., 0] != 0).flatten(0, -2).any(dim=0).cpu()  # (W,): sampled in any row
+    total = kspace.shape[-2]
+    need = min(2, int(columns.sum()))
+    low = next(n for n in range(1, total + 1) if int(columns[(total - n + 1) // 2 : (total - n + 1) // 2 + n].sum()) >= need)
+    warnings.warn(
+        f"the mask samples no k-space centre: the learned model estimates coil sensitivities from the "
+        f"{low} central columns ({need} sampled); expect a lower image quality than with calibration lines",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+    return low
+
+
 def _learned(method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     kspace = kspace.float()
     if method == "unet":
@@ -289,14 +329,81 @@ def _learned(method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: to
         return out * std + mean
     if kspace.shape[1] == 1 and method == "varnet":
         raise ValueError("method 'varnet' needs multi-coil k-space; use 'unet' or 'cascade' for single-coil data")
-    h, w = calibration_shape(sampling_pattern(kspace, mask))
-    num_low = torch.full((kspace.shape[0],), max(w, 1), dtype=torch.long, device=kspace.device)
+    num_low = torch.full((kspace.shape[0],), _low_frequencies(kspace, mask), dtype=torch.long, device=kspace.device)
     out = model(kspace, _column_mask(mask), num_low)
     if out.ndim == 5:  # complex image or coil images -> magnitude
         out = rss_complex(out, dim=1)
     elif out.ndim == 4:
         out = out[:, 0]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the steps of reconstruct: bounded memory (slice chunks, nothing of the k-space's full size)
+
+#: real k-space values inspected at a time by the whole-volume checks
+_CHECK_ELEMENTS = 1 << 22
+
+
+def _slice_chunks(data: torch.Tensor) -> list[slice]:
+    step = max(1, _CHECK_ELEMENTS // max(1, data[0].numel()))
+    return [slice(i, i + step) for i in range(0, data.shape[0], step)]
+
+
+def _check_values(data: torch.Tensor) -> None:
+    """NaN/Inf and all-zero k-space ``(S, C, H, W, 2)``, checked slice chunk by slice chunk."""
+    nonzero = False
+    for rows in _slice_chunks(data):
+        if not bool(torch.isfinite(data[rows]).all()):
+            raise ValueError("kspace contains NaN or Inf values")
+        nonzero = nonzero or bool((data[rows] != 0).any())
+    if not nonzero:
+        raise ValueError("kspace is all zero: there is nothing to reconstruct")
+
+
+def _sampling_mask(mask: object, data: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The sampled points as a bool ``(S, 1, H, W, 1)`` (``None``: the non-zero k-space points)."""
+    slices, coils, height, width = data.shape[:4]
+    if mask is None:
+        sampled = torch.cat([sampled_points(data[rows]) for rows in _slice_chunks(data)])
+    else:  # a broadcast view of the user's mask: reduce over coils only where it varies over them
+        view = _prepare_mask(mask, shape).reshape(slices, coils, height, width)
+        sampled = (view[:, :1] if view.stride(1) == 0 else view.amax(dim=1, keepdim=True)) != 0
+    if not bool(sampled.any()):
+        raise ValueError("mask samples no k-space point")
+    return sampled.unsqueeze(-1)
+
+
+def _default_batch_size(method: str, dev: torch.device, coils: int, height: int, width: int) -> int:
+    # real elements of k-space per batch: large on GPUs; on the CPU the solvers work in
+    # cache-sized groups anyway, so small batches cost nothing and give a live progress bar
+    budget = (2**25 if method in LEARNED else 2**26) if dev.type != "cpu" else 2**21
+    return max(1, budget // max(1, coils * height * width * 2))
+
+
+def _unit_scale(kspace: torch.Tensor) -> float:
+    """A power of two ``f`` with ``max |f kspace|`` in ``[1, 2)`` (1 for all-zero k-space).
+
+    Every method works on ``f kspace`` and its image is divided by ``f``: exact in floating point,
+    so the same k-space at any scale (1e-30 ... 1e20) gives the same image up to that scale,
+    without underflow or overflow inside the methods.
+    """
+    peak = float(torch.linalg.vector_norm(kspace, float("inf")))
+    return 2.0 ** -math.floor(math.log2(peak)) if peak > 0 else 1.0
+
+
+def _reconstruct_batch(
+    method: str, model: torch.nn.Module | None, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None
+) -> torch.Tensor:
+    """One batch ``(B, C, H, W, 2)`` k-space (masked here), bool mask ``(B, 1, H, W, 1)`` -> ``(B, H, W)``."""
+    m = mask.to(kspace.dtype)
+    kspace = kspace * m
+    scale = _unit_scale(kspace)
+    kspace.mul_(scale)
+    out = _learned(method, model, kspace, m) if model is not None else _classical(method, kspace, m, maps)
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"method {method!r} produced non-finite values on this input (please report it)")
+    return out / scale
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,36 +478,16 @@ def reconstruct(
     out_device = data.device
     shape = tuple(data.shape[:-1])
     slices, coils = _layout(shape, single_coil)
-    if not bool(torch.isfinite(data).all()):
-        raise ValueError("kspace contains NaN or Inf values")
-    if not bool((data != 0).any()):
-        raise ValueError("kspace is all zero: there is nothing to reconstruct")
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"batch_size must be a positive int or None, got {describe(batch_size)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")
+    height, width = shape[-2:]
+    data = data.reshape(slices, coils, height, width, 2)
+    _check_values(data)
+    check_int("batch_size", batch_size, allow_none=True)
     if weights is not None and method not in LEARNED:
         raise ValueError(f"weights= is only used by the learned methods {LEARNED}, not by method {method!r}")
     dev = _device(device, kspace)
     dtype = torch.float64 if data.dtype == torch.float64 else torch.float32
-    height, width = shape[-2:]
-    data = data.reshape(slices, coils, height, width, 2)
-
-    if mask is None:
-        sampled = (data != 0).any(dim=-1).any(dim=1, keepdim=True)  # (B, 1, H, W)
-        mask_t = sampled.to(torch.float64)
-    else:
-        mask_t = _prepare_mask(mask, shape).reshape(slices, coils, height, width)
-        mask_t = mask_t.amax(dim=1, keepdim=True)
-    if not bool((mask_t != 0).any()):
-        raise ValueError("mask samples no k-space point")
-    mask_t = mask_t.unsqueeze(-1)  # (B, 1, H, W, 1)
-
-    maps_t = None
-    if sens_maps is not None:
-        maps_t = _prepare_maps(sens_maps, shape, method, slices, coils)
-
+    sampled = _sampling_mask(mask, data, shape)
+    maps_t = None if sens_maps is None else _prepare_maps(sens_maps, shape, method, slices, coils)
     model = None
     if method in LEARNED:
         path = resolve_weights(method, weights, bundled_weights())
@@ -408,31 +495,247 @@ def reconstruct(
         dtype = torch.float32
     _check_geometry(method, height, width, model)
 
-    if batch_size is None:
-        # real elements of k-space per batch: large on GPUs; on the CPU the solvers work in
-        # cache-sized groups anyway, so small batches cost nothing and give a live progress bar
-        budget = (2**25 if method in LEARNED else 2**26) if dev.type != "cpu" else 2**21
-        batch_size = max(1, budget // max(1, coils * height * width * 2))
-    starts = list(range(0, slices, batch_size))
+    batch_size = batch_size or _default_batch_size(method, dev, coils, height, width)
+    starts = range(0, slices, batch_size)
     outputs = []
     from tqdm.auto import tqdm
 
     with torch.inference_mode():
         bar = tqdm(starts, desc=f"recon {method}", unit="batch", disable=not _show_progress(progress, len(starts)))
         for start in bar:
-            stop = min(slices, start + batch_size)
-            k = data[start:stop].to(device=dev, dtype=dtype)
-            m = mask_t[start:stop].to(device=dev, dtype=dtype)
-            k = k * m
-            if model is not None:
-                out = _learned(method, model, k, m)
-            else:
-                s = maps_t[start:stop].to(device=dev, dtype=dtype) if maps_t is not None else None
-                out = _classical(method, k, m, s)
-            outputs.append(out.to(out_device))
+            rows = slice(start, min(slices, start + batch_size))
+            k = data[rows].to(device=dev, dtype=dtype)
+            s = maps_t[rows].to(device=dev, dtype=dtype) if maps_t is not None else None
+            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s).to(out_device))
     result = torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
     lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
     result = result.reshape(*lead, *result.shape[-2:])
     if was_numpy:
         return result.cpu().numpy()
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Image heads (issue 13): synthesize, denoise, generate. The networks live in recon.heads; the
+# weight files and their loader in recon.train.tasks_heads.
+
+
+def _head_image(image: object, dims: tuple[int, ...] = (2, 3)) -> tuple[torch.Tensor, bool]:
+    """A real floating image as a float32 CPU tensor (numpy or torch in), refusing NaN/Inf."""
+    was_numpy = isinstance(image, np.ndarray)
+    if was_numpy:
+        image = _from_numpy(image)
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a numpy array or torch tensor, got {describe(image)}")
+    if image.is_complex() or image.dtype == torch.bool:
+        raise TypeError(f"image must be a real magnitude image, got {describe(image)}")
+    if image.ndim not in dims:
+        want = " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"image must be {want} ((H, W) slice or (X, Y, Z) volume), got shape {tuple(image.shape)}")
+    if min(image.shape) < 8:
+        raise ValueError(f"image must be at least 8 pixels along every axis, got shape {tuple(image.shape)}")
+    image = image.detach().to(torch.float32)
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("image contains NaN or Inf values")
+    if float(image.max()) <= 0:
+        raise ValueError("image has no positive signal (all values <= 0)")
+    return image, was_numpy
+
+
+def _head_output(result: torch.Tensor, was_numpy: bool, device: torch.device | None = None):
+    result = result.detach().cpu()
+    return result.numpy() if was_numpy else (result.to(device) if device is not None else result)
+
+
+def _synthesis_pairs() -> list[str]:
+    from recon.train.tasks_heads import available_heads
+
+    return sorted(n for n in available_heads() if n.startswith(("synthesis-", "cyclegan-")))
+
+
+def synthesize(
+    image: Union[np.ndarray, torch.Tensor],
+    source: str = "t1",
+    target: str = "flair",
+    weights: Union[str, os.PathLike, None] = None,
+    *,
+    dims: int | None = None,
+    patch_size: int = 64,
+    overlap: int = 16,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = False,
+):
+    """Synthesise another MR contrast from a slice or a volume (e.g. FLAIR from T1-weighted).
+
+    The image is divided by its foreground mean (the mean of the voxels above the mean), so any
+    intensity scale works. A 2-D slice goes through the 2-D U-Net; a 3-D volume ``(X, Y, Z)``
+    (RAS-like order, axial = last axis) through the 3-D ResNet by overlapping patches with linear
+    blending (any size; memory one patch), or slice by slice through the 2-D U-Net with
+    ``dims=2``. The bundled weights were trained on 2 mm phantom heads (see
+    ``data/weights/heads/*.json``): results on real scans are a demonstration, not a diagnosis.
+
+    Args:
+        image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume, numpy or torch, any scale.
+        source: contrast of ``image``: ``"t1"``/``"t1w"``, ``"t2"``/``"t2w"``, ``"flair"``, ``"pd"``.
+        target: contrast to synthesise.
+        weights: None (the bundled network for the pair), a bundled name
+            (``"synthesis-unet-t1w-flair"``, ``"cyclegan-t1w-t2w"``, ...) or a weight file written
+            by ``recon train --task synthesis|cyclegan``.
+        dims: 2 (slice network) or 3 (volume network); default the image's dimensionality.
+        patch_size: 3-D patch side (voxels).
+        overlap: overlap of neighbouring 3-D patches (voxels).
+        device: where to run (default CPU).
+        progress: tqdm bar over 3-D patches.
+
+    Returns:
+        The synthesised contrast, same shape and container type as ``image``, float32, in
+        **foreground-mean units**: the target contrast divided by the mean of its voxels above
+        its mean (brain tissue about 0.5-1.5, background about 0). Multiply by a reference
+        target scan's foreground mean to put it on that scan's scale.
+
+    Raises:
+        ValueError: unknown ``source``/``target`` or a pair without weights (the message lists
+            the available ones); a 2-D image for a 3-D-only model; NaN/Inf; an image < 8 pixels.
+        TypeError: not a real array.
+
+    Example:
+        >>> import numpy as np, recon
+        >>> t1 = np.random.default_rng(0).random((64, 72)).astype(np.float32)   # doctest: +SKIP
+        >>> flair = recon.synthesize(t1, source="t1", target="flair")           # doctest: +SKIP
+    """
+    from recon.heads.synthesis import sliding_window_3d
+    from recon.train.tasks_heads import canonical_contrast, load_head, normalise_volume
+
+    src = canonical_contrast(source, "source")
+    tgt = canonical_contrast(target, "target")
+    if src == tgt:
+        raise ValueError(f"target must differ from source, got {target!r} and {source!r}")
+    x, was_numpy = _head_image(image)
+    if dims is not None and dims not in (2, 3):
+        raise ValueError(f"dims must be 2, 3 or None, got {dims!r}")
+    if dims == 3 and x.ndim == 2:
+        raise ValueError("dims=3 asks for the 3-D-only ResNet3d, but image is a 2-D slice; pass a volume or dims=2")
+    dims = dims or x.ndim
+    if weights is None:
+        name = f"synthesis-{'unet' if dims == 2 else 'resnet3d'}-{src}-{tgt}"
+        if name not in _synthesis_pairs():
+            raise ValueError(
+                f"no bundled weights for source={src!r} -> target={tgt!r} ({dims}-D); available: {_synthesis_pairs()}"
+            )
+        weights = name
+    model, config, _ = load_head(weights)
+    if config.task not in ("synthesis", "cyclegan"):
+        raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a synthesis model")
+    if config.task == "cyclegan":
+        if (src, tgt) == (config.source, config.target):
+            model = model["g_ab"]
+        elif (src, tgt) == (config.target, config.source):
+            model = model["g_ba"]
+        else:
+            raise ValueError(f"weights {str(weights)!r} translate {config.source} <-> {config.target}, "
+                             f"not source={src!r} -> target={tgt!r}; available: {_synthesis_pairs()}")
+        arch = "unet"
+    else:
+        if (src, tgt) != (config.source, config.target):
+            raise ValueError(f"weights {str(weights)!r} synthesise {config.source} -> {config.target}, "
+                             f"not source={src!r} -> target={tgt!r}; available: {_synthesis_pairs()}")
+        arch = config.arch
+    if arch == "resnet3d" and x.ndim == 2:
+        raise ValueError(f"image is a 2-D slice but weights {str(weights)!r} are the 3-D-only ResNet3d; "
+                         "pass a 3-D volume or 2-D weights")
+    if arch == "resnet3d" and dims == 2:
+        raise ValueError("dims=2 asks for a slice network, but the weights are the 3-D-only ResNet3d")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    model = model.to(dev).eval()
+    normalised, _ = normalise_volume(x.numpy())
+    t = torch.from_numpy(normalised).to(dev)
+    with torch.no_grad():
+        if arch == "resnet3d":
+            out = sliding_window_3d(model, t[None], patch_size=patch_size, overlap=overlap, progress=progress)[0]
+        elif t.ndim == 2:
+            out = model(t[None, None])[0, 0]
+        else:
+            slices = t.permute(2, 0, 1)[:, None]
+            out = torch.cat([model(slices[i:i + 16]) for i in range(0, slices.shape[0], 16)])[:, 0].permute(1, 2, 0)
+    return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
+
+
+def denoise(
+    image: Union[np.ndarray, torch.Tensor],
+    *,
+    sigma: float | None = None,
+    weights: Union[str, os.PathLike, None] = None,
+    device: Union[str, torch.device, None] = None,
+):
+    """Remove Rician noise from a magnitude slice or volume; the noise level is estimated.
+
+    Args:
+        image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume (denoised axial slice by
+            slice, the last axis), numpy or torch, any intensity scale.
+        sigma: noise standard deviation (of each Gaussian component) in the image's units;
+            None (default) estimates it (:func:`recon.heads.denoise.estimate_sigma`).
+        weights: None (bundled ``"denoise"``), a bundled name or a ``recon train --task denoise`` file.
+        device: where to run (default CPU).
+
+    Returns:
+        Denoised image, same shape, container and scale as ``image``, float32, >= 0.
+
+    Raises:
+        ValueError: NaN/Inf, a negative or non-finite ``sigma``, a non-denoising weight file.
+
+    Example:
+        >>> clean = recon.denoise(noisy_slice)   # doctest: +SKIP
+    """
+    from recon.heads.denoise import denoise_image
+    from recon.train.tasks_heads import load_head
+
+    x, was_numpy = _head_image(image)
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float))
+                              or not math.isfinite(sigma) or sigma < 0):
+        raise ValueError(f"sigma must be a finite number >= 0 or None, got {sigma!r}")
+    model, config, _ = load_head("denoise" if weights is None else weights)
+    if config.task != "denoise":
+        raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a denoiser")
+    model = model.to(torch.device(device) if device is not None else torch.device("cpu"))
+    stack = x if x.ndim == 2 else x.permute(2, 0, 1)
+    out = denoise_image(model, stack, sigma)
+    out = out if x.ndim == 2 else out.permute(1, 2, 0)
+    return _head_output(out.contiguous(), was_numpy, x.device if not was_numpy else None)
+
+
+def generate(
+    n: int,
+    seed: int = 0,
+    *,
+    weights: Union[str, os.PathLike, None] = None,
+    device: Union[str, torch.device, None] = None,
+) -> np.ndarray:
+    """Sample new 2-D T1-weighted axial slices from the bundled DCGAN (Bermudez et al. 2018).
+
+    Args:
+        n: number of slices.
+        seed: seed of the latent draws (same seed, same slices).
+        weights: None (bundled ``"gan"``), a bundled name or a ``recon train --task gan`` file.
+        device: where to run (default CPU).
+
+    Returns:
+        float32 numpy array ``(n, size, size)`` (size 64 for the bundled weights) in ``[0, 1]``,
+        1 being the training slices' 99.5th intensity percentile.
+
+    Raises:
+        TypeError / ValueError: ``n`` not a positive int, ``seed`` not an int >= 0.
+
+    Example:
+        >>> slices = recon.generate(8, seed=1)   # doctest: +SKIP
+    """
+    from recon.train.tasks_heads import load_head
+
+    check_int("n", n)
+    check_int("seed", seed, minimum=0)
+    model, config, _ = load_head("gan" if weights is None else weights)
+    if config.task != "gan":
+        raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not the slice GAN")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    model = model.to(dev)
+    slices = model.sample(n, torch.Generator().manual_seed(seed))
+    return ((slices[:, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy()
