@@ -8,7 +8,8 @@ artefact transforms touch images only. Random transforms draw from a ``torch.Gen
 return what they drew for :meth:`~Transform.replay`; :class:`Compose` fuses chains of affine and
 elastic transforms into one interpolation.
 
-Modules: :mod:`~recon.preprocess.augment.spatial`, :mod:`~recon.preprocess.augment.intensity`,
+Modules: :mod:`~recon.preprocess.augment.spatial`, :mod:`~recon.preprocess.augment.crop`,
+:mod:`~recon.preprocess.augment.intensity`,
 :mod:`~recon.preprocess.augment.artefacts`, :mod:`~recon.preprocess.augment.compose`.
 
 Example:
@@ -55,15 +56,12 @@ from recon.preprocess.augment.intensity import (
     noise_sigma,
     rician_noise,
 )
+from recon.preprocess.augment.crop import CenterCrop, Crop, Pad, RandomCrop
 from recon.preprocess.augment.spatial import (
     Affine,
-    CenterCrop,
-    Crop,
     Elastic,
     Flip,
-    Pad,
     RandomAffine,
-    RandomCrop,
     RandomElastic,
     RandomFlip,
     affine_matrix,

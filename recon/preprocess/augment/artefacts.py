@@ -50,7 +50,6 @@ from recon.preprocess.augment._base import (
     describe,
     draw_seeds,
     map_images,
-    uniform,
 )
 
 __all__ = [

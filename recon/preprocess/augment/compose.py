@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from recon.preprocess.augment._base import Batch, Params, Transform, check_params, check_positive_int, describe
-from recon.preprocess.augment.spatial import GridTransform, _check_backend, _resample
+from recon.preprocess.augment._resampling import _check_backend, _resample
+from recon.preprocess.augment.spatial import GridTransform
 
 __all__ = ["Compose", "sample_generator", "AugmentedDataset"]
 
