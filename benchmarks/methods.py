@@ -74,7 +74,7 @@ def measure(sizes: dict[str, tuple[int, int, int]], batches: tuple[int, ...], de
                 first = batch == batches[0]
                 reps = repeats if first or device.type == "cuda" else 1
                 timing = time_repeats({method: call}, device, repeats=reps, warmup=1 if first else 0)[method]
-                peak = peak_memory_bytes(call, device, runs=1) if memory else None
+                peak = peak_memory_bytes(call, device, runs=1) if memory and (first or device.type == "cuda") else None
                 input_mb = volume.numel() * volume.element_size() / 2**20
                 rows.append({
                     "size": size_name, "shape": [batch, coils, height, width], "method": method, "batch": batch,
@@ -105,7 +105,7 @@ def section(quick: bool, device: torch.device) -> dict:
              "one warm-up call (range = min-max); more slices per call: "
              + ("one call (CPU)" if device.type == "cpu" else f"median of {cfg['repeats']} calls")
              + "; learned methods with the bundled weights. Peak MB = peak memory above that before the "
-             "call (the input is not counted)."]
+             "call (the input is not counted); on CPU for 1-slice calls only."]
     if device.type == "cpu" and not quick:
         notes.append(f"Methods {', '.join(SLOW_ON_CPU)}: 1-slice calls only on CPU (the 4-slice call takes "
                      "minutes and its per-slice time is the same).")

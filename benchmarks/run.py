@@ -139,7 +139,17 @@ def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: 
     start = time.perf_counter()
     done: list[tuple[str, dict]] = []
     skipped: list[tuple[str, str]] = []
-    for name in names:
+    def write(pending: Sequence[str]) -> Path:
+        # after every section, so that a run stopped late (or killed) still leaves a report
+        env["wall_s"] = time.perf_counter() - start
+        headline, figures = build_headline(dict(done))
+        headline += [line for _, section in done for line in section.get("headline", [])]
+        waiting = [(n, "not run: the report was written before this section's turn (run in progress, or stopped)")
+                   for n in pending]
+        return write_report(out_dir, env, done, quick=quick, headline=headline, headline_figures=figures,
+                            skipped=skipped + waiting)
+
+    for index, name in enumerate(names):
         elapsed = time.perf_counter() - start
         if budget is not None and elapsed >= budget:
             skipped.append((name, f"time budget of {budget:.0f} s used up ({elapsed:.0f} s elapsed)"))
@@ -163,15 +173,13 @@ def run_report(*, quick: bool = False, device: str | torch.device = "cpu", out: 
             skipped.append((name, f"run() failed: {type(err).__name__}: {err} "
                                   f"({Path(last.filename).name}:{last.lineno})"))
             logger.warning("section %s failed: %s", name, err)
+            write(names[index + 1:])
             continue
         section["wall_s"] = time.perf_counter() - t0
         logger.info("section %s done in %.0f s", name, section["wall_s"])
         done.append((name, section))
-    env["wall_s"] = time.perf_counter() - start
-    headline, figures = build_headline(dict(done))
-    headline += [line for _, section in done for line in section.get("headline", [])]
-    return write_report(out_dir, env, done, quick=quick, headline=headline, headline_figures=figures,
-                        skipped=skipped)
+        write(names[index + 1:])
+    return write([])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
