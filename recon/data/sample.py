@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recon.data.io import load_nifti
+from recon.data.io import data_files, load_nifti
 from recon.data.simulate import SimulationConfig, nifti_slices, simulate_multicoil, write_simulated
 
 __all__ = [
@@ -201,7 +201,7 @@ def sample_files(split: str = "val", challenge: str = "multicoil", cache: str | 
         >>> dataset = SliceDataset(files[0].parent, challenge="multicoil")
     """
     folder = sample_dir(split, challenge, cache)
-    return sorted(folder.glob("*.h5"))
+    return data_files(folder, (".h5",))
 
 
 def sample_file(split: str = "val", challenge: str = "multicoil") -> Path:
