@@ -805,8 +805,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         parser = build_parser()
         args = parser.parse_args(argv)  # usage errors: one line, exit 2 (OneLineParser)
-        if args.command is None:
-            parser.print_help()
+        if args.command is None:  # a usage error like any other: one line on stderr
+            commands = ", ".join(sorted(c for c in parser._subparsers._group_actions[0].choices))
+            print_error("recon", f"a COMMAND is required, one of: {commands} (see 'recon --help')")
             return 2
         command = args.command
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
