@@ -180,6 +180,9 @@ CASES = [
      ["--readout-oversampling"]),
     # top level
     ("unknown-command", lambda r, o: ["reconstrukt"], ["reconstrukt"]),
+    ("no-command", lambda r, o: [], ["COMMAND", "reconstruct"]),
+    ("train-bad-acceleration", lambda r, o: ["train", "--accelerations", "0"], ["--accelerations"]),
+    ("train-bad-mask-type", lambda r, o: ["train", "--mask-type", "radial"], ["--mask-type"]),
 ]
 
 
