@@ -94,7 +94,7 @@ class _Volumes(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(100 + i)
-        return {"t1": torch.rand(1, 12, 14, 13, generator=g), "label": (torch.rand(1, 12, 14, 13, generator=g) > 0.5).long()}
+        return {"t1": torch.rand(1, 13, 14, 12, generator=g), "label": (torch.rand(1, 13, 14, 12, generator=g) > 0.5).long()}
 
 
 def test_same_seed_same_output_whatever_the_number_of_workers():

@@ -283,3 +283,37 @@ def test_nearest_2d_matches_scipy_order0():
     ref = ndi.affine_transform(x, Mv[:2, :2], Mv[:2, 2], order=0, mode="constant")
     inside = _inside(Mv, x.shape, margin=1)
     assert (out[inside] == ref[inside]).mean() > 0.99  # ties at exact .5 may round differently
+
+
+def test_result_does_not_depend_on_the_thread_count():
+    x = torch.rand(1, 15, 16, 14)  # odd depth: padded slabs with several threads
+    for t in (Compose([RandomAffine(degrees=10, translation=2), RandomElastic(6, 2.0)]), RandomAffine(translation=2)):
+        out, params = t(x, generator=torch.Generator().manual_seed(0), return_params=True)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)  # no depth slabs
+            single = t.replay(x, params)
+        finally:
+            torch.set_num_threads(threads)
+        assert torch.equal(single, out)  # bit for bit: DataLoader workers run with one thread
+
+
+def test_random_crop_batch_gets_one_window_per_sample_and_its_affine():
+    x = torch.arange(3 * 10 * 11 * 12, dtype=torch.float32).reshape(3, 1, 10, 11, 12)
+    A = np.eye(4)
+    out, params = RandomCrop((4, None, 5))({"x": x, "affine": A}, generator=torch.Generator().manual_seed(2),
+                                           batched=True, return_params=True)
+    starts = params["start"].tolist()
+    assert len({tuple(s) for s in starts}) > 1
+    for b, (i, j, k) in enumerate(starts):
+        np.testing.assert_array_equal(out["x"][b].numpy(), x[b].numpy()[:, i:i + 4, :, k:k + 5])
+        np.testing.assert_allclose(out["affine"][b][:3, 3], [i, j, k])
+
+
+def test_2d_slice_with_a_4x4_affine_keeps_the_third_axis():
+    A = np.array([[0.5, 0, 0, 10.0], [0, 0.7, 0, -3.0], [0, 0, 2.0, 40.0], [0, 0, 0, 1]])
+    out = Crop((2, 3), (5, 6))({"s": torch.rand(1, 12, 13), "affine": A})
+    expected = A.copy()
+    expected[:3, 3] = (A @ np.array([2, 3, 0, 1]))[:3]
+    np.testing.assert_allclose(out["affine"], expected)
+    assert out["s"].shape == (1, 5, 6)

@@ -205,9 +205,10 @@ def _affine_plus_fields(theta: torch.Tensor, fields: Sequence[torch.Tensor], sha
     rows = shape[0] if rows is None else rows
     th = theta[:, :nd].to(dtype)  # (B, nd, nd + 1), columns: x, y, [z], 1
     coords = [_axis_coords(n, dtype, dev) for n in shape]  # per tensor axis 0..nd-1
-    if rows > shape[0]:
+    if rows > shape[0]:  # padding planes continue the axis; the real ones stay bit-identical
         step = 2.0 / max(shape[0] - 1, 1)
-        coords[0] = torch.arange(rows, dtype=dtype, device=dev) * step - 1.0
+        extra = torch.arange(shape[0], rows, dtype=dtype, device=dev) * step - 1.0
+        coords[0] = torch.cat([coords[0], extra])
     # the tensor axis a corresponds to normalised component nd - 1 - a
     col0 = th[:, :, nd - 1]  # (B, nd): the direction of tensor axis 0
     rest_shape = tuple(shape[1:])
