@@ -469,11 +469,18 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         raise ValueError("nothing to do: give at least one of --resample, --n4, --register-to, --skull-strip, --normalize")
     for _, dst in pairs:
         dst.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     bar = tqdm(total=len(pairs) * len(steps), desc="preprocess", unit="step", disable=None, file=sys.stderr)
-    fit_later: list[tuple[Path, Path | None]] = []  # nyul without landmarks: fitted on all outputs
+    # --normalize nyul without landmarks: the volumes wait in a hidden folder under OUT until the
+    # landmarks are fitted on all of them, so no unstandardised volume ever has a final name
+    pending = None
+    if args.normalize == "nyul" and nyul is None:
+        pending = tempfile.TemporaryDirectory(prefix=".recon-preprocess-", dir=pairs[0][1].parent)
+    fit_later: list[tuple[Path, np.ndarray, Path, Path | None]] = []
     written: list[Path] = []
     try:
-        for src, dst in pairs:
+        for index, (src, dst) in enumerate(pairs):
             try:
                 volume, affine, _ = load_nifti(src)
                 mask = None
@@ -495,17 +502,25 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
                     elif step == "normalize":
                         volume = _normalize(volume, mask, args.normalize, nyul)
                     bar.update(1)
-                if args.normalize == "nyul" and nyul is None:
-                    fit_later.append((dst, _mask_name(dst) if mask is not None else None))
-                save_nifti(dst, volume.astype(np.float32), affine=affine)
-                written.append(dst)
+                if pending is not None:
+                    held = Path(pending.name) / f"{index}.npy"
+                    np.save(held, volume.astype(np.float32))
+                    held_mask = None
+                    if mask is not None:
+                        held_mask = Path(pending.name) / f"{index}_mask.npy"
+                        np.save(held_mask, mask)
+                    fit_later.append((dst, affine, held, held_mask))
+                else:
+                    save_nifti(dst, volume.astype(np.float32), affine=affine)
+                    written.append(dst)
             except (ValueError, TypeError, RuntimeError, ImportError) as err:
                 raise CommandError(f"{src}: {_one_line(err)}") from err
+        if fit_later:
+            written += _fit_nyul(fit_later, pairs[0][1].parent)
     finally:
         bar.close()
-    if fit_later:
-        _fit_nyul(fit_later, output if source.is_dir() or not output.name.lower().endswith((".nii", ".nii.gz"))
-                  else output.parent)
+        if pending is not None:
+            pending.cleanup()
     for path in written:
         print(path)
     return 0
@@ -525,24 +540,27 @@ def _normalize(volume: np.ndarray, mask: np.ndarray | None, method: str, nyul) -
     return volume  # nyul without landmarks: fitted on every output afterwards (_fit_nyul)
 
 
-def _fit_nyul(outputs: list[tuple[Path, Path | None]], folder: Path) -> None:
-    """Fit Nyul landmarks on the written volumes, standardise them in place, save the landmarks."""
-    from recon.data.io import load_nifti, save_nifti
+def _fit_nyul(held: list[tuple[Path, np.ndarray, Path, Path | None]], folder: Path) -> list[Path]:
+    """Fit Nyul landmarks on the held volumes, write them standardised and the landmarks JSON."""
+    from recon.data.io import save_nifti
     from recon.preprocess import NyulNormalizer
 
+    def load(volume_path: Path, mask_path: Path | None):
+        return np.load(volume_path), None if mask_path is None else np.load(mask_path)
+
     scales = []
-    for path, mask_path in outputs:
-        volume = load_nifti(path)[0]
-        mask = None if mask_path is None else load_nifti(mask_path)[0] > 0
+    for _, _, volume_path, mask_path in held:  # the mean of per-volume scales = a fit on all of them
+        volume, mask = load(volume_path, mask_path)
         scales.append(NyulNormalizer().fit([volume], None if mask is None else [mask]).standard_scale)
     nyul = NyulNormalizer()
     nyul.standard_scale = np.mean(scales, axis=0)
-    for path, mask_path in outputs:
-        volume, affine, _ = load_nifti(path)
-        mask = None if mask_path is None else load_nifti(mask_path)[0] > 0
-        save_nifti(path, nyul.transform(volume, mask), affine=affine)
+    written = []
+    for dst, affine, volume_path, mask_path in held:
+        volume, mask = load(volume_path, mask_path)
+        save_nifti(dst, nyul.transform(volume, mask), affine=affine)
+        written.append(dst)
     nyul.save(folder / "nyul_landmarks.json")
-    print(folder / "nyul_landmarks.json")
+    return written + [folder / "nyul_landmarks.json"]
 
 
 def _cmd_train(argv: Sequence[str]) -> int:
