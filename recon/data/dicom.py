@@ -677,20 +677,23 @@ def read_dicom_series(
     from tqdm.auto import tqdm
 
     rows, cols = shapes.pop()
-    stack = np.empty((len(slices), rows, cols), dtype=np.float64)
-    padding = np.zeros(stack.shape, dtype=bool)
-    is_ct = str(first_ds.get("Modality", "")).upper() == "CT"
+    stack = np.empty((len(slices), rows, cols), dtype=np.float32)  # rescaled in float64 slice by slice, stored float32
+    pad = pad_to_air and str(first_ds.get("Modality", "")).upper() == "CT"
+    padding = np.zeros(stack.shape, dtype=bool) if pad else None
     for k, s in enumerate(tqdm(slices, desc="DICOM", unit="slice", disable=not progress)):
         stack[k] = _rescaled(s, header_of)
-        if pad_to_air and is_ct:
+        if padding is not None:
             padding[k] = _padding_mask(_pixels(s, header_of), header_of[("full", s.path)])
         if s.frame is None:  # keep at most one decoded single-frame file in memory
             header_of.pop(("full", s.path), None)
-    if pad_to_air and is_ct and not padding.any() and "PixelPaddingValue" not in first_ds:
-        low = stack.min()
-        if low < _PADDING_BELOW_HU:
-            padding = stack == low
-    stack[padding] = AIR_HU
+    padding_voxels = 0
+    if padding is not None:
+        if not padding.any() and "PixelPaddingValue" not in first_ds:
+            low = stack.min()
+            if low < _PADDING_BELOW_HU:
+                padding = stack == low
+        stack[padding] = AIR_HU
+        padding_voxels = int(padding.sum())
 
     # Geometry in LPS, then RAS+ (nibabel's convention).
     first, last = slices[0], slices[-1]
@@ -729,7 +732,7 @@ def read_dicom_series(
         orientation=axcodes,
         rescale_slope=slope,
         rescale_intercept=intercept,
-        padding_voxels=int(padding.sum()),
+        padding_voxels=padding_voxels,
         transfer_syntax=ts_name,
         files=tuple(str(s.path) if s.frame is None else f"{s.path}[{s.frame}]" for s in slices),
         extra=extra,
