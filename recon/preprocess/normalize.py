@@ -132,6 +132,18 @@ def _affine_map(volume: Array, scale: float, offset: float) -> Array:
     return out
 
 
+def _numpy_fast_path(volume: object) -> bool:
+    """A CPU tensor without autograd: computed through numpy views (same values, ~5x faster)."""
+    return (isinstance(volume, torch.Tensor) and volume.device.type == "cpu" and not volume.requires_grad
+            and volume.dtype in (torch.float32, torch.float64))
+
+
+def _cpu_numpy_mask(mask: object) -> object:
+    if isinstance(mask, torch.Tensor):
+        return mask.detach().cpu().numpy()
+    return mask
+
+
 def _to_numpy(volume: ArrayLike) -> np.ndarray:
     if isinstance(volume, torch.Tensor):
         return volume.detach().cpu().numpy()
@@ -170,6 +182,8 @@ def zscore(volume: Array, mask: ArrayLike | None = None, *, eps: float = 0.0) ->
         [-2.4495, -1.2247, 0.0, 1.2247]
     """
     _check_array("volume", volume)
+    if _numpy_fast_path(volume):  # CPU tensors: numpy is faster here; zero-copy both ways
+        return torch.from_numpy(zscore(volume.numpy(), _cpu_numpy_mask(mask), eps=eps))
     volume = _as_float(volume)
     m = _mask_for(volume, mask)
     mean, std = _mean_std(_masked_values(volume, m, "mean and std"))

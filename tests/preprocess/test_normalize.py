@@ -262,3 +262,13 @@ def test_whitestripe_matches_intensity_normalization(contrast):
     out, stripe = whitestripe(vol, contrast=contrast, return_mask=True)
     np.testing.assert_array_equal(stripe, ref.whitestripe_mask)
     np.testing.assert_allclose(out, ref.transform(img).get_data(), rtol=1e-4, atol=1e-4)
+
+
+def test_zscore_torch_path_equals_numpy_path():
+    # CPU tensors go through numpy views; tensors with autograd (and CUDA tensors) through torch ops
+    t = torch.from_numpy(VOL).float().requires_grad_()
+    out = zscore(t)
+    assert out.requires_grad
+    np.testing.assert_allclose(out.detach().numpy(), zscore(VOL.astype(np.float32)), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert t.grad is not None and torch.isfinite(t.grad).all()
