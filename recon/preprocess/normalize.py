@@ -97,7 +97,7 @@ def _masked_values(volume: Array, mask: Array, what: str) -> Array:
 def _quantiles(values: Array, q: Sequence[float]) -> list[float]:
     """Quantiles (numpy's default 'linear' rule) of a 1-D array, q in [0, 1]."""
     if isinstance(values, torch.Tensor):
-        values = values.reshape(-1)
+        values = values.detach().reshape(-1)
         n = values.numel()
         out = []
         for qi in q:
@@ -114,6 +114,7 @@ def _quantiles(values: Array, q: Sequence[float]) -> list[float]:
 
 def _mean_std(values: Array) -> tuple[float, float]:
     if isinstance(values, torch.Tensor):
+        values = values.detach()  # statistics are constants of the normalisation (no gradient through them)
         v = values.double() if values.dtype != torch.float64 else values
         std, mean = torch.std_mean(v, correction=0)
         return float(mean), float(std)
@@ -221,6 +222,8 @@ def minmax(volume: Array, mask: ArrayLike | None = None, *,
         values = volume
     else:
         values = _masked_values(volume, _mask_for(volume, mask), "min and max")
+    if isinstance(values, torch.Tensor):
+        values = values.detach()
     vmin, vmax = float(values.min()), float(values.max())
     if not vmax > vmin:
         raise ValueError(f"volume is constant over the mask (min = max = {vmin}); cannot rescale it")
