@@ -40,10 +40,13 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["SELECTIONS", "ssdu_split", "ssdu_loss", "kspace_forward", "SSDU"]
+__all__ = ["SELECTIONS", "UNITS", "ssdu_split", "ssdu_loss", "kspace_forward", "SSDU"]
 
 #: how the loss set is drawn
 SELECTIONS = ("gaussian", "uniform")
+
+#: what the loss set is made of: single k-space points (the paper) or whole acquired lines
+UNITS = ("points", "columns")
 
 
 def _check_rho(rho: object) -> float:
@@ -75,6 +78,7 @@ def ssdu_split(
     generator: Optional[torch.Generator] = None,
     std_scale: float = 4.0,
     acs_block: Optional[tuple[int, int]] = None,
+    unit: str = "points",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the acquired locations into data-consistency (Theta) and loss (Lambda) sets.
 
@@ -92,6 +96,12 @@ def ssdu_split(
             Theta, so a model that estimates coil sensitivities from the centre (VarNet) sees
             it complete; ``(rows, cols)`` keeps only that central block, as the paper's code
             (``small_acs_block = (4, 4)``), and lets the rest of the centre into Lambda.
+        unit: ``"points"`` (the paper: Lambda is a set of k-space points drawn over the
+            acquired 2-D locations) or ``"columns"`` (Lambda is a set of whole acquired
+            phase-encoding lines, ``round(rho x acquired columns)`` of them, drawn with the
+            column part of the density; for 1-D Cartesian masks the network then trains on
+            the kind of undersampling it meets at test time, as in Millard and Chiew's
+            line-wise partitioning, IEEE TMI 2023).
 
     Returns:
         ``(theta, lambda_)``: bool ``(B, 1, H, W, 1)``, disjoint, union = the mask expanded.
@@ -101,6 +111,8 @@ def ssdu_split(
         TypeError: no ``generator``.
     """
     rho = _check_rho(rho)
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {list(UNITS)}, got {unit!r}")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
     if not isinstance(generator, torch.Generator):
@@ -139,6 +151,15 @@ def ssdu_split(
             bh, bw = (int(v) for v in acs_block)
             keep[height // 2 - bh // 2: height // 2 - bh // 2 + bh, width // 2 - bw // 2: width // 2 - bw // 2 + bw] = True
         candidates = omega[b] & ~keep
+        if unit == "columns":
+            col_candidates = candidates.all(0) & omega[b].any(0)
+            count = min(int(round(rho * int(omega[b].any(0).sum()))), int(col_candidates.sum()))
+            if count == 0:
+                continue
+            col_weights = torch.where(col_candidates, weight_2d[height // 2].clamp_min(1e-30), torch.zeros(()))
+            chosen = torch.multinomial(col_weights, count, replacement=False, generator=generator)
+            lam[b][:, chosen] = omega[b][:, chosen]
+            continue
         flat = candidates.reshape(-1)
         count = int(round(rho * int(omega[b].sum())))
         available = int(flat.sum())
@@ -224,6 +245,7 @@ class SSDU:
         selection: ``"gaussian"`` or ``"uniform"``.
         seed: seed of the splits; step ``n`` draws from ``(seed, n)``.
         acs_block: see :func:`ssdu_split` (None: the whole ACS stays in Theta).
+        unit: ``"points"`` (paper) or ``"columns"`` (whole acquired lines), see :func:`ssdu_split`.
 
     Raises:
         ValueError: ``rho`` outside (0, 1) or an unknown ``selection``.
@@ -234,9 +256,13 @@ class SSDU:
     """
 
     def __init__(
-        self, rho: float = 0.4, selection: str = "gaussian", seed: int = 0, acs_block: Optional[tuple[int, int]] = None
+        self, rho: float = 0.4, selection: str = "gaussian", seed: int = 0, acs_block: Optional[tuple[int, int]] = None,
+        unit: str = "points",
     ) -> None:
         self.rho = _check_rho(rho)
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {list(UNITS)}, got {unit!r}")
+        self.unit = unit
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {list(SELECTIONS)}, got {selection!r}")
         self.selection = selection
@@ -258,7 +284,7 @@ class SSDU:
         self.steps += 1
         theta, lam = ssdu_split(
             mask, kspace.shape[-3:-1], rho=self.rho, selection=self.selection,
-            num_low_frequencies=num_low, generator=generator, acs_block=self.acs_block,
+            num_low_frequencies=num_low, generator=generator, acs_block=self.acs_block, unit=self.unit,
         )
         low = num_low
         if isinstance(low, torch.Tensor):

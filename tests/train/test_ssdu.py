@@ -177,3 +177,19 @@ def test_small_acs_block_as_the_papers_code():
     assert torch.equal(theta | lam, mask.expand(1, 1, 32, 64, 1))
     with pytest.raises(ValueError, match="acs_block must be None or"):
         SSDU(acs_block=(4,))
+
+
+@pytest.mark.parametrize("selection", ["gaussian", "uniform"])
+def test_column_unit_splits_whole_lines(selection):
+    mask, low = _mask(width=64, step=2, low=8)
+    theta, lam = ssdu_split(mask, (16, 64), rho=0.4, selection=selection, num_low_frequencies=low,
+                            generator=_gen(5), unit="columns")
+    omega = mask.expand(1, 1, 16, 64, 1)
+    assert torch.equal(theta | lam, omega) and not (theta & lam).any()
+    lam_cols = lam[0, 0, :, :, 0]
+    assert torch.equal(lam_cols.any(0), lam_cols.all(0))  # whole columns
+    assert int(lam_cols.any(0).sum()) == round(0.4 * int(mask.sum()))
+    start = (64 - low + 1) // 2
+    assert not lam_cols[:, start:start + low].any()
+    with pytest.raises(ValueError, match="unit must be one of"):
+        ssdu_split(mask, (16, 64), generator=_gen(0), unit="rows")
