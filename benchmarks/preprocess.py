@@ -212,12 +212,17 @@ def bench_register(volume: np.ndarray, affine: np.ndarray, brain: np.ndarray) ->
 def bench_skullstrip(volume: np.ndarray, affine: np.ndarray, reference: np.ndarray, quick: bool) -> tuple[dict, list, np.ndarray]:
     res, targets, mask0 = {}, [], None
     center = (affine @ np.r_[(np.array(volume.shape) - 1) / 2, 1])[:3]
-    cases = [("in place", affine)]
+    cases = [("in place", volume, affine)]
     if not quick:
-        cases.append(("moved 12 deg / 14 mm", _rigid(center, (1.0, 0.0, 0.0), 12.0, (5.0, -8.0, 10.0)) @ affine))
-    for name, aff in cases:
+        cases += [
+            ("moved 12 deg / 14 mm", volume, _rigid(center, (1.0, 0.0, 0.0), 12.0, (5.0, -8.0, 10.0)) @ affine),
+            # another head shape: the world coordinates stretched 0.9 / 1.1 / 0.95 (affine only)
+            ("head scaled 0.9 x 1.1 x 0.95", volume, np.diag([0.9, 1.1, 0.95, 1.0]) @ affine),
+            ("simulated T2-weighted contrast", _t2_like(volume), affine),
+        ]
+    for name, image, aff in cases:
         t0, c0 = time.perf_counter(), time.process_time()
-        mask = brain_mask(volume, aff)
+        mask = brain_mask(image, aff)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         d = _dice(mask, reference)
         mask0 = mask if mask0 is None else mask0
@@ -333,7 +338,9 @@ def run(quick: bool = False, device: torch.device | str = "cpu") -> dict:
         "on average. The T2-like image remaps Colin27's 4-class FCM memberships (CSF bright, WM dark).",
         "Skull-stripping reference: Colin27's BET mask (ch2bet from mricron-data, built independently of recon and of "
         "the MNI152 template). Colin27 lies in MNI space, so the 'moved' case re-places the head 12 degrees / 14 mm "
-        "away first. dipy's data (one 2-D slice, ten 2-mm b0 slices) is not a 3-D head and was not usable.",
+        "away first, the 'scaled' case changes its shape and size by scaling its affine, and the T2 case replaces the "
+        "contrast (the template stays T1). dipy's data (one 2-D slice, ten 2-mm b0 slices) is not a 3-D head and was "
+        "not usable.",
     ]
     tables = [
         {"caption": "Targets", "headers": ["target", "measured", "goal", "status"], "rows": targets},
