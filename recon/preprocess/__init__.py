@@ -24,7 +24,10 @@ _EXPORTS: dict[str, str] = {
     "NyulNormalizer": "normalize",
     "whitestripe": "normalize",
     "register": "register",
+    "RegistrationResult": "register",
     "brain_mask": "skullstrip",
+    "BrainTemplate": "skullstrip",
+    "default_template": "skullstrip",
 }
 
 _SUBMODULES = {"resample", "bias", "normalize", "register", "skullstrip", "augment"}
