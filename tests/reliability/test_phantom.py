@@ -148,3 +148,17 @@ def test_bad_simulation_variety(kwargs, names):
 def test_bad_corpus_config(kwargs, names):
     with raises_naming(ValueError, "CorpusConfig", *names):
         CorpusConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, names",
+    [
+        pytest.param(dict(ssdu_selection="poisson"), ["TrainConfig.ssdu_selection", "poisson"], id="selection"),
+        pytest.param(dict(ssdu_unit="rows"), ["TrainConfig.ssdu_unit", "rows"], id="unit"),
+        pytest.param(dict(self_supervised="n2n"), ["TrainConfig.self_supervised", "n2n"], id="method"),
+        pytest.param(dict(init_weights=3), ["TrainConfig.init_weights", "3"], id="init-weights-int"),
+    ],
+)
+def test_bad_self_supervised_config(kwargs, names):
+    with raises_naming(ValueError, *names):
+        TrainConfig(model="varnet", **kwargs)
