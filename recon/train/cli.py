@@ -84,7 +84,7 @@ _OPTIONS = {
     "--self-supervised": ("self_supervised", dict(choices=("ssdu",), help="train without references: SSDU (Yaman et al. 2020)")),
     "--ssdu-rho": ("ssdu_rho", dict(type=float, metavar="RHO", help="SSDU loss-set ratio in (0, 1) (default 0.4)")),
     "--init-weights": ("init_weights", dict(metavar="CKPT", help="fine-tune: start from these weights (recon or fastMRI checkpoint)")),
-    "--ssdu-unit": ("ssdu_unit", dict(choices=("points", "columns"), help="SSDU loss set: k-space points (paper, default) or whole acquired lines")),
+    "--ssdu-unit": ("ssdu_unit", dict(choices=("auto", "points", "columns"), help="SSDU loss set: auto (default: lines for column masks), points (paper) or columns")),
     "--ssdu-selection": ("ssdu_selection", dict(choices=("gaussian", "uniform"), help="SSDU loss-set selection (default gaussian)")),
 }
 

@@ -107,8 +107,8 @@ class TrainConfig:
             validation is unchanged.
         ssdu_rho: SSDU loss-set ratio ``|Lambda| / |Omega|``, in (0, 1).
         ssdu_selection: ``"gaussian"`` or ``"uniform"`` selection of the loss set.
-        ssdu_unit: ``"points"`` (the paper: single k-space points) or ``"columns"`` (whole
-            acquired lines; closer to test-time undersampling for 1-D Cartesian masks).
+        ssdu_unit: ``"auto"`` (whole acquired lines for column masks, points for 2-D masks),
+            ``"points"`` (the paper: single k-space points) or ``"columns"``.
         init_weights: start from these weights (fine-tuning): a recon checkpoint, a fastMRI
             Lightning ``.ckpt`` or released ``*_state_dict.pt`` (read by
             :func:`recon.train.load_model`; the architecture must match ``model_kwargs``), or
@@ -152,7 +152,7 @@ class TrainConfig:
     self_supervised: Optional[str] = None
     ssdu_rho: float = 0.4
     ssdu_selection: str = "gaussian"
-    ssdu_unit: str = "points"
+    ssdu_unit: str = "auto"
     init_weights: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -246,8 +246,8 @@ class TrainConfig:
             raise _fail("ssdu_rho", "a number in (0, 1)", self.ssdu_rho)
         if self.ssdu_selection not in ("gaussian", "uniform"):
             raise _fail("ssdu_selection", "'gaussian' or 'uniform'", self.ssdu_selection)
-        if self.ssdu_unit not in ("points", "columns"):
-            raise _fail("ssdu_unit", "'points' or 'columns'", self.ssdu_unit)
+        if self.ssdu_unit not in ("auto", "points", "columns"):
+            raise _fail("ssdu_unit", "'auto', 'points' or 'columns'", self.ssdu_unit)
         if self.init_weights is not None and (not isinstance(self.init_weights, str) or not self.init_weights):
             raise _fail("init_weights", "a checkpoint path (str) or None", self.init_weights)
 

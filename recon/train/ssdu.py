@@ -45,8 +45,9 @@ __all__ = ["SELECTIONS", "UNITS", "ssdu_split", "ssdu_loss", "kspace_forward", "
 #: how the loss set is drawn
 SELECTIONS = ("gaussian", "uniform")
 
-#: what the loss set is made of: single k-space points (the paper) or whole acquired lines
-UNITS = ("points", "columns")
+#: what the loss set is made of: single k-space points (the paper), whole acquired lines, or
+#: "auto" (lines for column masks, points for 2-D masks)
+UNITS = ("auto", "points", "columns")
 
 
 def _check_rho(rho: object) -> float:
@@ -78,7 +79,7 @@ def ssdu_split(
     generator: Optional[torch.Generator] = None,
     std_scale: float = 4.0,
     acs_block: Optional[tuple[int, int]] = None,
-    unit: str = "points",
+    unit: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the acquired locations into data-consistency (Theta) and loss (Lambda) sets.
 
@@ -97,11 +98,14 @@ def ssdu_split(
             it complete; ``(rows, cols)`` keeps only that central block, as the paper's code
             (``small_acs_block = (4, 4)``), and lets the rest of the centre into Lambda.
         unit: ``"points"`` (the paper: Lambda is a set of k-space points drawn over the
-            acquired 2-D locations) or ``"columns"`` (Lambda is a set of whole acquired
+            acquired 2-D locations), ``"columns"`` (Lambda is a set of whole acquired
             phase-encoding lines, ``round(rho x acquired columns)`` of them, drawn with the
             column part of the density; for 1-D Cartesian masks the network then trains on
             the kind of undersampling it meets at test time, as in Millard and Chiew's
-            line-wise partitioning, IEEE TMI 2023).
+            line-wise partitioning, IEEE TMI 2023), or ``"auto"``: columns for a column mask
+            ``(B, 1, 1, W, 1)``, points for a 2-D mask. On recon's physics corpus with 1-D
+            equispaced masks, columns trained a VarNet to held-out SSIM 0.71 (4x) where
+            points reached 0.51, below zero-filled (docs/training.md).
 
     Returns:
         ``(theta, lambda_)``: bool ``(B, 1, H, W, 1)``, disjoint, union = the mask expanded.
@@ -124,6 +128,10 @@ def ssdu_split(
     height, width = (int(v) for v in shape)
     if mask.shape[3] != width or mask.shape[2] not in (1, height):
         raise ValueError(f"mask {tuple(mask.shape)} does not fit k-space (H, W) = {(height, width)}")
+    if unit == "auto":
+        unit = "columns" if mask.shape[2] == 1 else "points"
+    elif unit == "columns" and mask.shape[2] != 1:
+        raise ValueError(f"unit='columns' needs a column mask (B, 1, 1, W, 1), got a 2-D mask {tuple(mask.shape)}")
     omega = mask.bool().expand(mask.shape[0], 1, height, width, 1)[:, 0, :, :, 0]  # (B, H, W)
     batch = omega.shape[0]
     device = omega.device
@@ -245,7 +253,8 @@ class SSDU:
         selection: ``"gaussian"`` or ``"uniform"``.
         seed: seed of the splits; step ``n`` draws from ``(seed, n)``.
         acs_block: see :func:`ssdu_split` (None: the whole ACS stays in Theta).
-        unit: ``"points"`` (paper) or ``"columns"`` (whole acquired lines), see :func:`ssdu_split`.
+        unit: ``"auto"``, ``"points"`` (paper) or ``"columns"`` (whole acquired lines), see
+            :func:`ssdu_split`.
 
     Raises:
         ValueError: ``rho`` outside (0, 1) or an unknown ``selection``.
@@ -257,7 +266,7 @@ class SSDU:
 
     def __init__(
         self, rho: float = 0.4, selection: str = "gaussian", seed: int = 0, acs_block: Optional[tuple[int, int]] = None,
-        unit: str = "points",
+        unit: str = "auto",
     ) -> None:
         self.rho = _check_rho(rho)
         if unit not in UNITS:

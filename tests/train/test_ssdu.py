@@ -30,7 +30,8 @@ def _gen(seed):
 @pytest.mark.parametrize("rho", [0.2, 0.4, 0.6])
 def test_split_is_a_partition_with_the_requested_ratio(selection, rho):
     mask, low = _mask()
-    theta, lam = ssdu_split(mask, (48, 64), rho=rho, selection=selection, num_low_frequencies=low, generator=_gen(0))
+    theta, lam = ssdu_split(mask, (48, 64), rho=rho, selection=selection, num_low_frequencies=low, generator=_gen(0),
+                            unit="points")
     omega = mask.expand(1, 1, 48, 64, 1)
     assert theta.shape == lam.shape == (1, 1, 48, 64, 1)
     assert not (theta & lam).any()
@@ -43,9 +44,9 @@ def test_split_is_a_partition_with_the_requested_ratio(selection, rho):
 
 def test_split_is_seeded():
     mask, low = _mask(batch=2)
-    a = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(1))
-    b = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(1))
-    c = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(2))
+    a = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(1), unit="points")
+    b = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(1), unit="points")
+    c = ssdu_split(mask, (32, 64), num_low_frequencies=low, generator=_gen(2), unit="points")
     assert torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
     assert not torch.equal(a[1][0], a[1][1])  # each sample its own split
@@ -55,7 +56,8 @@ def test_gaussian_selection_favours_the_centre():
     mask, low = _mask(width=128, step=2, low=4)
     dist = {}
     for selection in ("gaussian", "uniform"):
-        _, lam = ssdu_split(mask, (128, 128), rho=0.3, selection=selection, num_low_frequencies=low, generator=_gen(3))
+        _, lam = ssdu_split(mask, (128, 128), rho=0.3, selection=selection, num_low_frequencies=low, generator=_gen(3),
+                            unit="points")
         rows, cols = torch.nonzero(lam[0, 0, :, :, 0], as_tuple=True)
         dist[selection] = float(((rows - 64.0) ** 2 + (cols - 64.0) ** 2).sqrt().mean())
     assert dist["gaussian"] < 0.8 * dist["uniform"]
@@ -170,7 +172,7 @@ def test_train_config_and_cli():
 def test_small_acs_block_as_the_papers_code():
     mask, low = _mask(width=64, step=4, low=8)
     theta, lam = ssdu_split(mask, (32, 64), rho=0.6, selection="gaussian", num_low_frequencies=low,
-                            generator=_gen(0), acs_block=(4, 4))
+                            generator=_gen(0), acs_block=(4, 4), unit="points")
     assert theta[0, 0, 14:18, 30:34, 0].all()  # the central 4 x 4 block stays in Theta
     start = (64 - low + 1) // 2
     assert lam[0, 0, :, start:start + low, 0].any()  # the rest of the centre may be in Lambda
@@ -193,3 +195,11 @@ def test_column_unit_splits_whole_lines(selection):
     assert not lam_cols[:, start:start + low].any()
     with pytest.raises(ValueError, match="unit must be one of"):
         ssdu_split(mask, (16, 64), generator=_gen(0), unit="rows")
+    # auto = columns for a column mask, points for a 2-D mask; columns refuse a 2-D mask
+    auto = ssdu_split(mask, (16, 64), rho=0.4, num_low_frequencies=low, generator=_gen(5), selection=selection)
+    assert torch.equal(auto[1], lam)
+    mask_2d = mask.expand(1, 1, 16, 64, 1).clone()
+    _, lam_2d = ssdu_split(mask_2d, (16, 64), rho=0.4, num_low_frequencies=low, generator=_gen(5))
+    assert int(lam_2d.sum()) == round(0.4 * int(mask_2d.sum()))
+    with pytest.raises(ValueError, match="unit='columns' needs a column mask"):
+        ssdu_split(mask_2d, (16, 64), generator=_gen(0), unit="columns")
