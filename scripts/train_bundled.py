@@ -157,7 +157,9 @@ CORPUS_BUNDLED: dict[str, dict] = {
         val_every=2,
     ),
 }
-CORPUS_BUNDLED["varnet_ssdu"] = dict(CORPUS_BUNDLED["varnet"], self_supervised="ssdu", ssdu_rho=0.4, ssdu_selection="gaussian")
+CORPUS_BUNDLED["varnet_ssdu"] = dict(
+    CORPUS_BUNDLED["varnet"], self_supervised="ssdu", ssdu_rho=0.4, ssdu_selection="gaussian", ssdu_unit="columns"
+)
 
 #: toy sizes for a CPU smoke run of the whole pipeline (``--preset toy``)
 TOY_MODEL_KWARGS = {
@@ -414,7 +416,7 @@ def model_card(name: str, run_dir: Path, results: dict, preset: str) -> str:
         f"# Model card: `{name}`", "",
         f"* model: `{config['model']}` with `{json.dumps(config['model_kwargs'])}` ({params:,} parameters, "
         f"{weights.stat().st_size / 1e6 if weights.exists() else 0:.2f} MB float16)",
-        f"* training: {'self-supervised SSDU (rho %s, %s selection), no references' % (config.get('ssdu_rho'), config.get('ssdu_selection')) if config.get('self_supervised') else 'supervised, loss ' + config['loss']}; "
+        f"* training: {'self-supervised SSDU (rho %s, %s selection of %s), no references' % (config.get('ssdu_rho'), config.get('ssdu_selection'), config.get('ssdu_unit', 'points')) if config.get('self_supervised') else 'supervised, loss ' + config['loss']}; "
         f"{len(history)} epochs, {history[-1]['global_step'] if history else 0} steps, {minutes:.1f} min",
         f"* data: `recon.data.corpus` preset `{preset}`: train `{config['train_data']}`, val `{config['val_data']}`",
         f"* masks: {config['mask_type']} {config['accelerations']}x with centre fractions {config['center_fractions']}",
