@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from recon.data.io import atomic_path
+from recon.data.io import atomic_path, remove_stale_temporaries
 from recon.train.checkpoint import checkpoint_state_dict, load_checkpoint, save_checkpoint
 from recon.train.config import TrainConfig
 from recon.train.data import make_dataset, make_loader, make_transform
@@ -137,6 +137,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     Runs in one process, or in every process of a ``torchrun`` launch (DistributedDataParallel,
     gloo on CPU / nccl on CUDA); rank 0 logs, validates the gathered scores and writes files.
+    The caller's global RNG state and torch thread count are restored on return.
 
     Args:
         config: the run's configuration.
@@ -156,49 +157,96 @@ def train(config: TrainConfig) -> TrainResult:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     ctx = init_distributed(config.device, config.backend)
+    threads = torch.get_num_threads()
     try:
         devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
+            if config.num_threads is not None:
+                torch.set_num_threads(config.num_threads)
             return _train(config, ctx)
     finally:
+        torch.set_num_threads(threads)
         shutdown_distributed(ctx)
 
 
-def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    spec = MODEL_SPECS[config.model]
-    out_dir = Path(config.output_dir)
-    last_path, best_path = out_dir / "last.ckpt", out_dir / "best.ckpt"
+@dataclass
+class _RunFiles:
+    """The files of a run in ``output_dir``, committed in this order: ``last.ckpt`` (which holds
+    ``best`` and ``history`` too), then ``best.ckpt``, then ``history.json``."""
+
+    out_dir: Path
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best.ckpt"
+
+    @property
+    def history(self) -> Path:
+        return self.out_dir / "history.json"
+
+    def commit(self, is_best: bool, history: list[dict[str, Any]]) -> None:
+        """After ``last.ckpt`` was written: copy it to ``best.ckpt`` when it is the best, rewrite
+        ``history.json``.  Each write is atomic; a crash between them is undone by :meth:`repair`."""
+        if is_best:
+            with atomic_path(self.best) as tmp:
+                shutil.copyfile(self.last, tmp)
+        _write_json(self.history, history)
+
+    def repair(self, ckpt: dict[str, Any]) -> None:
+        """Bring ``best.ckpt`` and ``history.json`` in line with ``last.ckpt`` (``ckpt``) after a
+        crash between the writes: ``last.ckpt`` is written first and holds both."""
+        meta = ckpt.get("recon") or {}
+        best = meta.get("best") or {}
+        if best and best.get("epoch") == ckpt.get("epoch"):
+            held = load_checkpoint(self.best).get("epoch") if self.best.is_file() else None
+            if held != ckpt.get("epoch"):
+                logger.warning("repairing %s from %s (a previous run stopped between the writes)", self.best, self.last)
+                self.commit(True, list(meta.get("history") or []))
+        history = list(meta.get("history") or [])
+        try:
+            current = json.loads(self.history.read_text())
+        except (OSError, ValueError):
+            current = None
+        if current != history:
+            _write_json(self.history, history)
+
+
+@dataclass
+class _State:
+    """What a run carries from epoch to epoch (and what ``last.ckpt`` stores)."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _resume(config: TrainConfig, ctx: DistributedContext, files: _RunFiles, model: nn.Module, optimizer, scheduler) -> _State:
+    """Continue from ``last.ckpt`` (weights, optimiser, scheduler, progress) when asked and present."""
+    if not (config.resume and files.last.is_file()):
+        return _State()
+    ckpt = load_checkpoint(files.last, map_location="cpu")
+    _check_resume(ckpt, config, files.last)
+    model.load_state_dict(checkpoint_state_dict(ckpt, config.model))
+    optimizer.load_state_dict(ckpt["optimizer_states"][0])
+    scheduler.load_state_dict(ckpt["lr_schedulers"][0])
+    # a resumed run may change the schedule (e.g. fewer epochs): the config's step and gamma win
+    scheduler.step_size, scheduler.gamma = config.lr_step_size, config.lr_gamma
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        files.repair(ckpt)
+        logger.info("resumed from %s at epoch %d, step %d", files.last, int(ckpt["epoch"]), int(ckpt["global_step"]))
+    return _State(
+        int(ckpt["epoch"]), int(ckpt["global_step"]),
+        dict(ckpt["recon"].get("best") or {}), list(ckpt["recon"].get("history") or []),
+    )
 
-    model = build_model(config.model, config.model_kwargs, impl=config.model_impl, seed=config.seed)
-    if config.init_weights is not None and not (config.resume and last_path.is_file()):
-        _load_initial_weights(model, config)
-    model = model.to(ctx.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_size, config.lr_gamma)
-    start_epoch, global_step = 0, 0
-    best: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-    if config.resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, map_location="cpu")
-        _check_resume(ckpt, config, last_path)
-        model.load_state_dict(checkpoint_state_dict(ckpt, config.model))
-        optimizer.load_state_dict(ckpt["optimizer_states"][0])
-        scheduler.load_state_dict(ckpt["lr_schedulers"][0])
-        # a resumed run may change the schedule (e.g. fewer epochs): the config's step and gamma win
-        scheduler.step_size, scheduler.gamma = config.lr_step_size, config.lr_gamma
-        start_epoch, global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
-        best = dict(ckpt["recon"].get("best") or {})
-        history = list(ckpt["recon"].get("history") or [])
-        if ctx.is_main:
-            logger.info("resumed from %s at epoch %d, step %d", last_path, start_epoch, global_step)
-    net: nn.Module = model
-    if ctx.distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
+def _loaders(config: TrainConfig, ctx: DistributedContext) -> tuple[Any, Any, Any, Any, Optional[Any]]:
+    """``(train_transform, train_set, train_loader, train_sampler, val_loader)``."""
     mask_args = dict(mask_type=config.mask_type, center_fractions=config.center_fractions, accelerations=config.accelerations)
     train_transform = make_transform(
         config.model, train=True, seed=config.seed, challenge=config.challenge, crop_rows=config.train_crop_rows, **mask_args
@@ -208,35 +256,50 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         sample_rate=config.sample_rate, seed=config.seed,
         check="train_data", require_targets=config.self_supervised is None,
     )
-    train_loader, train_sampler = make_loader(
-        train_set, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-        num_replicas=ctx.world_size, rank=ctx.rank, num_workers=config.num_workers,
-    )
+    loader_args = dict(num_replicas=ctx.world_size, rank=ctx.rank, num_workers=config.num_workers, seed=config.seed)
+    train_loader, train_sampler = make_loader(train_set, batch_size=config.batch_size, shuffle=True, **loader_args)
     val_loader = None
     if config.val_data is not None:
         val_transform = make_transform(config.model, train=False, seed=config.seed, challenge=config.challenge, **mask_args)
         val_set = make_dataset(
             config.val_data, val_transform, challenge=config.challenge, cache=config.data_cache, check="val_data"
         )
-        val_loader, _ = make_loader(
-            val_set, batch_size=1, shuffle=False, seed=config.seed,
-            num_replicas=ctx.world_size, rank=ctx.rank, num_workers=config.num_workers,
-        )
+        val_loader, _ = make_loader(val_set, batch_size=1, shuffle=False, **loader_args)
+    return train_transform, train_set, train_loader, train_sampler, val_loader
+
+
+def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
+    spec = MODEL_SPECS[config.model]
+    files = _RunFiles(Path(config.output_dir))
+    if ctx.is_main:
+        files.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(files.out_dir)
+
+    model = build_model(config.model, config.model_kwargs, impl=config.model_impl, seed=config.seed)
+    if config.init_weights is not None and not (config.resume and files.last.is_file()):
+        _load_initial_weights(model, config)
+    model = model.to(ctx.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_size, config.lr_gamma)
+    state = _resume(config, ctx, files, model, optimizer, scheduler)
+    net: nn.Module = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    train_transform, train_set, train_loader, train_sampler, val_loader = _loaders(config, ctx)
     loss_fn = ReconLoss(config.loss, config.l1_weight).to(ctx.device)
     ssdu = None
     if config.self_supervised == "ssdu":
-        ssdu = SSDU(config.ssdu_rho, config.ssdu_selection, seed=config.seed + ctx.rank)
+        ssdu = SSDU(config.ssdu_rho, config.ssdu_selection, seed=config.seed + ctx.rank, unit=config.ssdu_unit)
     show = _show_progress(config, ctx)
     if ctx.is_main:
         params = sum(p.numel() for p in model.parameters())
         logger.info(
             "training %s (%d parameters) on %d slices (%d per process, %d processes), epochs %d-%d",
-            config.model, params, len(train_set), len(train_sampler), ctx.world_size, start_epoch + 1, config.epochs,
+            config.model, params, len(train_set), len(train_sampler), ctx.world_size, state.epoch + 1, config.epochs,
         )
 
-    epoch = start_epoch
-    for epoch_index in range(start_epoch, config.epochs):
-        if config.max_steps is not None and global_step >= config.max_steps:
+    for epoch_index in range(state.epoch, config.epochs):
+        if config.max_steps is not None and state.global_step >= config.max_steps:
             break
         torch.manual_seed((config.seed * 1_000_003 + epoch_index * 7919 + ctx.rank) % 2**63)
         train_sampler.set_epoch(epoch_index)
@@ -251,60 +314,57 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
                 net, batch, domain=spec.domain, loss_fn=loss_fn, optimizer=optimizer,
                 device=ctx.device, grad_clip=config.grad_clip, ssdu=ssdu,
             )
-            global_step += 1
+            state.global_step += 1
             loss_sum += loss
             loss_count += 1
             bar.set_postfix(loss=f"{loss:.4f}")
-            if config.max_steps is not None and global_step >= config.max_steps:
+            if config.max_steps is not None and state.global_step >= config.max_steps:
                 break
         bar.close()
         scheduler.step()
-        epoch = epoch_index + 1
+        state.epoch = epoch_index + 1
         totals = all_reduce_sum(ctx, torch.tensor([loss_sum, float(loss_count)], dtype=torch.float64))
         record: dict[str, Any] = {
-            "epoch": epoch,
-            "global_step": global_step,
+            "epoch": state.epoch,
+            "global_step": state.global_step,
             "train_loss": float(totals[0] / max(totals[1], 1.0)),
             "lr": lr,
             "train_time_s": round(time.perf_counter() - start, 2),
         }
-        stopping = epoch == config.epochs or (config.max_steps is not None and global_step >= config.max_steps)
+        stopping = state.epoch == config.epochs or (config.max_steps is not None and state.global_step >= config.max_steps)
         metrics: dict[str, Any] = {}
-        if val_loader is not None and (epoch % config.val_every == 0 or stopping):
+        if val_loader is not None and (state.epoch % config.val_every == 0 or stopping):
             start = time.perf_counter()
             result = evaluate(net, val_loader, domain=spec.domain, ctx=ctx, loss_fn=loss_fn, progress=show)
             metrics = {key: value for key, value in result.items() if key != "volumes"}
             record.update({f"val_{key}": value for key, value in metrics.items()})
             record["val_time_s"] = round(time.perf_counter() - start, 2)
-        history.append(record)
-        is_best = bool(metrics) and (not best or metrics["ssim"] > best["ssim"])
+        state.history.append(record)
+        is_best = bool(metrics) and (not state.best or metrics["ssim"] > state.best["ssim"])
         if is_best:
-            best = {"epoch": epoch, "global_step": global_step, **metrics}
+            state.best = {"epoch": state.epoch, "global_step": state.global_step, **metrics}
         if ctx.is_main:
             logger.info(
                 "epoch %d step %d train_loss %.4f%s (%.1fs)",
-                epoch, global_step, record["train_loss"],
+                state.epoch, state.global_step, record["train_loss"],
                 "" if not metrics else f" val ssim {metrics['ssim']:.4f} psnr {metrics['psnr']:.2f} nmse {metrics['nmse']:.4f}",
                 record["train_time_s"],
             )
             save_checkpoint(
-                last_path, model, model_name=config.model, model_kwargs=config.model_kwargs,
-                optimizer=optimizer, scheduler=scheduler, epoch=epoch, global_step=global_step,
-                config=config.to_dict(), metrics=metrics, best=best, history=history,
+                files.last, model, model_name=config.model, model_kwargs=config.model_kwargs,
+                optimizer=optimizer, scheduler=scheduler, epoch=state.epoch, global_step=state.global_step,
+                config=config.to_dict(), metrics=metrics, best=state.best, history=state.history,
             )
-            if is_best:
-                with atomic_path(best_path) as tmp:
-                    shutil.copyfile(last_path, tmp)
-            _write_json(out_dir / "history.json", history)
+            files.commit(is_best, state.history)
         barrier(ctx)
 
     return TrainResult(
-        output_dir=out_dir,
-        last_checkpoint=last_path,
-        best_checkpoint=best_path if best else None,
-        epoch=epoch,
-        global_step=global_step,
-        history=history,
-        best=best,
+        output_dir=files.out_dir,
+        last_checkpoint=files.last,
+        best_checkpoint=files.best if state.best else None,
+        epoch=state.epoch,
+        global_step=state.global_step,
+        history=state.history,
+        best=state.best,
         model=model,
     )

@@ -35,6 +35,8 @@ class ModelSpec:
         fastmri_class: class in ``fastmri.models`` with the same parameters, or None.
         prefix: ``state_dict`` key prefix in checkpoints (fastMRI's Lightning attribute name).
         domain: ``"kspace"`` or ``"image"``.
+        defaults: constructor arguments used where ``model_kwargs`` does not give them
+            (the U-Net reconstructs one magnitude channel: ``in_chans = out_chans = 1``).
     """
 
     name: str
@@ -42,11 +44,12 @@ class ModelSpec:
     fastmri_class: Optional[str]
     prefix: str
     domain: str
+    defaults: tuple[tuple[str, Any], ...] = ()
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "varnet": ModelSpec("varnet", "VarNet", "VarNet", "varnet", "kspace"),
-    "unet": ModelSpec("unet", "Unet", "Unet", "unet", "image"),
+    "unet": ModelSpec("unet", "Unet", "Unet", "unet", "image", (("in_chans", 1), ("out_chans", 1))),
     "cascade": ModelSpec("cascade", "CascadeNet", None, "cascade", "kspace"),
 }
 
@@ -115,6 +118,14 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any], impl: str = "recon") -
     if unknown:
         accepted = sorted(p for p in params if p != "self")
         return f"{cls.__name__} has no arguments {unknown}; it accepts {accepted}"
+    required = [
+        p.name for p in params.values()
+        if p.name != "self" and p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    missing = [p for p in required if p not in kwargs and p not in dict(_spec(name).defaults)]
+    if missing:
+        return f"{cls.__name__} needs the arguments {missing} (e.g. --model-kwargs '{{\"{missing[0]}\": ...}}')"
     return None
 
 
@@ -123,7 +134,7 @@ def build_model(name: str, kwargs: Optional[dict[str, Any]] = None, *, impl: str
 
     Args:
         name: a key of :data:`MODEL_SPECS`.
-        kwargs: constructor keyword arguments.
+        kwargs: constructor keyword arguments (over the spec's ``defaults``).
         impl: ``"recon"`` or ``"fastmri"``.
         seed: initialise parameters from this seed. The global torch RNG is forked, so the
             caller's random state is unchanged; None uses the global RNG as torch does.
@@ -139,6 +150,7 @@ def build_model(name: str, kwargs: Optional[dict[str, Any]] = None, *, impl: str
     if problem:
         raise ValueError(f"model_kwargs for {name!r}: {problem}")
     cls = model_class(name, impl)
+    kwargs = {**dict(_spec(name).defaults), **kwargs}
     if seed is None:
         return cls(**kwargs)
     with torch.random.fork_rng(devices=[]):

@@ -52,7 +52,7 @@ def tiny_config(tiny_data, tmp_path):
         settings = dict(
             model="varnet",
             model_kwargs=dict(TINY_VARNET),
-            model_impl="fastmri",
+            model_impl="recon",
             train_data=str(tiny_data["train"]),
             val_data=str(tiny_data["val"]),
             center_fractions=(0.25,),

@@ -18,7 +18,7 @@ from .conftest import TINY_VARNET
 
 def test_config_from_args_merges_file_and_options(tmp_path):
     config_file = tmp_path / "c.json"
-    config_file.write_text(json.dumps({"model": "varnet", "epochs": 7, "lr": 0.01, "model_impl": "fastmri"}))
+    config_file.write_text(json.dumps({"model": "varnet", "epochs": 7, "lr": 0.01, "model_impl": "recon"}))
     args = build_parser().parse_args(
         ["--config", str(config_file), "--lr", "0.002", "--accelerations", "4,8", "--center-fractions", "0.08,0.04",
          "--val-data", "none", "--resume", "false", "--model-kwargs", json.dumps(TINY_VARNET)]
@@ -31,7 +31,7 @@ def test_config_from_args_merges_file_and_options(tmp_path):
 def test_main_trains_and_reports_errors(tiny_data, tmp_path, caplog):
     out = tmp_path / "run"
     argv = [
-        "--model-impl", "fastmri", "--model-kwargs", json.dumps(TINY_VARNET), "--train-data", str(tiny_data["train"]),
+        "--model-impl", "recon", "--model-kwargs", json.dumps(TINY_VARNET), "--train-data", str(tiny_data["train"]),
         "--val-data", "none", "--center-fractions", "0.25", "--accelerations", "2", "--max-steps", "1",
         "--output-dir", str(out), "--num-threads", "1",
     ]
@@ -115,6 +115,6 @@ def test_train_transform_with_crop(tiny_data):
     with pytest.raises(ValueError, match="crop_rows must be None or an int >= 8 for k-space models"):
         SeededTrainTransform("image", None, 0, crop_rows=16)
     with pytest.raises(ValueError, match=r"TrainConfig\.train_crop_rows must be None for the image-domain model 'unet'"):
-        TrainConfig(model="unet", model_impl="fastmri", train_crop_rows=16)
+        TrainConfig(model="unet", train_crop_rows=16)
     with pytest.raises(ValueError, match=r"TrainConfig\.train_crop_rows must be an int >= 8 or None"):
         TrainConfig(train_crop_rows=4)

@@ -70,14 +70,14 @@ def test_fastmri_impl_has_no_cascade():
 
 
 def test_unknown_model_kwarg_is_named():
-    # checked against the class signature (fastMRI's VarNet here: always importable in the test venv)
+    # checked against the class signature
     with pytest.raises(ValueError, match=r"TrainConfig\.model_kwargs: VarNet has no arguments \['cascades'\]"):
-        TrainConfig(model="varnet", model_impl="fastmri", model_kwargs={"cascades": 4})
+        TrainConfig(model="varnet", model_kwargs={"cascades": 4})
 
 
 def test_json_round_trip_and_normalisation():
     config = TrainConfig(
-        model="unet", model_kwargs={"chans": 8}, model_impl="fastmri", accelerations=[4.0, 8], center_fractions=[0.08, 0.04]
+        model="unet", model_kwargs={"chans": 8}, accelerations=[4.0, 8], center_fractions=[0.08, 0.04]
     )
     assert config.accelerations == (4, 8) and all(isinstance(a, int) for a in config.accelerations)
     assert config.center_fractions == (0.08, 0.04)

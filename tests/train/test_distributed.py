@@ -32,7 +32,7 @@ def test_two_process_gloo_run(tiny_data, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(_free_port()), "-m", "recon.train",
-        "--model", "varnet", "--model-impl", "fastmri", "--model-kwargs", json.dumps(TINY_VARNET),
+        "--model", "varnet", "--model-impl", "recon", "--model-kwargs", json.dumps(TINY_VARNET),
         "--train-data", str(tiny_data["train"]), "--val-data", str(tiny_data["val"]),
         "--center-fractions", "0.25", "--accelerations", "2", "--epochs", "1", "--seed", "3",
         "--device", "cpu", "--num-threads", "1", "--output-dir", str(out), "--progress", "false",

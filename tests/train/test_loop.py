@@ -23,7 +23,7 @@ def _batch(tiny_data):
 def test_one_step_decreases_the_loss(tiny_data):
     torch.set_num_threads(1)
     batch = _batch(tiny_data)
-    model = build_model("varnet", TINY_VARNET, impl="fastmri", seed=0)
+    model = build_model("varnet", TINY_VARNET, seed=0)
     loss_fn = ReconLoss("ssim")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     cpu = torch.device("cpu")
