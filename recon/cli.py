@@ -793,8 +793,6 @@ _USER_ERRORS = (CommandError, ValueError, TypeError, OSError, KeyError, ImportEr
 def _error_text(err: BaseException) -> str:
     if isinstance(err, KeyError) and err.args:  # str(KeyError) is the quoted key only
         return f"missing key {err.args[0]!r}"
-    if isinstance(err, ImportError) and not isinstance(err, ModuleNotFoundError):
-        return _one_line(err)
     if isinstance(err, ModuleNotFoundError):
         return f"{_one_line(err)} (install the optional dependency)"
     return _one_line(err)
