@@ -83,13 +83,13 @@ def command(name: str, fields: dict, steps: int) -> str:
     return " ".join(parts)
 
 
-def train(names: list[str], budget_scale: float, cache: str) -> None:
+def train(names: list[str], budget_scale: float, cache: str, resume: bool = False) -> None:
     data = phantom_volumes(TRAIN_SEEDS, ["t1w"], cache=cache)
     real = colin27_2mm()
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
         fields, budget = RUNS[name]
-        config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=False,
+        config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=resume,
                             time_budget=budget * budget_scale, num_threads=1, train_data=f"phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}")
         items = data + [real] if fields["task"] in ("gan", "denoise") else data
         t0 = time.time()
@@ -131,13 +131,15 @@ def main() -> None:
     t.add_argument("--only", nargs="*", default=list(RUNS), choices=list(RUNS))
     t.add_argument("--budget-scale", type=float, default=1.0)
     t.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
+    t.add_argument("--resume", action="store_true",
+                   help="continue each run from its last.ckpt (the budget counts the time already spent)")
     c = sub.add_parser("cards")
     c.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     if args.cmd == "train":
-        train(args.only, args.budget_scale, args.cache)
+        train(args.only, args.budget_scale, args.cache, args.resume)
     else:
         cards(args.quick)
 

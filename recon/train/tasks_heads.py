@@ -559,7 +559,7 @@ def train_head(config: HeadConfig, data: list[dict[str, np.ndarray]] | None = No
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    contrasts = sorted({config.source, config.target, "t1w", "t2w", "flair"})
+    contrasts = [config.source, config.target] if config.task in ("synthesis", "cyclegan") else ["t1w"]
     if data is None:
         data = load_data(config.train_data, contrasts, config.data_cache)
     if not data:
