@@ -33,6 +33,8 @@ Commands:
   simulate      turn NIfTI magnitude volumes into multi-coil fastMRI-format k-space files
   convert       a DICOM series (a folder, or an enhanced multi-frame file) to one NIfTI volume
   preprocess    resample, N4, register, skull-strip, normalise NIfTI volumes (a file or a folder)
+  synthesize    synthesise another contrast (FLAIR, T2w from T1w) from a volume or a reconstruction
+  denoise       remove Rician noise from an image (noise level estimated)
   train         train a VarNet / U-Net / cascade fastMRI-style (torchrun for several processes)
   benchmark     run the benchmarks: one report (REPORT.md, results.json, plots) per device
 
@@ -43,6 +45,8 @@ Examples:
   recon simulate brain.nii.gz -o simulated/ --coils 8
   recon convert dicom/ct_head/ -o ct_head.nii.gz --png ct_head.png
   recon preprocess t1_folder/ -o prep/ --resample 1 --n4 --skull-strip --normalize zscore
+  recon synthesize t1.nii.gz -o flair.nii.gz --source t1 --target flair
+  recon denoise noisy.nii.gz -o clean.nii.gz
   recon benchmark --quick
   torchrun --nproc_per_node 2 -m recon.cli reconstruct val_folder/ -o recons/   # files shared by 2 processes
 """
@@ -563,6 +567,58 @@ def _fit_nyul(held: list[tuple[Path, np.ndarray, Path, Path | None]], folder: Pa
     return written + [folder / "nyul_landmarks.json"]
 
 
+def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """A NIfTI volume (with its affine) or the 'reconstruction' of a submission .h5 file
+    (``(slices, H, W)`` -> ``(H, W, slices)``, slices last; no affine)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"input {str(path)!r} does not exist")
+    if path.suffix == ".h5":
+        with _open_h5(path, "IN") as hf:
+            if "reconstruction" not in hf:
+                raise CommandError(f"{path}: no 'reconstruction' dataset (not a `recon reconstruct` output)")
+            volume = np.asarray(hf["reconstruction"][()], dtype=np.float32)
+        if volume.ndim == 2:
+            return volume, None, True
+        return np.ascontiguousarray(np.moveaxis(volume, 0, -1)), None, True
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"IN must be a .nii/.nii.gz volume or a submission .h5 file, got {str(path)!r}")
+    from recon.data.io import load_nifti
+
+    volume, affine, _ = load_nifti(path)
+    if volume.ndim == 3 and volume.shape[-1] == 1:
+        volume = volume[..., 0]
+    return volume, affine, False
+
+
+def _write_image(output: Path, image: np.ndarray, affine: np.ndarray | None) -> None:
+    from recon.data.io import save_nifti
+
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"-o/--output must end in .nii or .nii.gz, got {str(output)!r}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_nifti(output, image if image.ndim == 3 else image[..., None], affine=affine)
+    print(output)
+
+
+def _cmd_synthesize(args: argparse.Namespace) -> int:
+    from recon.api import synthesize
+
+    volume, affine, from_h5 = _read_image(Path(args.input))
+    dims = args.dims if args.dims is not None else (2 if from_h5 else None)
+    result = synthesize(volume, source=args.source, target=args.target, weights=args.weights, dims=dims,
+                        progress=sys.stderr.isatty())
+    _write_image(Path(args.output), result, affine)
+    return 0
+
+
+def _cmd_denoise(args: argparse.Namespace) -> int:
+    from recon.api import denoise
+
+    volume, affine, _ = _read_image(Path(args.input))
+    _write_image(Path(args.output), denoise(volume, sigma=args.sigma, weights=args.weights), affine)
+    return 0
+
+
 def _cmd_train(argv: Sequence[str]) -> int:
     from recon.train import main as train_main
 
@@ -751,6 +807,36 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--nyul-landmarks", default=None, metavar="JSON", help="fitted Nyul landmarks (NyulNormalizer.save)")
     prep.add_argument("--seed", type=int, default=0, help="seed of the registrations' sampling (default: 0)")
     prep.set_defaults(func=_cmd_preprocess)
+
+    syn = sub.add_parser(
+        "synthesize",
+        help="synthesise another contrast (e.g. FLAIR from T1w) from a NIfTI volume or a reconstruction",
+        description=(
+            "Synthesise TARGET from IN (contrast SOURCE) with the bundled networks (recon.synthesize): a "
+            ".nii/.nii.gz volume (3-D ResNet by overlapping patches; --dims 2 for slice by slice) or a "
+            "`recon reconstruct` output .h5 (its 'reconstruction' slices, 2-D U-Net), so that "
+            "`recon reconstruct k.h5 -o rec/` then `recon synthesize rec/k.h5 -o flair.nii.gz` goes from "
+            "undersampled k-space to a synthesised contrast. Output in foreground-mean units (see docs/heads.md)."
+        ),
+    )
+    syn.add_argument("input", metavar="IN", help=".nii/.nii.gz volume or submission .h5 file")
+    syn.add_argument("-o", "--output", required=True, metavar="OUT", help="output .nii/.nii.gz")
+    syn.add_argument("--source", default="t1", help="contrast of IN: t1, t2, flair, pd (default: t1)")
+    syn.add_argument("--target", default="flair", help="contrast to synthesise (default: flair)")
+    syn.add_argument("--weights", default=None, metavar="W", help="bundled head name or weight file (default: the pair's bundled one)")
+    syn.add_argument("--dims", type=int, choices=(2, 3), default=None, help="2: slice network, 3: volume network")
+    syn.set_defaults(func=_cmd_synthesize)
+
+    den = sub.add_parser(
+        "denoise",
+        help="remove Rician noise from a NIfTI volume/slice or a reconstruction (sigma estimated)",
+        description="Denoise IN with the bundled autoencoder (recon.denoise); the noise level is estimated unless --sigma.",
+    )
+    den.add_argument("input", metavar="IN", help=".nii/.nii.gz volume or slice, or submission .h5 file")
+    den.add_argument("-o", "--output", required=True, metavar="OUT", help="output .nii/.nii.gz")
+    den.add_argument("--sigma", type=number_type(float, minimum=0.0), default=None, help="noise sigma in IN's units (default: estimated)")
+    den.add_argument("--weights", default=None, metavar="W", help="bundled head name or weight file")
+    den.set_defaults(func=_cmd_denoise)
 
     train = sub.add_parser(
         "train",
