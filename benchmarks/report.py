@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 
 from benchmarks.common import markdown_table, write_atomic
 
-__all__ = ["check_section", "write_report", "render_markdown", "json_safe"]
+__all__ = ["check_section", "write_report", "render_markdown", "json_safe", "merge_reports"]
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -70,6 +70,8 @@ def json_safe(value: object) -> object:
 def _save_figure(figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    if Path(path).exists() and isinstance(figure, _SavedFigure) and Path(path).read_bytes() == buffer.getvalue():
+        return
     write_atomic(path, buffer.getvalue())
     try:  # pyplot figures stay registered until closed
         import matplotlib.pyplot as plt
@@ -97,7 +99,13 @@ def render_markdown(environment: Mapping, sections: Sequence[tuple[str, dict]], 
         f"| python | {env.get('python')} on {env.get('machine')} |",
         f"| CPU threads (torch) / cores | {env.get('threads')} / {env.get('cpu_count')} |",
         f"| load average at start | {env.get('load_average')} |",
-        f"| wall time of this report | {env.get('wall_s', 0.0):.0f} s |",
+        f"| wall time of this report | {env.get('wall_s') or 0.0:.0f} s |",
+    ]
+    for run in env.get("merged_runs", []):
+        lines.append(f"| merged from the run of {run.get('date')} | sections {', '.join(run.get('sections', []))}; "
+                     f"commit `{str(run.get('commit'))[:12]}`; load average at its start {run.get('load_average')}; "
+                     f"{run.get('wall_s') or 0.0:.0f} s |")
+    lines += [
         "",
         "Timing: each implementation is warmed up, then timed in interleaved rounds (one call of each "
         "per round, so machine noise falls on all alike); tables give the median, and the spread "
@@ -111,7 +119,7 @@ def render_markdown(environment: Mapping, sections: Sequence[tuple[str, dict]], 
     lines += ["## Contents", ""]
     for name, section in sections:
         lines.append(f"- [{section['title']}](#{_anchor(section['title'])}) (`benchmarks/{name}.py`, "
-                     f"{section.get('wall_s', 0.0):.0f} s)")
+                     f"{section.get('wall_s') or 0.0:.0f} s)")
     for name, why in skipped:
         lines.append(f"- `{name}`: not in this report: {why}")
     lines.append("")
@@ -172,6 +180,7 @@ def write_report(out_dir: str | Path, environment: Mapping, sections: Sequence[t
             "notes": section.get("notes", []),
             "tables": section.get("tables", []),
             "figures": [f"{fig['name']}.png" for fig in section.get("figures", [])],
+            "figure_captions": {f"{fig['name']}.png": fig.get("caption", fig["name"]) for fig in section.get("figures", [])},
             "results": section.get("results", {}),
         }
     text = render_markdown(environment, sections, quick=quick, headline=headline, skipped=skipped)
@@ -179,3 +188,68 @@ def write_report(out_dir: str | Path, environment: Mapping, sections: Sequence[t
     report = out / "REPORT.md"
     write_atomic(report, text)
     return report
+
+
+class _SavedFigure:
+    """A PNG already on disk, saved again by copying its bytes (see :func:`merge_reports`)."""
+
+    def __init__(self, path: Path):
+        self.data = Path(path).read_bytes()
+
+    def savefig(self, buffer, **kwargs) -> None:
+        buffer.write(self.data)
+
+
+def merge_reports(out_dir: str | Path, sources: Sequence[str | Path], order: Sequence[str]) -> Path:
+    """One report from several runs' folders (e.g. sections run in two processes at once).
+
+    Each section (in ``order``) is taken from the first source that has it, with its PNGs;
+    the headline is rebuilt from the merged results; the header keeps the first run's
+    environment and lists every run (date, commit, load, sections, wall time).
+    """
+    from benchmarks.headline import build
+
+    payloads = [(Path(src), json.loads((Path(src) / "results.json").read_text())) for src in sources]
+    sections, runs, skipped = [], [], {}
+    for src, payload in payloads:
+        runs.append({**payload["environment"], "sections": list(payload["sections"])})
+    for name in order:
+        source = next(((src, p) for src, p in payloads if name in p["sections"]), None)
+        if source is None:
+            reasons = [p["skipped"][name] for _, p in payloads if name in p.get("skipped", {})]
+            if reasons:
+                skipped[name] = next((r for r in reasons if not r.startswith("not run: the report was written")), reasons[0])
+            continue
+        src, payload = source
+        section = dict(payload["sections"][name])
+        captions = section.get("figure_captions", {})
+        section["figures"] = [{"name": Path(f).stem, "figure": _SavedFigure(src / f), "caption": captions.get(f, Path(f).stem)}
+                              for f in section.get("figures", [])]
+        sections.append((name, section))
+    env = dict(payloads[0][1]["environment"])
+    env["wall_s"] = sum(r.get("wall_s") or 0.0 for r in runs)
+    env["merged_runs"] = [{k: r.get(k) for k in ("date", "commit", "load_average", "sections", "wall_s")} for r in runs]
+    headline, figures = build(dict(sections))
+    quick = any(p.get("quick") for _, p in payloads)
+    return write_report(out_dir, env, sections, quick=quick, headline=headline, headline_figures=figures,
+                        skipped=list(skipped.items()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report OUT SRC [SRC ...]``: merge report folders into OUT."""
+    import argparse
+
+    from benchmarks.run import SECTIONS
+
+    parser = argparse.ArgumentParser(description=merge_reports.__doc__)
+    parser.add_argument("out", help="folder of the merged report")
+    parser.add_argument("sources", nargs="+", help="report folders (results.json + PNGs), earlier ones win")
+    args = parser.parse_args(argv)
+    print(merge_reports(args.out, args.sources, list(SECTIONS)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

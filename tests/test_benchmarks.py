@@ -341,3 +341,18 @@ def test_compiled_variants_run_on_cpu():
     for row in compiled:
         assert "error" not in row, row
     assert compiled[0]["rel_diff_vs_eager_float32"] < 1e-4
+
+
+def test_merge_reports_combines_runs(tmp_path):
+    from benchmarks.report import merge_reports
+
+    env = {**environment(torch.device("cpu")), "wall_s": 2.0}
+    write_report(tmp_path / "one", env, [("ops", check_section("ops", _section("Ops", "ops-plot")))], quick=False,
+                 skipped=[("data", "not run: the report was written before this section's turn (run in progress, or stopped)")])
+    write_report(tmp_path / "two", env, [("data", check_section("data", _section("Data", "data-plot")))], quick=False,
+                 skipped=[("heads", "does not exist yet")])
+    merge_reports(tmp_path / "out", [tmp_path / "one", tmp_path / "two"], ["ops", "data", "heads"])
+    text, payload = _check_report(tmp_path / "out", ["ops-plot", "data-plot"])
+    assert list(payload["sections"]) == ["ops", "data"] and payload["skipped"] == {"heads": "does not exist yet"}
+    assert (tmp_path / "out" / "ops-plot.png").read_bytes() == (tmp_path / "one" / "ops-plot.png").read_bytes()
+    assert text.count("| merged from the run of") == 2 and "![a parabola](data-plot.png)" in text
