@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 import sigpy.mri
 
-import fastmri.data as fastmri_data
-from fastmri.data.subsample import EquispacedMaskFractionFunc
+try:  # only the fastMRI parity tests need the fastmri package; the rest run without it
+    import fastmri.data as fastmri_data
+except ImportError:
+    fastmri_data = None
+needs_fastmri = pytest.mark.skipif(fastmri_data is None, reason="fastMRI parity test: needs the fastmri package")
+from recon.masks import EquispacedMaskFractionFunc  # fastMRI-exact (tests/test_masks.py)
 from recon.data import (
     SimulationConfig,
     SliceDataset,
@@ -112,6 +116,7 @@ def test_deterministic_given_a_seed():
     np.testing.assert_array_equal(a.kspace, d.kspace)
 
 
+@needs_fastmri
 def test_written_file_round_trips_through_both_readers(tmp_path):
     sim = simulate_multicoil(_phantom(3), SimulationConfig(num_coils=4, readout_oversampling=2), seed=0)
     folder = tmp_path / "d"
@@ -132,6 +137,7 @@ def test_written_file_round_trips_through_both_readers(tmp_path):
     assert attrs["norm"] == pytest.approx(float(np.sqrt((sim.target.astype(np.float64) ** 2).sum())), rel=1e-6)
 
 
+@needs_fastmri
 def test_singlecoil_file_is_the_sensitivity_weighted_combination(tmp_path):
     sim = simulate_multicoil(_phantom(2), SimulationConfig(num_coils=4, snr=None), seed=0)
     folder = tmp_path / "d"
