@@ -82,8 +82,14 @@ def _save_figure(figure, path: Path) -> None:
 
 
 def render_markdown(environment: Mapping, sections: Sequence[tuple[str, dict]], *, quick: bool,
-                    headline: Sequence[str] = (), skipped: Sequence[tuple[str, str]] = ()) -> str:
-    """The markdown text of ``REPORT.md`` (figures referenced as ``<name>.png``)."""
+                    headline: Sequence[str] = (), skipped: Sequence[tuple[str, str]] = (),
+                    standalone: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The markdown text of ``REPORT.md`` (figures referenced as ``<name>.png``).
+
+    ``standalone``: section name -> result files of its script's own last run in the same
+    folder (``<name>.md`` ...), linked from the list of sections not in this report.
+    """
+    standalone = standalone or {}
     env = environment
     device = env.get("gpu") or env.get("processor")
     lines = [f"# recon benchmark report ({env.get('device')}{', QUICK MODE' if quick else ''})", ""]
@@ -121,7 +127,9 @@ def render_markdown(environment: Mapping, sections: Sequence[tuple[str, dict]], 
         lines.append(f"- [{section['title']}](#{_anchor(section['title'])}) (`benchmarks/{name}.py`, "
                      f"{section.get('wall_s') or 0.0:.0f} s)")
     for name, why in skipped:
-        lines.append(f"- `{name}`: not in this report: {why}")
+        older = [f"[{f}]({f})" for f in standalone.get(name, [])]
+        tail = f"; the last standalone run of its script: {', '.join(older)}" if older else ""
+        lines.append(f"- `{name}`: not in this report: {why}{tail}")
     lines.append("")
     for name, section in sections:
         lines += [f"## {section['title']}", ""]
@@ -183,7 +191,9 @@ def write_report(out_dir: str | Path, environment: Mapping, sections: Sequence[t
             "figure_captions": {f"{fig['name']}.png": fig.get("caption", fig["name"]) for fig in section.get("figures", [])},
             "results": section.get("results", {}),
         }
-    text = render_markdown(environment, sections, quick=quick, headline=headline, skipped=skipped)
+    standalone = {name: sorted(p.name for p in out.glob(f"{name}*.md") if p.name != "REPORT.md") for name, _ in skipped}
+    text = render_markdown(environment, sections, quick=quick, headline=headline, skipped=skipped,
+                           standalone={k: v for k, v in standalone.items() if v})
     write_atomic(out / "results.json", json.dumps(json_safe(payload), indent=1, allow_nan=False) + "\n")
     report = out / "REPORT.md"
     write_atomic(report, text)

@@ -356,3 +356,12 @@ def test_merge_reports_combines_runs(tmp_path):
     assert list(payload["sections"]) == ["ops", "data"] and payload["skipped"] == {"heads": "does not exist yet"}
     assert (tmp_path / "out" / "ops-plot.png").read_bytes() == (tmp_path / "one" / "ops-plot.png").read_bytes()
     assert text.count("| merged from the run of") == 2 and "![a parabola](data-plot.png)" in text
+
+
+def test_skipped_sections_link_their_scripts_last_standalone_results(tmp_path):
+    (tmp_path / "ops.md").write_text("# ops\n")
+    env = environment(torch.device("cpu"))
+    write_report(tmp_path, env, [], quick=False, skipped=[("ops", "time budget used up"), ("data", "failed")])
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "- `ops`: not in this report: time budget used up; the last standalone run of its script: [ops.md](ops.md)" in text
+    assert "- `data`: not in this report: failed\n" in text
