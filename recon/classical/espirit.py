@@ -224,7 +224,28 @@ def espirit_maps(
     if threshold >= 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
     batch, coils, height, width, _ = kspace.shape
+    calib, kernel_width = _calibration_region(kspace, mask, calib_width, max_calib_width, kernel_width)
+    cdtype = torch.complex128 if kspace.dtype == torch.float64 else torch.complex64
+    data = as_complex(kspace if mask is None else kspace * mask).to(cdtype)
+    coef = _gram_coefficients(_crop_center(data, calib), kernel_width, threshold)  # (B, C, C, F, F)
+    n_freq = coef.shape[-1]
+    phase_h = _phases(n_freq, height, cdtype, kspace.device)  # (F, H)
+    phase_w = _phases(n_freq, width, cdtype, kspace.device)  # (F, W)
+    partial = torch.einsum("bcdfg,gx->bcdfx", coef, phase_w)  # (B, C, C, F, W)
+    maps = torch.zeros(batch, coils, height, width, dtype=cdtype, device=kspace.device)
+    eig = torch.zeros(batch, height, width, dtype=kspace.dtype, device=kspace.device)
+    for b in range(batch):
+        _leading_maps(partial[b], phase_h, max_iter, crop, maps[b], eig[b])
+    out = as_real_view(maps).to(kspace.dtype)
+    return (out, eig) if return_eigenvalues else out
 
+
+def _calibration_region(
+    kspace: torch.Tensor, mask: torch.Tensor | None, calib_width: int | Sequence[int] | None,
+    max_calib_width: int, kernel_width: int | None,
+) -> tuple[tuple[int, int], int]:
+    """``((ch, cw), kernel_width)``: the calibration region and the kernel size, or ValueError."""
+    height, width = kspace.shape[-3:-1]
     if calib_width is None:
         found = calibration_shape(sampling_pattern(kspace, mask))
         calib = (min(found[0], max_calib_width), min(found[1], max_calib_width))
@@ -242,19 +263,19 @@ def espirit_maps(
             f"within the image ({height} x {width}), but {source}; pass sens_maps, a mask with a "
             "fully sampled centre, or a smaller kernel_width"
         )
+    return calib, kernel_width
 
-    cdtype = torch.complex128 if kspace.dtype == torch.float64 else torch.complex64
-    data = as_complex(kspace if mask is None else kspace * mask).to(cdtype)
-    calib_data = _crop_center(data, calib)  # (B, C, ch, cw)
 
+def _gram_coefficients(calib_data: torch.Tensor, k: int, threshold: float) -> torch.Tensor:
+    """Fourier coefficients ``(B, C, C, 2k - 1, 2k - 1)`` of the image-domain matrix
+    ``G(r) = sum_k v_k(r) v_k(r)^H`` of the ESPIRiT kernels of ``calib_data`` ``(B, C, ch, cw)``."""
+    batch, coils = calib_data.shape[:2]
     # Calibration matrix: rows are patches, columns (coil, ky, kx) as in sigpy.
-    k = kernel_width
     patches = calib_data.unfold(2, k, 1).unfold(3, k, 1)  # (B, C, nby, nbx, k, k)
     patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(batch, -1, coils * k * k)
     _, sing, vh = torch.linalg.svd(patches, full_matrices=False)
     keep = sing > threshold * sing[:, :1]  # (B, K)
     kernels = (vh * keep.unsqueeze(-1)).reshape(batch, -1, coils, k, k)
-
     # Kernel images on a small 2k x 2k grid, the Fourier coefficients of G on it.
     grid = 2 * k
     small = kernels.new_zeros(*kernels.shape[:3], grid, grid)
@@ -263,43 +284,42 @@ def espirit_maps(
     img = as_complex(ifft2c(as_real_view(small)))  # (B, K, C, P, P)
     gram = torch.einsum("bkcxy,bkdxy->bcdxy", img, img.conj())
     coef = as_complex(fft2c(as_real_view(gram)))  # (B, C, C, P, P)
-    n_freq = 2 * k - 1
     coef = coef[..., grid // 2 - (k - 1) : grid // 2 + k, grid // 2 - (k - 1) : grid // 2 + k]
-    coef = coef * (grid / k**2)
+    return coef * (grid / k**2)
 
-    phase_h = _phases(n_freq, height, cdtype, kspace.device)  # (F, H)
-    phase_w = _phases(n_freq, width, cdtype, kspace.device)  # (F, W)
-    partial = torch.einsum("bcdfg,gx->bcdfx", coef, phase_w)  # (B, C, C, F, W)
 
-    maps = torch.zeros(batch, coils, height, width, dtype=cdtype, device=kspace.device)
-    eig = torch.zeros(batch, height, width, dtype=kspace.dtype, device=kspace.device)
+def _leading_maps(
+    partial: torch.Tensor, phase_h: torch.Tensor, max_iter: int, crop: float, maps: torch.Tensor, eig: torch.Tensor
+) -> None:
+    """One slice: the leading eigenvector (phase of coil 0 removed, zero where the eigenvalue is
+    not above ``crop``) and eigenvalue of ``G`` at every pixel, written into ``maps`` ``(C, H, W)``
+    and ``eig`` ``(H, W)``; ``G`` is evaluated in blocks of rows from ``partial`` ``(C, C, F, W)``."""
+    coils, width = partial.shape[0], partial.shape[-1]
+    height = phase_h.shape[1]
     rows = max(1, (1 << 22) // max(1, coils * coils * width))  # ~4M matrix entries per block
     coarse = max_iter > 0 and min(height, width) >= 16
-    for b in range(batch):
+    if coarse:
+        # Leading eigenvectors on every other row and column, then (below) a few plain
+        # power iterations at full resolution started from them: G is smooth, so the
+        # start is already close and 3 iterations converge where the eigenvalue gap is
+        # large - a quarter of the cost of solving every pixel from scratch.
+        start = torch.empty(height, width, coils, dtype=maps.dtype, device=maps.device)
+        sub_w = partial[..., ::2]
+        for top in range(0, height, 2 * rows):
+            stop = min(height, top + 2 * rows)
+            block = torch.einsum("cdfx,fy->yxcd", sub_w, phase_h[:, top:stop:2])
+            lead, _ = _leading_eigenpairs(block, max_iter)
+            lead = lead.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
+            start[top:stop] = lead[: stop - top, :width]
+    for top in range(0, height, rows):
+        stop = min(height, top + rows)
+        block = torch.einsum("cdfx,fy->yxcd", partial, phase_h[:, top:stop])
         if coarse:
-            # Leading eigenvectors on every other row and column, then (below) a few plain
-            # power iterations at full resolution started from them: G is smooth, so the
-            # start is already close and 3 iterations converge where the eigenvalue gap is
-            # large - a quarter of the cost of solving every pixel from scratch.
-            start = torch.empty(height, width, coils, dtype=cdtype, device=kspace.device)
-            sub_w = partial[b][..., ::2]
-            for top in range(0, height, 2 * rows):
-                stop = min(height, top + 2 * rows)
-                block = torch.einsum("cdfx,fy->yxcd", sub_w, phase_h[:, top:stop:2])
-                lead, _ = _leading_eigenpairs(block, max_iter)
-                lead = lead.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
-                start[top:stop] = lead[: stop - top, :width]
-        for top in range(0, height, rows):
-            stop = min(height, top + rows)
-            block = torch.einsum("cdfx,fy->yxcd", partial[b], phase_h[:, top:stop])
-            if coarse:
-                lead, lam = _refine(block, start[top:stop], _REFINE_ITER)
-            else:
-                lead, lam = _leading_eigenpairs(block, max_iter)
-            ref = lead[..., :1]
-            lead = lead * (ref.conj() / ref.abs().clamp_min(torch.finfo(kspace.dtype).tiny))
-            lead = lead * (lam > crop).unsqueeze(-1)
-            maps[b, :, top:stop] = lead.permute(2, 0, 1)
-            eig[b, top:stop] = lam.to(kspace.dtype)
-    out = as_real_view(maps).to(kspace.dtype)
-    return (out, eig) if return_eigenvalues else out
+            lead, lam = _refine(block, start[top:stop], _REFINE_ITER)
+        else:
+            lead, lam = _leading_eigenpairs(block, max_iter)
+        ref = lead[..., :1]
+        lead = lead * (ref.conj() / ref.abs().clamp_min(torch.finfo(eig.dtype).tiny))
+        lead = lead * (lam > crop).unsqueeze(-1)
+        maps[:, top:stop] = lead.permute(2, 0, 1)
+        eig[top:stop] = lam.to(eig.dtype)
