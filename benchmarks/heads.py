@@ -107,8 +107,8 @@ def synthesis_section(quick: bool) -> tuple[list, dict, object]:
                    "subjects": len(s)}
             results[f"t1w->{target}/{name}"] = row
             rows.append([f"T1w -> {target.upper() if target == 'flair' else 'T2w'}", name, mae, psnr, ssim,
-                         psnr - base, "-" if kwargs is None else ("yes" if (psnr - base >= (0 if 'Cycle' in name else 2)
-                                                                          and ssim > base_ssim) else "no")])
+                         psnr - base, "-" if methods[name] is None else ("yes" if (psnr - base >= (0 if "Cycle" in name else 2)
+                                                                                 and ssim > base_ssim) else "no")])
     return rows, results, _synthesis_figure(example)
 
 
@@ -335,11 +335,12 @@ def memory_section(quick: bool) -> tuple[list, dict]:
 
 # ----------------------------------------------------------------------------- section
 
-def held_out_scores(quick: bool = False) -> dict[str, dict]:
-    """Per bundled model, its held-out figures (for the model cards)."""
-    _, syn, _ = synthesis_section(quick)
-    _, den, _ = denoise_section(quick)
-    _, gan, _ = gan_section(quick)
+def held_out_scores(results: dict | None = None, quick: bool = False) -> dict[str, dict]:
+    """Per bundled model, its held-out figures (for the model cards), from a section's
+    ``results`` (e.g. benchmarks/results/cpu/heads.json) or measured now."""
+    if results is None:
+        results = run(quick, torch.device("cpu"))["results"]
+    syn, den, gan = results["synthesis"], results["denoise"], results["gan"]
     cards: dict[str, dict] = {}
     for key, value in syn.items():
         pair, method = key.split("/")

@@ -100,7 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         panels.append((f"{label} {args.acceleration}x\nPSNR {p:.1f} SSIM {s:.3f}", volume[mid]))
     panels.append((f"|error| x4 ({args.method})", np.abs(image[mid] - target[mid])))
     _plot(args.out / "demo.png", panels, vmax=float(target[mid].max()))
-    for name in ("out.h5", "out.nii.gz", "demo.png"):
+    written = ["out.h5", "out.nii.gz", "demo.png"]
+    from recon.train.tasks_heads import available_heads  # image heads (issue 13): only with bundled weights
+
+    if "synthesis-unet-t1w-flair" in available_heads():  # the sample is an axial T1-weighted brain
+        flair = recon.synthesize(image[mid], source="t1", target="flair")
+        _plot(args.out / "demo_synthesis.png", [(f"{args.method} reconstruction (T1w)", image[mid] / image[mid].max()),
+                                                ("synthesised FLAIR (recon.synthesize)", flair / np.percentile(flair, 99.5))],
+              vmax=1.0)
+        written.append("demo_synthesis.png")
+    for name in written:
         log.info("wrote %s", args.out / name)
     return 0
 

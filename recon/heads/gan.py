@@ -106,17 +106,21 @@ class DCGANDiscriminator(nn.Module):
     Args:
         chans: channels of the first layer.
         size: input side, a power of two >= 8.
+        batch_norm: batch norm in the hidden layers (DCGAN); False removes it (real and fake
+            batches then cannot be told apart by their batch statistics; more stable on small,
+            mostly-background data such as brain slices).
     """
 
-    def __init__(self, chans: int = 32, size: int = 64) -> None:
+    def __init__(self, chans: int = 32, size: int = 64, batch_norm: bool = True) -> None:
         super().__init__()
         check_int("chans", chans)
-        self.chans, self.size = chans, _check_size(size)
+        self.chans, self.size, self.batch_norm = chans, _check_size(size), bool(batch_norm)
         steps = int(math.log2(size)) - 2
         layers: list[nn.Module] = [nn.Conv2d(1, chans, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         ch = chans
         for _ in range(steps - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            norm = [nn.BatchNorm2d(ch * 2)] if self.batch_norm else []
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not self.batch_norm), *norm, nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False)]
         self.model = nn.Sequential(*layers)

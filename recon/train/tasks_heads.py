@@ -39,7 +39,7 @@ from torch import nn
 
 from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, estimate_sigma
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator
-from recon.heads.synthesis import CycleGAN, ResNet3d, UnetSynthesizer, crop_axial
+from recon.heads.synthesis import CycleGAN, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss
 
 __all__ = [
     "CONTRASTS",
@@ -148,7 +148,7 @@ def build_head(config: HeadConfig) -> nn.Module:
                             generator=torch.Generator().manual_seed(config.seed + 1))
         if config.task == "gan":
             return nn.ModuleDict({"g": DCGANGenerator(config.latent_dim, config.chans, config.image_size),
-                                  "d": DCGANDiscriminator(config.chans, config.image_size)})
+                                  "d": DCGANDiscriminator(config.chans, config.image_size, batch_norm=False)})
         return DenoisingAutoencoder(chans=config.chans, depth=config.depth)
 
 
@@ -495,13 +495,13 @@ class _Task:
             real = self.x[self._pick(len(self.x), c.batch_size)]
             z = torch.randn(c.batch_size, c.latent_dim, generator=self.g)
             fake = m["g"](z)
-            ones, zeros = torch.ones(c.batch_size), torch.zeros(c.batch_size)
-            d_loss = F.binary_cross_entropy_with_logits(m["d"](real), ones) + \
-                F.binary_cross_entropy_with_logits(m["d"](fake.detach()), zeros)
+            # least-squares GAN losses, discriminator without batch norm (DCGAN's BCE + batch-norm
+            # discriminator wins outright on these mostly-background slices and the generator stalls)
+            d_loss = 0.5 * (lsgan_loss(m["d"](real), True) + lsgan_loss(m["d"](fake.detach()), False))
             opt["d"].zero_grad(set_to_none=True)
             d_loss.backward()
             opt["d"].step()
-            g_loss = F.binary_cross_entropy_with_logits(m["d"](fake), ones)
+            g_loss = lsgan_loss(m["d"](fake), True)
             opt["g"].zero_grad(set_to_none=True)
             g_loss.backward()
             opt["g"].step()

@@ -148,7 +148,7 @@ def test_cyclegan_identity_term():
     loss, parts, *_ = model.generator_loss(torch.randn(1, 1, 32, 32), torch.randn(1, 1, 32, 32))
     assert {"idt_a", "idt_b"} <= set(parts)
     expected = parts["adv_ab"] + parts["adv_ba"] + 10 * (parts["cycle_a"] + parts["cycle_b"]) + 5 * (parts["idt_a"] + parts["idt_b"])
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="direction"):
         model(torch.zeros(1, 1, 16, 16), direction="xy")
     with pytest.raises(ValueError, match="lambda_cycle"):
