@@ -31,10 +31,11 @@ def mean_error(matrix, truth, points):
     return float(np.linalg.norm(((matrix - truth) @ points.T)[:3], axis=0).mean())
 
 
+# accuracy tests use num_threads=1: bitwise reproducible, so a pass is not a lucky rounding order
 @pytest.mark.parametrize("metric", ["mean_squares", "mutual_information"])
 def test_rigid_motion_recovered(scene, metric):
     fixed, moving, truth, points = scene
-    result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, metric=metric, seed=1)
+    result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, metric=metric, seed=1, num_threads=1)
     assert mean_error(result.matrix, truth, points) < 0.5
     # matrix, ITK transform and transform_points agree
     np.testing.assert_allclose(result.transform_points(points[:5, :3]), (result.matrix @ points[:5].T).T[:, :3],
@@ -49,7 +50,8 @@ def test_across_contrasts_with_mutual_information(scene):
     fixed, _, truth, points = scene
     # the same anatomy with the tissue intensities remapped non-monotonically (T2-like), then moved
     t2 = move(blob_phantom((40, 44, 36), values=(0.9, 0.3, 0.5, 1.0)), AFFINE, truth).astype(np.float32)
-    result = register(fixed, t2, fixed_affine=AFFINE, moving_affine=AFFINE, metric="mutual_information")
+    result = register(fixed, t2, fixed_affine=AFFINE, moving_affine=AFFINE, metric="mutual_information",
+                      num_threads=1)
     assert mean_error(result.matrix, truth, points) < 0.5
 
 
@@ -66,7 +68,8 @@ def test_deterministic_with_seed(scene):
 
 def test_apply_labels_and_other_grid(scene):
     fixed, moving, truth, _ = scene
-    result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, metric="mean_squares")
+    result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, metric="mean_squares",
+                      num_threads=1)
     labels = (moving > 0.5).astype(np.uint8) * 3
     warped = result.apply(labels, order=0)
     assert warped.dtype == np.uint8 and set(np.unique(warped)) <= {0, 3}
@@ -96,7 +99,7 @@ def test_affine_recovers_a_scaling(scene):
     truth = rigid_about(center[:3], [(1, 5.0)], [2.0, 0.0, -2.0]) @ scale
     moving = move(fixed, AFFINE, truth).astype(np.float32)
     result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, transform="affine",
-                      metric="mean_squares")
+                      metric="mean_squares", num_threads=1)
     assert mean_error(result.matrix, truth, points) < 0.7
 
 
