@@ -574,6 +574,10 @@ def whitestripe(volume: Array, mask: ArrayLike | None = None, *, contrast: str =
     Returns:
         The normalised volume (type and shape of ``volume``), and the boolean stripe mask if
         ``return_mask``.
+
+    Example:
+        >>> t1_ws, stripe = whitestripe(t1, brain, return_mask=True)   # doctest: +SKIP
+        >>> flair_ws = whitestripe(flair, brain, contrast="flair")        # doctest: +SKIP
     """
     _check_array("volume", volume)
     if contrast not in ("t1", "t2", "flair", "pd"):
