@@ -12,7 +12,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -118,10 +117,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise ValueError(f"--config {str(args.config)!r} is not valid JSON: {err}") from err
         if not isinstance(loaded, dict):
             raise ValueError(f"--config {str(args.config)!r} must hold a JSON object of TrainConfig fields")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ValueError(f"--config {str(args.config)!r} has unknown fields {unknown}")
+        TrainConfig.check_fields(loaded, source=f"--config {str(args.config)!r}")
         data.update(loaded)
     for option, (name, _) in _OPTIONS.items():
         value = getattr(args, option[2:].replace("-", "_"))

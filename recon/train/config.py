@@ -268,11 +268,18 @@ class TrainConfig:
         """
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict of TrainConfig fields, got {type(data).__name__}")
+        cls.check_fields(data)
+        return cls(**data)
+
+    @classmethod
+    def check_fields(cls, data: dict[str, Any], source: str = "") -> None:
+        """``ValueError`` listing the keys of ``data`` that are no TrainConfig field (``source``
+        names where they come from, e.g. a ``--config`` file)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+            where = f" in {source}" if source else ""
+            raise ValueError(f"unknown TrainConfig fields {unknown}{where}; known fields: {sorted(known)}")
 
     def to_json(self) -> str:
         """The config as indented JSON."""

@@ -54,7 +54,7 @@ def test_config_file_errors(tmp_path):
     with pytest.raises(ValueError, match="is not valid JSON"):
         config_from_args(build_parser().parse_args(["--config", str(bad)]))
     bad.write_text(json.dumps({"epoch": 3}))
-    with pytest.raises(ValueError, match=r"unknown fields \['epoch'\]"):
+    with pytest.raises(ValueError, match=r"unknown TrainConfig fields \[.epoch.\] in --config"):
         config_from_args(build_parser().parse_args(["--config", str(bad)]))
     bad.write_text("[1]")
     with pytest.raises(ValueError, match="must hold a JSON object"):
