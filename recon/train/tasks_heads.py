@@ -425,7 +425,8 @@ class _Task:
         else:
             slices = [axial_slices(i["t1w"], i["mask"], 0.1) for i in data]
             slices += [axial_slices(i[k], i["mask"], 0.1) for i in data for k in ("t2w", "flair") if k in i]
-            self.x = torch.from_numpy(np.concatenate([np.stack(s) for s in slices if len(s)])).float()[:, None]
+            # a list of (1, H, W) slices: volumes of different grids (2 mm phantoms, 1 mm real) mix
+            self.x = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in slices for sl in s]
         self.optimisers = self._optimisers()
 
     def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
