@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from recon.models._kspace import LowFrequencies, check_kspace_and_mask
 from recon.models.unet import preferred_memory_format
 from recon.models.varnet import SensitivityModel
-from recon.ops._checks import check_complex_view, describe
+from recon.ops._checks import check_complex_view, check_int, describe
 from recon.ops.coils import sens_expand, sens_reduce
 from recon.ops.consistency import soft_dc
 from recon.ops.fft import fft2c, ifft2c
@@ -52,10 +52,8 @@ class CascadeBlock(nn.Module):
         learn_lambda: bool = False,
     ):
         super().__init__()
-        if not isinstance(num_convs, int) or isinstance(num_convs, bool) or num_convs < 2:
-            raise ValueError(f"num_convs must be an int >= 2, got {num_convs!r}")
-        if not isinstance(num_filters, int) or isinstance(num_filters, bool) or num_filters < 1:
-            raise ValueError(f"num_filters must be a positive int, got {num_filters!r}")
+        check_int("num_convs", num_convs, 2)
+        check_int("num_filters", num_filters)
         if not isinstance(dc_lambda, (int, float)) or isinstance(dc_lambda, bool) or not dc_lambda >= 0:
             raise ValueError(f"dc_lambda must be a non-negative number, got {dc_lambda!r}")
         chans = [2] + [num_filters] * (num_convs - 1) + [2]
@@ -149,8 +147,7 @@ class CascadeNet(nn.Module):
         checkpoint_cascades: bool = False,
     ):
         super().__init__()
-        if not isinstance(num_cascades, int) or isinstance(num_cascades, bool) or num_cascades < 1:
-            raise ValueError(f"num_cascades must be a positive int, got {num_cascades!r}")
+        check_int("num_cascades", num_cascades)
         if not isinstance(sens_chans, int) or isinstance(sens_chans, bool) or sens_chans < 0:
             raise ValueError(f"sens_chans must be a non-negative int (0 = no sensitivity model), got {sens_chans!r}")
         self.cascades = nn.ModuleList(

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.ops._checks import check_complex_view, check_tensor, describe
+from recon.ops._checks import check_complex_view, check_int, check_tensor, describe
 
 __all__ = ["Unet", "NormUnet", "ConvBlock", "TransposeConvBlock"]
 
@@ -178,11 +178,9 @@ class Unet(nn.Module):
         drop_prob: float = 0.0,
     ):
         super().__init__()
-        for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(num_pool_layers, int) or isinstance(num_pool_layers, bool) or num_pool_layers < 1:
-            raise ValueError(f"num_pool_layers must be a positive int, got {num_pool_layers!r}")
+        for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans),
+                            ("num_pool_layers", num_pool_layers)):
+            check_int(name, value)
         if not 0.0 <= float(drop_prob) < 1.0:
             raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob!r}")
         self.in_chans = in_chans

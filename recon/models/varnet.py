@@ -32,7 +32,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from recon.models._kspace import LowFrequencies, check_kspace_and_mask, low_frequency_columns
 from recon.models.unet import NormUnet
 from recon.ops import coils
-from recon.ops._checks import describe
+from recon.ops._checks import check_int, describe
 from recon.ops.consistency import varnet_soft_dc
 from recon.ops.fft import ifft2c
 
@@ -231,8 +231,7 @@ class VarNet(nn.Module):
         checkpoint_cascades: bool = False,
     ):
         super().__init__()
-        if not isinstance(num_cascades, int) or isinstance(num_cascades, bool) or num_cascades < 1:
-            raise ValueError(f"num_cascades must be a positive int, got {num_cascades!r}")
+        check_int("num_cascades", num_cascades)
         self.sens_net = SensitivityModel(chans=sens_chans, num_pools=sens_pools, mask_center=mask_center)
         self.cascades = nn.ModuleList(
             [VarNetBlock(NormUnet(chans, pools)) for _ in range(num_cascades)]
