@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from recon.masks import MASK_TYPES
+from recon.ops._checks import CHALLENGES
 from recon.train.registry import MODEL_SPECS, check_model_kwargs
 
 __all__ = ["TrainConfig", "LOSSES", "MODEL_IMPLS", "EMBEDDED_PREFIX"]
@@ -172,7 +173,7 @@ class TrainConfig:
             raise _fail("train_data", "a data folder or 'embedded:<split>'", self.train_data)
         if self.val_data is not None and (not isinstance(self.val_data, str) or not self.val_data):
             raise _fail("val_data", "a data folder, 'embedded:<split>' or None", self.val_data)
-        if self.challenge not in ("singlecoil", "multicoil"):
+        if self.challenge not in CHALLENGES:
             raise _fail("challenge", "'singlecoil' or 'multicoil'", self.challenge)
         if self.model == "varnet" and self.challenge != "multicoil":
             raise _fail("challenge", "'multicoil' for model='varnet'", self.challenge)
