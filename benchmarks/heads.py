@@ -262,7 +262,7 @@ def gan_section(quick: bool) -> tuple[list, dict, object]:
     sys.path.insert(0, str(ROOT / "scripts"))
     from train_heads import colin27_2mm
 
-    train_items = _volumes(TRAIN_SEEDS) + [colin27_2mm()]
+    train_items = _volumes(TRAIN_SEEDS[:2] if quick else TRAIN_SEEDS) + [colin27_2mm()]  # quick: a subset
     train = torch.cat([gan_slices(i["t1w"], i["mask"], 64) for i in train_items])[:, 0]
     held = torch.cat([gan_slices(i["t1w"], i["mask"], 64) for i in _volumes(TEST_SEEDS[:1] if quick else TEST_SEEDS)])[:, 0]
     n = 64 if quick else 512
