@@ -29,6 +29,8 @@ from typing import Sequence, TypeVar, Union
 import numpy as np
 import torch
 
+from recon.preprocess._checks import describe as _describe
+
 __all__ = [
     "zscore",
     "minmax",
@@ -44,14 +46,6 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _describe(value: object) -> str:
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"{dtype} {type(value).__name__} of shape {tuple(shape)}"
-    return f"{type(value).__name__} {value!r}"[:200]
-
-
 def _check_array(name: str, value: object) -> None:
     if not isinstance(value, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {_describe(value)}")

@@ -7,8 +7,9 @@ works) to the subject, its brain map is warped onto the subject grid (linear, th
 0.5), and the mask is refined with morphology: holes filled, a small opening, the largest
 connected component kept.
 
-The template is found without importing :mod:`recon.data` (the layer rule): ``$RECON_DATA_DIR``
-if set, else ``data/`` at the repository root - the rule of ``recon.data.sample.data_dir``.
+The template is found by :func:`data_dir` (``$RECON_DATA_DIR`` if set, else ``data/`` at the
+repository root), which lives here because this layer may not import :mod:`recon.data`; the data
+layer uses the same function (``recon.data.data_dir``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class BrainTemplate:
     affine: np.ndarray
 
 
-def _data_dir() -> Path:
+def data_dir() -> Path:
+    """The embedded data folder: ``$RECON_DATA_DIR`` or ``data/`` at the repository root
+    (also :func:`recon.data.data_dir`)."""
     env = os.environ.get("RECON_DATA_DIR")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "data"
     if not path.is_dir():
@@ -57,7 +60,7 @@ def default_template() -> BrainTemplate:
     """The bundled MNI ICBM152 2009a template (2 mm T1 and brain probability)."""
     import nibabel as nib
 
-    folder = _data_dir() / "templates"
+    folder = data_dir() / "templates"
     paths = {key: folder / name for key, name in TEMPLATE_FILES.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:

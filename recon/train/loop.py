@@ -39,7 +39,7 @@ from recon.train.distributed import (
     shutdown_distributed,
 )
 from recon.train.evaluate import evaluate, forward_batch
-from recon.train.losses import ReconLoss
+from recon.train.losses import ReconLoss, optimizer_step
 from recon.train.ssdu import SSDU
 from recon.train.registry import MODEL_SPECS, build_model
 
@@ -87,15 +87,11 @@ def train_step(
     """One optimiser step on one batch; returns the batch loss (the SSDU loss when
     ``ssdu`` is given: self-supervised, the batch's targets are not used)."""
     if ssdu is not None:
-        return ssdu.train_step(model, batch, optimizer=optimizer, device=device, grad_clip=grad_clip)
-    output, target, max_value = forward_batch(model, batch, domain, device)
-    loss = loss_fn(output, target, max_value)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return float(loss.detach())
+        loss = ssdu.loss(model, batch, device)
+    else:
+        output, target, max_value = forward_batch(model, batch, domain, device)
+        loss = loss_fn(output, target, max_value)
+    return optimizer_step(model, loss, optimizer, grad_clip)
 
 
 def _show_progress(config: TrainConfig, ctx: DistributedContext) -> bool:

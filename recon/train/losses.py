@@ -12,7 +12,7 @@ from torch import nn
 from recon.metrics import SSIMLoss
 from recon.ops._checks import describe
 
-__all__ = ["ReconLoss"]
+__all__ = ["ReconLoss", "optimizer_step"]
 
 _KINDS = ("ssim", "l1", "ssim_l1")
 
@@ -72,3 +72,16 @@ class ReconLoss(nn.Module):
             l1 = ((output - target).abs().flatten(1).mean(1) / max_value).mean()
             loss = loss + weight * l1
         return loss
+
+
+def optimizer_step(
+    model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer, grad_clip: float | None = None
+) -> float:
+    """One optimiser step on ``loss``: gradients zeroed, back-propagated, their norm clipped to
+    ``grad_clip`` when given, ``optimizer.step()``; returns the loss as a float."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())

@@ -40,6 +40,8 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
+from recon.train.losses import optimizer_step
+
 __all__ = ["SELECTIONS", "UNITS", "ssdu_split", "ssdu_loss", "kspace_forward", "SSDU"]
 
 #: how the loss set is drawn
@@ -314,10 +316,4 @@ class SSDU:
         grad_clip: Optional[float] = None,
     ) -> float:
         """One optimiser step on the SSDU loss; returns the loss."""
-        loss = self.loss(model, batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        return float(loss.detach())
+        return optimizer_step(model, self.loss(model, batch, device), optimizer, grad_clip)
