@@ -129,21 +129,19 @@ def _recon_size(hf: h5py.File) -> tuple[int, int] | None:
 
 
 def _crop(volume: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Centre crop of the last two dims to ``size`` (clipped to the volume), by recon.ops.center_crop."""
+    """Centre crop of the last two dims to ``size`` (clipped to the volume), native byte order."""
     if size is None:
         return volume
-    import torch
-
-    from recon.ops import center_crop
+    from recon.ops import center_crop_or_pad
 
     h, w = volume.shape[-2:]
-    native = np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("="))  # files may be big-endian
-    return center_crop(torch.from_numpy(native), (min(size[0], h), min(size[1], w))).numpy()
+    return center_crop_or_pad(volume, (min(size[0], h), min(size[1], w)))
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from recon.api import reconstruct
     from recon.data.io import save_nifti, save_reconstructions
+    from recon.masks import volume_seed
     from recon.train.distributed import map_sharded, shutdown_distributed
 
     files = _input_files(Path(args.input))
@@ -170,8 +168,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         single = kspace.ndim == 3 and args.challenge == "singlecoil"
         mask = stored_mask
         if mask_func is not None:
-            seed = tuple(map(ord, path.name))
-            drawn, _ = mask_func((1, kspace.shape[-2], kspace.shape[-1], 2), seed=seed)
+            drawn, _ = mask_func((1, kspace.shape[-2], kspace.shape[-1], 2), seed=volume_seed(path.name))
             mask = drawn.reshape(-1).numpy().astype(np.float32)
             kspace = kspace * mask
         volume = reconstruct(

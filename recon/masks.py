@@ -52,9 +52,16 @@ __all__ = [
     "MASK_TYPES",
     "create_mask_for_mask_type",
     "apply_mask",
+    "volume_seed",
 ]
 
 Seed = Union[int, Tuple[int, ...]]
+
+
+def volume_seed(fname: str) -> tuple[int, ...]:
+    """fastMRI's per-volume mask seed: the character codes of the file name, so that every
+    slice of a volume gets the same mask (``recon reconstruct``, the transforms, simulation)."""
+    return tuple(map(ord, fname))
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from recon.data.io import data_files, load_nifti
-from recon.data.simulate import SimulationConfig, nifti_slices, simulate_multicoil, write_simulated
+from recon.data.simulate import SimulationConfig, name_seed, nifti_slices, simulate_multicoil, write_simulated
+from recon.preprocess.skullstrip import data_dir  # the one home of the rule (preprocess may not import data)
 
 __all__ = [
     "SPLITS",
@@ -97,17 +98,6 @@ SAMPLE_FILE = Path("fastmri") / "sample_val_multicoil.h5"
 SAMPLE_SLICES = (117, 120)
 
 
-def data_dir() -> Path:
-    """The embedded data folder: ``$RECON_DATA_DIR`` or ``data/`` at the repository root."""
-    env = os.environ.get("RECON_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "data"
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"embedded data folder not found at {str(path)!r}; set RECON_DATA_DIR to the repository's data/ folder"
-        )
-    return path
-
-
 def cache_dir() -> Path:
     """Where generated files go: ``$RECON_CACHE`` or ``~/.cache/recon`` (never the cwd)."""
     env = os.environ.get("RECON_CACHE")
@@ -137,8 +127,7 @@ def simulate_split_volume(volume: SplitVolume, path: Path, challenge: str = "mul
     """Simulate one split volume into ``path`` with :data:`SAMPLE_CONFIG` and a fixed seed."""
     data, zooms = load_embedded_volume(volume.source)
     images = nifti_slices(data, axis=volume.axis, slices=range(volume.start, volume.stop))
-    seed = zlib.crc32(volume.name.encode())
-    sim = simulate_multicoil(images, SAMPLE_CONFIG, seed=seed)
+    sim = simulate_multicoil(images, SAMPLE_CONFIG, seed=name_seed(volume.name))
     in_plane = [z for d, z in enumerate(zooms) if d != volume.axis]
     return write_simulated(
         path,

@@ -32,6 +32,7 @@ import scipy.fft
 
 from recon.data.header import make_ismrmrd_header
 from recon.data.io import data_files, load_nifti, remove_stale_temporaries, write_fastmri_file
+from recon.ops.crop import center_crop_or_pad
 
 __all__ = [
     "SimulationConfig",
@@ -45,6 +46,7 @@ __all__ = [
     "nifti_slices",
     "simulate_nifti",
     "simulate_folder",
+    "name_seed",
 ]
 
 
@@ -275,23 +277,6 @@ def noise_covariance(num_coils: int, correlation: float) -> np.ndarray:
     return correlation ** np.abs(index[:, None] - index[None, :]).astype(np.float64)
 
 
-def _fit(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centre-pad / centre-crop the last two dims to ``shape`` (offset ``(N - n) // 2``)."""
-    out = np.zeros(image.shape[:-2] + tuple(shape), dtype=image.dtype)
-    src, dst = [], []
-    for n, big in zip(image.shape[-2:], shape):
-        if n <= big:
-            start = (big - n) // 2
-            src.append(slice(0, n))
-            dst.append(slice(start, start + n))
-        else:
-            start = (n - big) // 2
-            src.append(slice(start, start + big))
-            dst.append(slice(0, big))
-    out[(..., *dst)] = image[(..., *src)]
-    return out
-
-
 def _fft2c(x: np.ndarray) -> np.ndarray:
     axes = (-2, -1)
     x = scipy.fft.ifftshift(x, axes=axes)
@@ -304,6 +289,12 @@ def _ifft2c(x: np.ndarray) -> np.ndarray:
     x = scipy.fft.ifftshift(x, axes=axes)
     x = scipy.fft.ifft2(x, axes=axes, norm="ortho", workers=-1)
     return scipy.fft.fftshift(x, axes=axes)
+
+
+def name_seed(name: str) -> int:
+    """The simulation seed of a file or volume name: the CRC-32 of its UTF-8 bytes (the same in
+    every process and run, unlike ``hash``). fastMRI's mask seed is :func:`recon.masks.volume_seed`."""
+    return zlib.crc32(name.encode())
 
 
 def _as_rng(seed: int | np.random.SeedSequence | np.random.Generator) -> np.random.Generator:
@@ -362,7 +353,7 @@ def simulate_multicoil(
     else:
         recon_size = tuple(int(v) for v in config.matrix_size)
     enc_size = (recon_size[0] * config.readout_oversampling, recon_size[1])
-    magnitude = _fit(images * (config.intensity_scale / peak), enc_size)  # (S, H_enc, W)
+    magnitude = center_crop_or_pad(images * (config.intensity_scale / peak), enc_size)  # (S, H_enc, W)
 
     phase = smooth_phase(magnitude.shape if magnitude.shape[0] > 1 else enc_size, rng,
                          config.phase_amplitude, config.phase_order)
@@ -388,7 +379,7 @@ def simulate_multicoil(
         kspace += white
     coil_noisy = _ifft2c(kspace)
     target = np.sqrt((np.abs(coil_noisy) ** 2).sum(axis=1))
-    target = _fit(target, recon_size).astype(np.float32)
+    target = center_crop_or_pad(target, recon_size).astype(np.float32)
     return SimulatedVolume(
         kspace=kspace,
         sens_maps=np.asarray(maps),
@@ -404,7 +395,7 @@ def _single_coil(sim: SimulatedVolume) -> tuple[np.ndarray, np.ndarray]:
     coil_images = _ifft2c(sim.kspace)
     combined = (np.conj(sim.sens_maps)[None] * coil_images).sum(axis=1)
     kspace = _fft2c(combined).astype(np.complex64)
-    esc = _fit(np.abs(combined), sim.recon_size).astype(np.float32)
+    esc = center_crop_or_pad(np.abs(combined), sim.recon_size).astype(np.float32)
     return kspace, esc
 
 
@@ -466,13 +457,15 @@ def write_simulated(
         "acquisition": acquisition,
         "max": float(stored_target.max()),
         "norm": float(np.linalg.norm(stored_target)),
-        "patient_id": patient_id or f"sim-{zlib.crc32(path.stem.encode()):08x}",
+        "patient_id": patient_id or f"sim-{name_seed(path.stem):08x}",
     }
     mask_1d = None
     if mask_func is not None:
         import torch
 
-        seed = tuple(map(ord, path.name)) if mask_seed is None else mask_seed
+        from recon.masks import volume_seed
+
+        seed = volume_seed(path.name) if mask_seed is None else mask_seed
         shape = (1, enc_h, enc_w, 2) if challenge == "multicoil" else (enc_h, enc_w, 2)
         mask, num_low = mask_func(shape, None, seed)
         mask_1d = torch.as_tensor(mask).reshape(-1).numpy().astype(bool)
@@ -658,7 +651,7 @@ def simulate_folder(
     remove_stale_temporaries(out_dir)
     written = []
     for path in files:
-        file_seed = np.random.SeedSequence([int(seed), zlib.crc32(path.name.encode())])
+        file_seed = np.random.SeedSequence([int(seed), name_seed(path.name)])
         try:
             written.append(
                 simulate_nifti(path, out_dir, config=config, axis=axis, challenge=challenge, seed=file_seed)

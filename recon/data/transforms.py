@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from recon.masks import apply_mask
+from recon.masks import apply_mask, volume_seed
 from recon.ops import center_crop, complex_abs, complex_center_crop, ifft2c, rss
 
 __all__ = [
@@ -65,11 +65,6 @@ def to_tensor(data: np.ndarray) -> torch.Tensor:
         raise TypeError(f"data must be a numpy array, got {type(data).__name__}")
     tensor = torch.from_numpy(np.ascontiguousarray(data))
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
-
-
-def volume_seed(fname: str) -> tuple[int, ...]:
-    """fastMRI's per-volume mask seed: the character codes of the file name."""
-    return tuple(map(ord, fname))
 
 
 def _mask_kspace(

@@ -17,7 +17,7 @@ from recon.ops.complex import (
     to_numpy,
 )
 from recon.ops.consistency import data_consistency, hard_dc, soft_dc, varnet_soft_dc
-from recon.ops.crop import center_crop, center_pad, complex_center_crop
+from recon.ops.crop import center_crop, center_crop_or_pad, center_pad, complex_center_crop
 from recon.ops.fft import fft2c, fft3c, fftshift, ifft2c, ifft3c, ifftshift
 from recon.ops.linop import (
     FFT,
@@ -41,7 +41,7 @@ __all__ = [
     "complex_mul", "complex_conj", "complex_abs", "complex_abs_sq",
     "as_complex", "as_real_view", "to_numpy", "from_numpy",
     "rss", "rss_complex", "sens_expand", "sens_reduce",
-    "center_crop", "complex_center_crop", "center_pad",
+    "center_crop", "complex_center_crop", "center_pad", "center_crop_or_pad",
     "hard_dc", "soft_dc", "data_consistency", "varnet_soft_dc",
     "LinearOperator", "Identity", "Adjoint", "Compose", "Sum", "Scale", "VStack", "vstack",
     "FFT", "CoilSensitivities", "Sampling", "FiniteDifference", "Wavelet",

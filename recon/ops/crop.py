@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypeVar
 
+import numpy as np
 import torch
 
 from recon.ops._checks import check_complex_view, check_tensor
 
-__all__ = ["center_crop", "complex_center_crop", "center_pad"]
+__all__ = ["center_crop", "complex_center_crop", "center_pad", "center_crop_or_pad"]
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
@@ -78,4 +81,41 @@ def center_pad(data: torch.Tensor, shape: Sequence[int], complex_data: bool = Fa
     out = data.new_zeros(out_shape)
     top, left = (shape[0] - h) // 2, (shape[1] - w) // 2
     out.narrow(hdim, top, h).narrow(hdim + 1, left, w).copy_(data)
+    return out
+
+
+def center_crop_or_pad(data: Array, shape: Sequence[int]) -> Array:
+    """Centre-crop or zero-pad the last two dims of ``data`` ``(..., H, W)`` to ``shape``.
+
+    Each of the two dims is cropped (start ``(N - n) // 2``, as :func:`center_crop`) or
+    zero-padded (offset ``(n - N) // 2``, as :func:`center_pad`) on its own; the one home of
+    this rule for numpy arrays (simulation grids, the CLI's header crop) as well as tensors.
+
+    Args:
+        data: numpy array or tensor ``(..., H, W)``.
+        shape: target ``(H', W')``, positive ints.
+
+    Returns:
+        A new array of the same kind ``(..., H', W')`` (numpy: native byte order).
+
+    Raises:
+        TypeError: if ``data`` is neither a numpy array nor a tensor, or ``shape`` is not a pair.
+        ValueError: if ``data`` has fewer than 2 dims or ``shape`` is not positive.
+    """
+    if not isinstance(data, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"data must be a numpy array or a torch.Tensor, got {type(data).__name__}")
+    if data.ndim < 2:
+        raise ValueError(f"data must have at least 2 dimensions (..., H, W), got shape {tuple(data.shape)}")
+    shape = _check_shape(shape)
+    out_shape = (*data.shape[:-2], *shape)
+    if isinstance(data, torch.Tensor):
+        out = data.new_zeros(out_shape)
+    else:
+        out = np.zeros(out_shape, dtype=data.dtype.newbyteorder("="))
+    src, dst = [], []
+    for n, size in zip(data.shape[-2:], shape):
+        start = abs(n - size) // 2
+        src.append(slice(start, start + size) if n > size else slice(0, n))
+        dst.append(slice(0, size) if n > size else slice(start, start + n))
+    out[(..., *dst)] = data[(..., *src)]
     return out

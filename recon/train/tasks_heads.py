@@ -40,6 +40,7 @@ from torch import nn
 from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, estimate_sigma
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator
 from recon.heads.synthesis import CycleGAN, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss
+from recon.ops.crop import center_crop_or_pad
 
 __all__ = [
     "CONTRASTS",
@@ -351,9 +352,8 @@ def axial_slices(volume: np.ndarray, mask: np.ndarray, min_fraction: float = 0.0
 def gan_slices(volume: np.ndarray, mask: np.ndarray, size: int) -> torch.Tensor:
     """Brain slices padded to a square and resized to ``size``, scaled to ``[-1, 1]`` by the 99.5th percentile."""
     s = torch.from_numpy(np.ascontiguousarray(axial_slices(volume, mask, 0.1))).float()[:, None]
-    H, W = s.shape[-2:]
-    n = max(H, W)
-    s = F.pad(s, ((n - W) // 2, n - W - (n - W) // 2, (n - H) // 2, n - H - (n - H) // 2))
+    n = max(s.shape[-2:])
+    s = center_crop_or_pad(s, (n, n))
     s = F.interpolate(s, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     q = float(np.percentile(volume[volume > 0], 99.5))
     return (s / q).clamp(0, 1) * 2 - 1
