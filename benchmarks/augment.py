@@ -50,7 +50,8 @@ def _torchio_cases(volume: np.ndarray, affine: np.ndarray):
     return {"torchio affine+elastic": lambda: both(subject), "torchio affine": lambda: affine_only(subject)}
 
 
-def run(device: torch.device, repeats: int, batch: int) -> dict:
+def measure(device: torch.device, repeats: int, batch: int, compiled: bool = True) -> tuple[dict, list, list, str]:
+    """Time every case; returns (results, case rows, target rows, one-line setup description)."""
     volume, affine, _ = load_nifti(COLIN)
     volume = np.ascontiguousarray(volume, dtype=np.float32)
     x = torch.from_numpy(volume)[None].to(device)
@@ -59,16 +60,8 @@ def run(device: torch.device, repeats: int, batch: int) -> dict:
     affine_only = RandomAffine(degrees=10, scales=0.1, translation=0)
     sample = {"t1": x, "affine": affine}
     fns = {"recon affine+elastic": lambda: both(sample, generator=g), "recon affine": lambda: affine_only(sample, generator=g)}
-    both_c = Compose([RandomAffine(degrees=10, scales=0.1, translation=0), RandomElastic(7, 7.5, locked_borders=2)],
-                     backend="compiled")
-    affine_c = RandomAffine(degrees=10, scales=0.1, translation=0, backend="compiled")
-    try:  # compile outside the timing (first call of the process)
-        both_c(sample, generator=g)
-        affine_c(sample, generator=g)
-        fns["recon affine+elastic (compiled)"] = lambda: both_c(sample, generator=g)
-        fns["recon affine (compiled)"] = lambda: affine_c(sample, generator=g)
-    except Exception as err:  # pragma: no cover - no compiler on this machine
-        print(f"backend='compiled' unavailable: {err}")
+    if compiled:
+        _add_compiled(fns, sample, g)
     label = (x > x.mean()).to(torch.uint8)
     paired = Compose([RandomAffine(), RandomElastic()], labels=("label",))
     fns["recon affine+elastic, image + label"] = lambda: paired({"t1": x, "label": label, "affine": affine}, generator=g)
@@ -102,18 +95,49 @@ def run(device: torch.device, repeats: int, batch: int) -> dict:
         targets.append([f"batch of {batch} on {device}", f"{1000 * per:.1f} ms/volume", "< 50 ms", "met" if per < 0.05 else "NOT met"])
     else:
         targets.append(["batch of 8 on a GPU", "not measured (no GPU)", "< 50 ms/volume", "-"])
-    table = (
+    setup = (
         f"Colin27 T1 {tuple(volume.shape)}, float32, {torch.get_num_threads()} threads, device {device}; "
         f"median of {repeats} interleaved calls (new random parameters each call). The machine may be "
-        "shared: compare the ratios, measured in the same run.\n\n"
-        + markdown_table(["case", "median ms", "min ms"], rows)
-        + "\n\n"
-        + markdown_table(["target", "measured", "wanted", "state"], targets)
+        "shared: compare the ratios, measured in the same run."
     )
-    folder = save_results("augment", device, results, table, "Augmentation: recon.preprocess.augment vs torchio")
-    print(table)
-    print(f"written to {folder}")
-    return results
+    return results, rows, targets, setup
+
+
+def _add_compiled(fns: dict, sample: dict, g: torch.Generator) -> None:
+    """The ``backend="compiled"`` variants, compiled outside the timing (first call of the process)."""
+    spatial = [RandomAffine(degrees=10, scales=0.1, translation=0), RandomElastic(7, 7.5, locked_borders=2)]
+    both_c = Compose(spatial, backend="compiled")
+    affine_c = RandomAffine(degrees=10, scales=0.1, translation=0, backend="compiled")
+    try:
+        both_c(sample, generator=g)
+        affine_c(sample, generator=g)
+    except Exception as err:  # pragma: no cover - no compiler on this machine
+        print(f"backend='compiled' unavailable: {err}")
+        return
+    fns["recon affine+elastic (compiled)"] = lambda: both_c(sample, generator=g)
+    fns["recon affine (compiled)"] = lambda: affine_c(sample, generator=g)
+
+
+CASE_HEADERS = ["case", "median ms", "min ms"]
+TARGET_HEADERS = ["target", "measured", "wanted", "state"]
+TITLE = "Augmentation: recon.preprocess.augment vs torchio"
+
+
+def run(quick: bool, device: torch.device) -> dict:
+    """Report section (benchmarks/run.py): augmentation of Colin27 against torchio.
+
+    Quick: 3 repeats, batch of 2, no compiled backend (its first-call compile takes tens of seconds).
+    """
+    repeats, batch = (3, 2) if quick else (10, 8)
+    results, rows, targets, setup = measure(device, repeats, batch, compiled=not quick)
+    return {
+        "title": TITLE,
+        "tables": [{"caption": "Time per call", "headers": CASE_HEADERS, "rows": rows},
+                   {"caption": "Targets of issue 11", "headers": TARGET_HEADERS, "rows": targets}],
+        "figures": [],
+        "notes": [setup],
+        "results": results,
+    }
 
 
 def figure(path: Path) -> None:
@@ -172,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure is not None:
         figure(args.figure)
         return 0
-    run(torch.device(args.device), args.repeats, args.batch)
+    device = torch.device(args.device)
+    results, rows, targets, setup = measure(device, args.repeats, args.batch)
+    table = setup + "\n\n" + markdown_table(CASE_HEADERS, rows) + "\n\n" + markdown_table(TARGET_HEADERS, targets)
+    folder = save_results("augment", device, results, table, TITLE)
+    print(table)
+    print(f"written to {folder}")
     return 0
 
 
