@@ -436,10 +436,10 @@ def _preprocess_outputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
     raise FileNotFoundError(f"input {str(source)!r} is neither a NIfTI file nor a folder")
 
 
-def _mask_name(path: Path) -> Path:
+def _mask_name(path: Path, suffix: str = "_brainmask") -> Path:
     name = path.name
     stem, ext = (name[:-7], ".nii.gz") if name.lower().endswith(".nii.gz") else (name[:-4], ".nii")
-    return path.with_name(f"{stem}_brainmask{ext}")
+    return path.with_name(f"{stem}{suffix}{ext}")
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -522,6 +522,16 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         bar.close()
         if pending is not None:
             pending.cleanup()
+    if args.png:
+        from recon.viz import show_mid_slices
+
+        for _, dst in pairs:  # the three mid planes of each written volume, beside it
+            volume, affine, _ = load_nifti(dst)
+            png = _mask_name(dst, "_mid").with_suffix("")  # name_mid.nii(.gz) -> name_mid
+            png = png.with_name(png.name.removesuffix(".nii") + ".png")
+            figure = show_mid_slices(volume, affine, path=png, title=dst.name)
+            figure.clear()
+            written.append(png)
     for path in written:
         print(path)
     return 0
@@ -803,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="intensity normalisation")
     prep.add_argument("--nyul-landmarks", default=None, metavar="JSON", help="fitted Nyul landmarks (NyulNormalizer.save)")
     prep.add_argument("--seed", type=int, default=0, help="seed of the registrations' sampling (default: 0)")
+    prep.add_argument("--png", action="store_true", help="also draw the three mid planes of each output into <name>_mid.png beside it")
     prep.set_defaults(func=_cmd_preprocess)
 
     syn = sub.add_parser(

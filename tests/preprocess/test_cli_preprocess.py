@@ -99,3 +99,15 @@ def test_skull_strip_colin27(tmp_path):
     mask = load_nifti(out / "colin27_t1_brainmask.nii.gz")[0] > 0
     ref = load_nifti(DATA / "templates" / "colin27_bet_mask.nii.gz")[0] > 0
     assert 2 * np.sum(mask & ref) / (mask.sum() + ref.sum()) > 0.9
+
+
+def test_png_draws_the_mid_planes_of_each_output(tmp_path, capsys):
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    src = write(tmp_path / "t1.nii.gz", blob_phantom((40, 44, 36)) * 100 + 1)
+    out = tmp_path / "prep"
+    assert main(["preprocess", str(src), "-o", str(out), "--normalize", "zscore", "--png"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["t1.nii.gz", "t1_mid.png"]
+    image = matplotlib_image.imread(out / "t1_mid.png")
+    assert image.ndim == 3 and image.shape[1] > image.shape[0]  # three panels side by side
+    assert image[..., :3].std() > 0.05  # something was drawn
+    assert str(out / "t1_mid.png") in capsys.readouterr().out
