@@ -6,7 +6,7 @@ with one thread (``OMP_NUM_THREADS=1``, which torchrun also sets).  Times are en
 imports, process group, every file read, reconstructed and written), alternating the two
 launches and taking the median; the outputs of the two runs are compared bit for bit.
 
-Folder: 8 simulated files of 4 slices, 8 coils, 256 x 256, 4x equispaced mask (8% centre),
+Folder: 16 simulated files of 4 slices, 8 coils, 256 x 256, 4x equispaced mask (8% centre),
 reconstructed with the default method (``cs``).
 
     python -m benchmarks.distributed
@@ -77,7 +77,7 @@ def measure(quick: bool, device: torch.device) -> dict:
     if quick:
         shape, method, repeats = {"files": 2, "slices": 1, "coils": 4, "side": 64}, "zero_filled", 1
     else:
-        shape, method, repeats = {"files": 8, "slices": 4, "coils": 8, "side": 256}, "cs", 2
+        shape, method, repeats = {"files": 16, "slices": 4, "coils": 8, "side": 256}, "cs", 2
     nprocs = (1, 2) if device.type == "cpu" else (1, max(2, torch.cuda.device_count()))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in"
