@@ -264,19 +264,61 @@ def _loaders(config: TrainConfig, ctx: DistributedContext) -> tuple[Any, Any, An
     return train_transform, train_set, train_loader, train_sampler, val_loader
 
 
-def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
-    spec = MODEL_SPECS[config.model]
-    files = _RunFiles(Path(config.output_dir))
-    if ctx.is_main:
-        files.out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(files.out_dir)
-
+def _build(config: TrainConfig, ctx: DistributedContext, files: _RunFiles):
+    """The model (seeded, fine-tuning weights when asked, on the run's device), Adam and StepLR."""
     model = build_model(config.model, config.model_kwargs, impl=config.model_impl, seed=config.seed)
     if config.init_weights is not None and not (config.resume and files.last.is_file()):
         _load_initial_weights(model, config)
     model = model.to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_size, config.lr_gamma)
+    return model, optimizer, scheduler
+
+
+def _out_of_steps(config: TrainConfig, state: _State) -> bool:
+    return config.max_steps is not None and state.global_step >= config.max_steps
+
+
+def _train_epoch(net, loader, state: _State, config: TrainConfig, ctx: DistributedContext, *, show: bool, **step_args) -> dict[str, Any]:
+    """One pass over ``loader`` (stopping at ``max_steps``); the epoch's record of the history."""
+    net.train()
+    start = time.perf_counter()
+    loss_sum, loss_count = 0.0, 0
+    bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False, disable=not show)
+    for batch in bar:
+        loss = train_step(net, batch, device=ctx.device, grad_clip=config.grad_clip, **step_args)
+        state.global_step += 1
+        loss_sum, loss_count = loss_sum + loss, loss_count + 1
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if _out_of_steps(config, state):
+            break
+    bar.close()
+    totals = all_reduce_sum(ctx, torch.tensor([loss_sum, float(loss_count)], dtype=torch.float64))
+    return {
+        "epoch": state.epoch + 1,
+        "global_step": state.global_step,
+        "train_loss": float(totals[0] / max(totals[1], 1.0)),
+        "train_time_s": round(time.perf_counter() - start, 2),
+    }
+
+
+def _validate(net, val_loader, record: dict[str, Any], ctx: DistributedContext, *, show: bool, **eval_args) -> dict[str, Any]:
+    """Validation scores (volumes dropped), also added to ``record`` as ``val_*``."""
+    start = time.perf_counter()
+    result = evaluate(net, val_loader, ctx=ctx, progress=show, **eval_args)
+    metrics = {key: value for key, value in result.items() if key != "volumes"}
+    record.update({f"val_{key}": value for key, value in metrics.items()})
+    record["val_time_s"] = round(time.perf_counter() - start, 2)
+    return metrics
+
+
+def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
+    domain = MODEL_SPECS[config.model].domain
+    files = _RunFiles(Path(config.output_dir))
+    if ctx.is_main:
+        files.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(files.out_dir)
+    model, optimizer, scheduler = _build(config, ctx, files)
     state = _resume(config, ctx, files, model, optimizer, scheduler)
     net: nn.Module = model
     if ctx.distributed:
@@ -288,79 +330,54 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
         ssdu = SSDU(config.ssdu_rho, config.ssdu_selection, seed=config.seed + ctx.rank, unit=config.ssdu_unit)
     show = _show_progress(config, ctx)
     if ctx.is_main:
-        params = sum(p.numel() for p in model.parameters())
         logger.info(
             "training %s (%d parameters) on %d slices (%d per process, %d processes), epochs %d-%d",
-            config.model, params, len(train_set), len(train_sampler), ctx.world_size, state.epoch + 1, config.epochs,
+            config.model, sum(p.numel() for p in model.parameters()), len(train_set), len(train_sampler),
+            ctx.world_size, state.epoch + 1, config.epochs,
         )
 
     for epoch_index in range(state.epoch, config.epochs):
-        if config.max_steps is not None and state.global_step >= config.max_steps:
+        if _out_of_steps(config, state):
             break
         torch.manual_seed((config.seed * 1_000_003 + epoch_index * 7919 + ctx.rank) % 2**63)
         train_sampler.set_epoch(epoch_index)
         train_transform.set_epoch(epoch_index)
-        net.train()
-        start = time.perf_counter()
-        loss_sum, loss_count = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
-        bar = tqdm(train_loader, desc=f"epoch {epoch_index + 1}/{config.epochs}", leave=False, disable=not show)
-        for batch in bar:
-            loss = train_step(
-                net, batch, domain=spec.domain, loss_fn=loss_fn, optimizer=optimizer,
-                device=ctx.device, grad_clip=config.grad_clip, ssdu=ssdu,
-            )
-            state.global_step += 1
-            loss_sum += loss
-            loss_count += 1
-            bar.set_postfix(loss=f"{loss:.4f}")
-            if config.max_steps is not None and state.global_step >= config.max_steps:
-                break
-        bar.close()
+        record = _train_epoch(
+            net, train_loader, state, config, ctx, show=show,
+            domain=domain, loss_fn=loss_fn, optimizer=optimizer, ssdu=ssdu,
+        )
+        record["lr"] = lr
         scheduler.step()
         state.epoch = epoch_index + 1
-        totals = all_reduce_sum(ctx, torch.tensor([loss_sum, float(loss_count)], dtype=torch.float64))
-        record: dict[str, Any] = {
-            "epoch": state.epoch,
-            "global_step": state.global_step,
-            "train_loss": float(totals[0] / max(totals[1], 1.0)),
-            "lr": lr,
-            "train_time_s": round(time.perf_counter() - start, 2),
-        }
-        stopping = state.epoch == config.epochs or (config.max_steps is not None and state.global_step >= config.max_steps)
         metrics: dict[str, Any] = {}
-        if val_loader is not None and (state.epoch % config.val_every == 0 or stopping):
-            start = time.perf_counter()
-            result = evaluate(net, val_loader, domain=spec.domain, ctx=ctx, loss_fn=loss_fn, progress=show)
-            metrics = {key: value for key, value in result.items() if key != "volumes"}
-            record.update({f"val_{key}": value for key, value in metrics.items()})
-            record["val_time_s"] = round(time.perf_counter() - start, 2)
+        if val_loader is not None and (state.epoch % config.val_every == 0 or state.epoch == config.epochs or _out_of_steps(config, state)):
+            metrics = _validate(net, val_loader, record, ctx, show=show, domain=domain, loss_fn=loss_fn)
         state.history.append(record)
         is_best = bool(metrics) and (not state.best or metrics["ssim"] > state.best["ssim"])
         if is_best:
             state.best = {"epoch": state.epoch, "global_step": state.global_step, **metrics}
         if ctx.is_main:
-            logger.info(
-                "epoch %d step %d train_loss %.4f%s (%.1fs)",
-                state.epoch, state.global_step, record["train_loss"],
-                "" if not metrics else f" val ssim {metrics['ssim']:.4f} psnr {metrics['psnr']:.2f} nmse {metrics['nmse']:.4f}",
-                record["train_time_s"],
-            )
-            save_checkpoint(
-                files.last, model, model_name=config.model, model_kwargs=config.model_kwargs,
-                optimizer=optimizer, scheduler=scheduler, epoch=state.epoch, global_step=state.global_step,
-                config=config.to_dict(), metrics=metrics, best=state.best, history=state.history,
-            )
-            files.commit(is_best, state.history)
+            _save(files, model, optimizer, scheduler, config, state, record, metrics, is_best)
         barrier(ctx)
 
     return TrainResult(
-        output_dir=files.out_dir,
-        last_checkpoint=files.last,
-        best_checkpoint=files.best if state.best else None,
-        epoch=state.epoch,
-        global_step=state.global_step,
-        history=state.history,
-        best=state.best,
-        model=model,
+        output_dir=files.out_dir, last_checkpoint=files.last, best_checkpoint=files.best if state.best else None,
+        epoch=state.epoch, global_step=state.global_step, history=state.history, best=state.best, model=model,
     )
+
+
+def _save(files: _RunFiles, model, optimizer, scheduler, config: TrainConfig, state: _State, record, metrics, is_best: bool) -> None:
+    """Rank 0 at the end of an epoch: log, write ``last.ckpt``, then ``best.ckpt`` and ``history.json``."""
+    logger.info(
+        "epoch %d step %d train_loss %.4f%s (%.1fs)",
+        state.epoch, state.global_step, record["train_loss"],
+        "" if not metrics else f" val ssim {metrics['ssim']:.4f} psnr {metrics['psnr']:.2f} nmse {metrics['nmse']:.4f}",
+        record["train_time_s"],
+    )
+    save_checkpoint(
+        files.last, model, model_name=config.model, model_kwargs=config.model_kwargs,
+        optimizer=optimizer, scheduler=scheduler, epoch=state.epoch, global_step=state.global_step,
+        config=config.to_dict(), metrics=metrics, best=state.best, history=state.history,
+    )
+    files.commit(is_best, state.history)
