@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import h5py
 import numpy as np
@@ -343,12 +343,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from recon.data.simulate import SimulationConfig, simulate_folder, simulate_nifti
 
-    config = SimulationConfig(
-        num_coils=args.coils,
-        snr=None if args.snr <= 0 else args.snr,  # --snr is finite (parser)
-        acquisition=args.acquisition,
-        readout_oversampling=args.readout_oversampling,
-    )
+    try:
+        config = SimulationConfig(
+            num_coils=args.coils,
+            snr=None if args.snr <= 0 else args.snr,  # --snr is finite (parser)
+            acquisition=args.acquisition,
+            readout_oversampling=args.readout_oversampling,
+            coil_radius=args.coil_radius,
+            coil_rotation=args.coil_rotation,
+            coil_offset=args.coil_offset,
+            noise_correlation=args.noise_correlation,
+            phase_amplitude=args.phase_amplitude,
+            phase_order=args.phase_order,
+            b0_amplitude=args.b0_amplitude,
+            phase_encoding=args.phase_encoding,
+            matrix_size=args.matrix_size,
+        )
+    except ValueError as err:  # name the option: "coil_radius must be ..." -> "--coil-radius: coil_radius must be ..."
+        raise ValueError(f"--{str(err).split()[0].replace('_', '-')}: {err}") from err
     source = Path(args.input)
     challenge = "singlecoil" if args.single_coil else "multicoil"
     _output_folder(args.output)
@@ -675,6 +687,22 @@ _seed = number_type(int, minimum=0)
 _positive_int = number_type(int, minimum=1)
 
 
+def _number_pair(kind: type) -> Callable[[str], tuple]:
+    """argparse type: two finite numbers ``A,B`` (also ``AxB``)."""
+
+    def parse(text: str) -> tuple:
+        parts = text.replace("x", ",").split(",")
+        try:
+            values = tuple(kind(p) for p in parts)
+        except ValueError:
+            values = ()
+        if len(values) != 2 or not all(np.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected two {kind.__name__} values A,B, got {text!r}")
+        return values
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recon`` command."""
     from recon.api import DEFAULT_METHOD, METHODS
@@ -760,6 +788,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--axis", type=int, choices=(0, 1, 2), default=2, help="slicing axis of the volume (default: 2)")
     sim.add_argument("--acquisition", default="SIM", help="acquisition attribute of the files (default: SIM)")
     sim.add_argument("--readout-oversampling", type=_positive_int, default=1, help="readout field-of-view factor (default: 1)")
+    sim.add_argument("--coil-radius", type=_finite_float, default=1.5, metavar="R",
+                     help="coil ring radius / half the field of view, > 1 (default: 1.5)")
+    sim.add_argument("--coil-rotation", type=_finite_float, default=0.0, metavar="RAD", help="rotation of the coil ring, radians (default: 0)")
+    sim.add_argument("--coil-offset", type=_number_pair(float), default=(0.0, 0.0), metavar="DY,DX",
+                     help="shift of the ring's centre / half the field of view (default: 0,0)")
+    sim.add_argument("--noise-correlation", type=_finite_float, default=0.0, metavar="RHO",
+                     help="noise correlation of neighbouring coils, in (-1, 1) (default: 0)")
+    sim.add_argument("--phase-amplitude", type=_finite_float, default=float(np.pi / 2), metavar="RAD",
+                     help="peak of the smooth background phase, radians (default: pi/2)")
+    sim.add_argument("--phase-order", type=_seed, default=2, metavar="N", help="highest frequency of the smooth phase (default: 2)")
+    sim.add_argument("--b0-amplitude", type=_finite_float, default=0.0, metavar="RAD", help="peak of an added B0-like phase, radians (default: 0)")
+    sim.add_argument("--phase-encoding", choices=("width", "height"), default="width",
+                     help="phase-encoded image axis (height: images turned by 90 degrees; default: width)")
+    sim.add_argument("--matrix-size", type=_number_pair(int), default=None, metavar="H,W",
+                     help="pad / crop the slices to this grid (default: as the input)")
     sim.add_argument("--single-coil", action="store_true", help="write single-coil files")
     sim.add_argument("--seed", type=_seed, default=0, help="simulation seed, an integer >= 0 (default: 0)")
     sim.set_defaults(func=_cmd_simulate)
