@@ -1,11 +1,22 @@
-"""Training tasks of the image heads: ``recon train --task synthesis | cyclegan | gan | denoise``.
+"""Training of the image heads: ``recon train --task synthesis | cyclegan | gan | denoise | ...``.
 
 The image heads (:mod:`recon.heads`) learn image -> image maps, so their training needs no
-k-space, masks or coil data: this module holds their data preparation (phantom subjects of
-:mod:`recon.data.phantom` or NIfTI folders), one small training loop with checkpoints and
-resume (``OUTPUT_DIR/last.ckpt``, written atomically), progress bars, the head weight files
-(``data/weights/heads/<name>.pt``) and their loader, and the synthesis evaluation (MAE, PSNR,
-SSIM over the brain mask after z-scoring, volume by volume).
+k-space, masks or coil data. This module holds what every head task shares:
+
+* the **task interface** :class:`HeadTask` and the **registry** :data:`TASK_REGISTRY`
+  (task name -> ``"module:Class"``, imported on first use): adding a task is one class and
+  one registry entry;
+* :func:`train_head`, the loop: checkpoints and resume (``OUTPUT_DIR/last.ckpt``, written
+  atomically), progress bars, validation (``--val-data``, the task's :meth:`HeadTask.evaluate`),
+  ``torchrun`` (one process per rank, gradients averaged across ranks before every optimiser
+  step: works for one network or for GANs with several optimisers) and mixed precision
+  (``--amp``: bfloat16 autocast on CPU, float16 autocast + ``GradScaler`` on CUDA);
+* the head weight files (``data/weights/heads/<name>.pt``), their loader :func:`load_head`;
+* data preparation (phantom subjects of :mod:`recon.data.phantom` or NIfTI folders) and the
+  synthesis evaluation (MAE, PSNR, SSIM over the brain mask after z-scoring, volume by volume).
+
+The built-in tasks live in :mod:`recon.train.tasks_synthesis` (``synthesis``, ``cyclegan``,
+``gan``) and :mod:`recon.train.tasks_denoise` (``denoise``).
 
 Data (``--train-data`` / ``--val-data``):
 
@@ -18,34 +29,39 @@ Example::
 
     recon train --task synthesis --source t1 --target flair --arch unet \\
         --train-data phantom:0-11 --val-data phantom:100-101 --steps 400 --output-dir runs/t1-flair
+    torchrun --nproc_per_node 2 -m recon.train --task denoise --steps 400 --amp --output-dir runs/dn
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, estimate_sigma
-from recon.heads.gan import DCGANDiscriminator, DCGANGenerator
-from recon.heads.synthesis import CycleGAN, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss
 from recon.ops.crop import center_crop_or_pad
 
 __all__ = [
     "CONTRASTS",
+    "TASK_REGISTRY",
     "TASKS",
     "HeadConfig",
+    "HeadTask",
+    "StepRunner",
+    "HeadResult",
+    "task_class",
     "canonical_contrast",
     "build_head",
     "save_head",
@@ -54,7 +70,9 @@ __all__ = [
     "heads_dir",
     "phantom_volumes",
     "folder_volumes",
+    "load_data",
     "normalise_volume",
+    "axial_slices",
     "synthesis_scores",
     "train_head",
     "main",
@@ -64,8 +82,17 @@ logger = logging.getLogger("recon.train")
 
 #: contrasts the heads know (phantom sequence names) and their accepted spellings
 CONTRASTS: dict[str, str] = {"t1": "t1w", "t1w": "t1w", "t2": "t2w", "t2w": "t2w", "flair": "flair", "pd": "pd"}
-#: training tasks of this module
-TASKS: tuple[str, ...] = ("synthesis", "cyclegan", "gan", "denoise")
+
+#: task name -> ``"module:Class"`` of its :class:`HeadTask` subclass (imported on first use).
+#: Adding a task: write the class in its own module and add one entry here.
+TASK_REGISTRY: dict[str, str] = {
+    "synthesis": "recon.train.tasks_synthesis:SynthesisTask",
+    "cyclegan": "recon.train.tasks_synthesis:CycleGANTask",
+    "gan": "recon.train.tasks_synthesis:GANTask",
+    "denoise": "recon.train.tasks_denoise:DenoiseTask",
+}
+#: the registered task names (kept for callers of the first version; the registry is the truth)
+TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
 FORMAT = "recon-head-1"
 
 
@@ -76,22 +103,43 @@ def canonical_contrast(name: str, argument: str = "source") -> str:
     return CONTRASTS[name.lower()]
 
 
+def task_class(name: str) -> type["HeadTask"]:
+    """The :class:`HeadTask` subclass registered as ``name`` in :data:`TASK_REGISTRY`.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists the tasks).
+    """
+    if not isinstance(name, str) or name not in TASK_REGISTRY:
+        raise ValueError(f"task must be one of {sorted(TASK_REGISTRY)}, got {name!r}")
+    module_name, _, class_name = TASK_REGISTRY[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, HeadTask)):
+        raise TypeError(f"TASK_REGISTRY[{name!r}] = {TASK_REGISTRY[name]!r} is not a HeadTask subclass")
+    return cls
+
+
 @dataclass
 class HeadConfig:
-    """Everything that defines a head training run (saved in checkpoints and weight files)."""
+    """Everything that defines a head training run (saved in checkpoints and weight files).
+
+    Generic fields are shared by every task (each task reads the ones it needs and checks
+    them in :meth:`HeadTask.check`); task-specific settings that have no field here go in
+    ``options`` (a JSON-able dict; on the command line each task declares its own flags in
+    :meth:`HeadTask.add_arguments`).
+    """
 
     task: str = "synthesis"
-    arch: str = "unet"                      # synthesis: 'unet' (2-D) or 'resnet3d'
+    arch: str = "unet"                      # synthesis: 'unet' (2-D) or 'resnet3d'; other tasks their own
     source: str = "t1w"
     target: str = "flair"
     train_data: str = "phantom:0-11"
-    val_data: Optional[str] = "phantom:100-101"
+    val_data: Optional[str] = None          # e.g. 'phantom:100-101': the task's evaluate() at the end
     output_dir: str = "runs/head"
     chans: int = 16
     depth: int = 3                          # U-Net pools / residual blocks / denoiser levels
     steps: int = 400
     time_budget: Optional[float] = None     # seconds; stop early (the card records the steps done)
-    batch_size: int = 8
+    batch_size: int = 8                     # per process (torchrun: the effective batch is x world size)
     patch_size: int = 32                    # 3-D patches (resnet3d), 2-D training crops (others but gan)
     crop_axial: Optional[tuple[float, float]] = None  # e.g. (0.2, 0.8): drop the neck (3-D)
     lr: float = 1e-3
@@ -104,53 +152,224 @@ class HeadConfig:
     progress: bool = False
     num_threads: Optional[int] = None
     data_cache: Optional[str] = None
+    amp: bool = False                       # bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
+    device: str = "cpu"                     # 'cpu', 'cuda' or 'auto'
+    val_every: Optional[int] = None         # steps between validations (None: at the end only)
+    checkpoint_every: int = 200             # steps between checkpoints
+    options: dict = field(default_factory=dict)  # task-specific settings (HeadTask.add_arguments)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
-        if self.arch not in ("unet", "resnet3d"):
-            raise ValueError(f"arch must be 'unet' or 'resnet3d', got {self.arch!r}")
+        if not isinstance(self.task, str) or self.task not in TASK_REGISTRY:
+            raise ValueError(f"task must be one of {sorted(TASK_REGISTRY)}, got {self.task!r}")
         self.source = canonical_contrast(self.source, "source")
         self.target = canonical_contrast(self.target, "target")
-        if self.task in ("synthesis", "cyclegan") and self.source == self.target:
-            raise ValueError(f"source and target must differ, got {self.source!r} twice")
-        for name in ("chans", "depth", "steps", "batch_size", "patch_size", "latent_dim", "image_size"):
+        for name in ("chans", "depth", "steps", "batch_size", "patch_size", "latent_dim", "image_size",
+                     "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.val_every is not None and (isinstance(self.val_every, bool) or not isinstance(self.val_every, int)
+                                           or self.val_every < 1):
+            raise ValueError(f"val_every must be a positive int or None, got {self.val_every!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {self.lr!r}")
         lo, hi = self.snr_range
         if not 0 < lo <= hi:
             raise ValueError(f"snr_range must be (low, high) with 0 < low <= high, got {self.snr_range!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp must be True or False, got {self.amp!r}")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a dict, got {type(self.options).__name__}")
+        task_class(self.task)(self)  # the task's own checks (arch, contrasts, options)
 
     @property
     def name(self) -> str:
-        """Weight-file name: ``synthesis-unet-t1w-flair``, ``cyclegan-t1w-t2w``, ``gan``, ``denoise``."""
-        if self.task == "synthesis":
-            return f"synthesis-{self.arch}-{self.source}-{self.target}"
-        if self.task == "cyclegan":
-            return f"cyclegan-{self.source}-{self.target}"
-        return self.task
+        """Weight-file name (:meth:`HeadTask.weight_name`): ``synthesis-unet-t1w-flair``, ``gan``, ..."""
+        return task_class(self.task)(self).weight_name()
+
+
+# ----------------------------------------------------------------------------- the task interface
+
+class HeadTask:
+    """One trainable image head: what :func:`train_head` needs to know about a task.
+
+    Subclass it in its own module, register it in :data:`TASK_REGISTRY`, and implement
+    :meth:`build_model`, :meth:`prepare` and :meth:`step`; override the others as needed.
+    A task object is cheap to make (``TaskClass(config)``, no data): :func:`load_head` makes
+    one to rebuild a network from a weight file's config.
+
+    Life of a training run (every process of a torchrun launch does the same)::
+
+        task = TaskClass(config)                       # check(): config errors -> ValueError
+        model = task.build_model()                     # under torch.manual_seed(config.seed)
+        task.prepare(volumes)                          # training data -> tensors (CPU)
+        run = StepRunner(task.optimisers(model), ...)
+        for step in ...: losses = task.step(model, run)   # returns floats for the log
+        scores = task.evaluate(model, val_volumes)     # rank 0, eval mode, no grad
+        save_head(..., task.shipped_module(model))     # -> OUTPUT_DIR/<task.weight_name()>.pt
+
+    Volumes (``prepare`` / ``evaluate``) are dicts ``{contrast: (X, Y, Z) float32 array,
+    "mask": bool brain mask}`` (:func:`load_data`), holding at least :meth:`contrasts`.
+
+    Attributes:
+        config: the run's :class:`HeadConfig`.
+    """
+
+    def __init__(self, config: HeadConfig) -> None:
+        self.config = config
+        self.check()
+
+    # -- configuration
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this task's own command-line flags; their values land in ``config.options``
+        under the flag's ``dest`` (``--scale-factor`` -> ``options["scale_factor"]``).
+        Read them with ``self.config.options.get(name, default)`` (weight files written
+        before a flag existed have no value for it)."""
+
+    def check(self) -> None:
+        """Refuse a config this task cannot train (ValueError naming the field)."""
+
+    def contrasts(self) -> list[str]:
+        """Contrasts :func:`load_data` must read for this task (default: ``[config.source]``)."""
+        return [self.config.source]
+
+    def weight_name(self) -> str:
+        """Stem of the weight file (``OUTPUT_DIR/<name>.pt``, a bundled ``data/weights/heads/<name>.pt``)."""
+        return self.config.task
+
+    # -- networks
+    def build_model(self) -> nn.Module:
+        """A fresh network with everything trained (e.g. generators and discriminators)."""
+        raise NotImplementedError
+
+    def shipped_module(self, model: nn.Module) -> nn.Module:
+        """The part of ``model`` that goes into the weight file (default all of it); must be
+        rebuildable as ``shipped_module(build_model())`` for :func:`load_head`."""
+        return model
+
+    def optimisers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        """Named optimisers (default ``{"model": Adam(lr)}``); :meth:`StepRunner.optimise` steps them."""
+        return {"model": torch.optim.Adam(model.parameters(), lr=self.config.lr)}
+
+    # -- training
+    def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
+        """Turn the training volumes into whatever :meth:`step` samples from (CPU tensors)."""
+        raise NotImplementedError
+
+    def step(self, model: nn.Module, run: "StepRunner") -> dict[str, float]:
+        """One training iteration: draw a batch with ``run.generator``, move it to ``run.device``,
+        compute the loss(es) inside ``with run.autocast():`` and call ``run.optimise(loss, name)``
+        once per optimiser. Returns the losses as floats (logged every 25 steps)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, volumes: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        """Validation scores on ``volumes`` (called in eval mode under ``torch.no_grad``, rank 0
+        only, on CPU); default none. Written to ``history.json`` and the weight card."""
+        return {}
+
+
+class StepRunner:
+    """What a :meth:`HeadTask.step` uses: the batch generator, the device, autocast and
+    :meth:`optimise` (mixed precision and torchrun handled here, not in the tasks).
+
+    Args:
+        optimisers: the task's named optimisers.
+        generator: this process's ``torch.Generator`` (seeded by the config seed and the rank).
+        device: where the model lives.
+        amp: mixed precision: bfloat16 autocast on CPU; float16 autocast and a ``GradScaler``
+            per optimiser on CUDA.
+        world_size: processes whose gradients are averaged before each optimiser step.
+        grad_clip: clip the gradient norm of each optimiser's parameters to this (None: off).
+    """
+
+    def __init__(self, optimisers: dict[str, torch.optim.Optimizer], generator: torch.Generator,
+                 device: torch.device = torch.device("cpu"), *, amp: bool = False, world_size: int = 1,
+                 grad_clip: Optional[float] = None) -> None:
+        self.optimisers = optimisers
+        self.generator = generator
+        self.device = torch.device(device)
+        self.amp = bool(amp)
+        self.world_size = int(world_size)
+        self.grad_clip = grad_clip
+        use_scaler = self.amp and self.device.type == "cuda"
+        self.scalers = {k: torch.amp.GradScaler("cuda", enabled=use_scaler) for k in optimisers}
+
+    @property
+    def amp_dtype(self) -> Optional[torch.dtype]:
+        """The autocast dtype (None when AMP is off)."""
+        if not self.amp:
+            return None
+        return torch.float16 if self.device.type == "cuda" else torch.bfloat16
+
+    def autocast(self):
+        """``torch.autocast`` for the forward pass (a no-op context when AMP is off)."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def randint(self, high: int, size: int | tuple = ()) -> torch.Tensor:
+        """``torch.randint(high, size)`` from this process's generator."""
+        return torch.randint(high, size if isinstance(size, tuple) else (size,), generator=self.generator)
+
+    def optimise(self, loss: torch.Tensor, name: str = "model") -> float:
+        """Zero the named optimiser's gradients, back-propagate ``loss`` (scaled under fp16
+        AMP), average its gradients over the torchrun processes, clip, step. Returns the loss.
+
+        Only the parameters of optimiser ``name`` are averaged and stepped; gradients that
+        ``loss`` leaves in other networks' parameters are cleared by their own ``optimise``.
+        """
+        if name not in self.optimisers:
+            raise ValueError(f"name must be one of {sorted(self.optimisers)}, got {name!r}")
+        opt, scaler = self.optimisers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss.float()).backward()
+        params = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+        if self.world_size > 1:
+            _average_gradients(params, self.world_size)
+        if self.grad_clip is not None:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        return float(loss.detach())
+
+    def state_dict(self) -> dict:
+        return {k: s.state_dict() for k, s in self.scalers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, s in self.scalers.items():
+            if k in state and state[k]:
+                s.load_state_dict(state[k])
+
+
+def _average_gradients(params: list[torch.Tensor], world_size: int) -> None:
+    """All-reduce the gradients of ``params`` (one flat buffer) and divide by ``world_size``;
+    a missing gradient counts as zeros, so every process sends the same layout."""
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
 
 
 # ----------------------------------------------------------------------------- models and files
 
 def build_head(config: HeadConfig) -> nn.Module:
-    """The network of ``config`` (fresh weights, seeded by ``config.seed``)."""
+    """The network of ``config`` (fresh weights, seeded by ``config.seed``; the global RNG is
+    left as it was)."""
     with _fork(config.seed):
-        if config.task == "synthesis":
-            if config.arch == "resnet3d":
-                return ResNet3d(chans=config.chans, num_blocks=config.depth)
-            return UnetSynthesizer(chans=config.chans, num_pool_layers=config.depth)
-        if config.task == "cyclegan":
-            return CycleGAN(chans=config.chans, num_pool_layers=config.depth, disc_chans=config.chans,
-                            lambda_identity=config.lambda_identity,
-                            generator=torch.Generator().manual_seed(config.seed + 1))
-        if config.task == "gan":
-            return nn.ModuleDict({"g": DCGANGenerator(config.latent_dim, config.chans, config.image_size),
-                                  "d": DCGANDiscriminator(config.chans, config.image_size, batch_norm=False)})
-        return DenoisingAutoencoder(chans=config.chans, depth=config.depth)
+        return task_class(config.task)(config).build_model()
 
 
 class _fork:
@@ -176,12 +395,8 @@ def heads_dir() -> Path:
 
 
 def _shipped_module(config: HeadConfig, model: nn.Module) -> nn.Module:
-    """The part of a trained model that ships: CycleGAN's generators, the GAN's generator."""
-    if config.task == "cyclegan":
-        return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})
-    if config.task == "gan":
-        return model["g"]
-    return model
+    """The part of a trained model that ships (:meth:`HeadTask.shipped_module`)."""
+    return task_class(config.task)(config).shipped_module(model)
 
 
 def save_head(path: str | Path, config: HeadConfig, model: nn.Module, card: dict, *, half: bool = True) -> Path:
@@ -233,14 +448,21 @@ def load_head(weights: str | Path, device: torch.device | str = "cpu") -> tuple[
         raise ValueError(f"weights {str(path)!r} cannot be read as a head weight file: {err}") from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"weights {str(path)!r} is not a recon head weight file (format {FORMAT!r})")
-    cfg = dict(blob["config"])
-    for key in ("crop_axial", "snr_range"):
-        if isinstance(cfg.get(key), list):
-            cfg[key] = tuple(cfg[key])
-    config = HeadConfig(**cfg)
+    config = _config_from_dict(blob["config"])
     model = _shipped_module(config, build_head(config))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     return model.to(device).eval(), config, blob.get("card", {})
+
+
+def _config_from_dict(data: dict) -> HeadConfig:
+    """A :class:`HeadConfig` from its ``dataclasses.asdict`` form (JSON lists back to tuples;
+    fields a later version dropped are ignored)."""
+    known = {f.name for f in dataclasses.fields(HeadConfig)}
+    cfg = {k: v for k, v in dict(data).items() if k in known}
+    for key in ("crop_axial", "snr_range"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = tuple(cfg[key])
+    return HeadConfig(**cfg)
 
 
 # ----------------------------------------------------------------------------- data
@@ -386,149 +608,13 @@ def synthesis_scores(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray
 
 # ----------------------------------------------------------------------------- training
 
-def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the last two axes (bottom, right) to multiples of ``multiple``."""
     H, W = x.shape[-2:]
     return F.pad(x, (0, (-W) % multiple, 0, (-H) % multiple))
 
 
-class _Task:
-    """One task's batches, losses and optimisers."""
-
-    def __init__(self, config: HeadConfig, model: nn.Module, data: list[dict[str, np.ndarray]], generator: torch.Generator):
-        self.c, self.model, self.g = config, model, generator
-        c = config
-        if c.task == "synthesis" and c.arch == "unet":
-            src, tgt = [], []
-            for item in data:
-                s, _ = normalise_volume(item[c.source])
-                t, _ = normalise_volume(item[c.target])
-                src.append(torch.from_numpy(np.ascontiguousarray(axial_slices(s, item["mask"]))))
-                tgt.append(torch.from_numpy(np.ascontiguousarray(axial_slices(t, item["mask"]))))
-            self.x, self.y = torch.cat(src)[:, None], torch.cat(tgt)[:, None]
-        elif c.task == "synthesis":
-            self.vols = []
-            for item in data:
-                s, _ = normalise_volume(item[c.source])
-                t, _ = normalise_volume(item[c.target])
-                pair = torch.stack([torch.from_numpy(s), torch.from_numpy(t)])
-                if c.crop_axial is not None:
-                    pair = crop_axial(pair, c.crop_axial)
-                self.vols.append(pair)
-        elif c.task == "cyclegan":
-            half = max(len(data) // 2, 1)
-            a = [axial_slices(normalise_volume(i[c.source])[0], i["mask"]) for i in data[:half]]
-            b = [axial_slices(normalise_volume(i[c.target])[0], i["mask"]) for i in data[half:] or data[:half]]
-            self.a = torch.from_numpy(np.concatenate(a))[:, None]
-            self.b = torch.from_numpy(np.concatenate(b))[:, None]
-        elif c.task == "gan":
-            self.x = torch.cat([gan_slices(i["t1w"], i["mask"], c.image_size) for i in data])
-        else:
-            slices = [axial_slices(i["t1w"], i["mask"], 0.1) for i in data]
-            slices += [axial_slices(i[k], i["mask"], 0.1) for i in data for k in ("t2w", "flair") if k in i]
-            # a list of (1, H, W) slices: volumes of different grids (2 mm phantoms, 1 mm real) mix
-            self.x = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in slices for sl in s]
-        self.optimisers = self._optimisers()
-
-    def _optimisers(self) -> dict[str, torch.optim.Optimizer]:
-        c, m = self.c, self.model
-        if c.task == "cyclegan":
-            return {"g": torch.optim.Adam(m.generators(), lr=c.lr, betas=(0.5, 0.999)),
-                    "d": torch.optim.Adam(m.discriminators(), lr=c.lr, betas=(0.5, 0.999))}
-        if c.task == "gan":
-            return {"g": torch.optim.Adam(m["g"].parameters(), lr=c.lr, betas=(0.5, 0.999)),
-                    "d": torch.optim.Adam(m["d"].parameters(), lr=c.lr, betas=(0.5, 0.999))}
-        return {"model": torch.optim.Adam(m.parameters(), lr=c.lr)}
-
-    def _crop(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The same random ``patch_size`` square crop of each ``(B, 1, H, W)`` batch (whole if smaller)."""
-        p = self.c.patch_size
-        H, W = images[0].shape[-2:]
-        if p >= H and p >= W:
-            return images
-        i0 = int(torch.randint(max(H - p, 0) + 1, (), generator=self.g))
-        j0 = int(torch.randint(max(W - p, 0) + 1, (), generator=self.g))
-        return tuple(im[..., i0:i0 + p, j0:j0 + p] for im in images)
-
-    def _pick(self, n: int, k: int) -> torch.Tensor:
-        return torch.randint(n, (k,), generator=self.g)
-
-    def step(self) -> dict[str, float]:
-        c, m, opt = self.c, self.model, self.optimisers
-        if c.task == "synthesis" and c.arch == "unet":
-            i = self._pick(len(self.x), c.batch_size)
-            x, y = self._crop(self.x[i], self.y[i])
-            x, y = _pad_to(x, 8), _pad_to(y, 8)
-            loss = F.mse_loss(m(x), y)
-            opt["model"].zero_grad(set_to_none=True)
-            loss.backward()
-            opt["model"].step()
-            return {"loss": loss.item()}
-        if c.task == "synthesis":
-            batch = []
-            p = c.patch_size
-            for _ in range(c.batch_size):
-                v = self.vols[int(self._pick(len(self.vols), 1))]
-                corner = [int(torch.randint(max(n - p, 0) + 1, (), generator=self.g)) for n in v.shape[1:]]
-                batch.append(v[:, corner[0]:corner[0] + p, corner[1]:corner[1] + p, corner[2]:corner[2] + p])
-            b = torch.stack(batch)
-            loss = F.mse_loss(m(b[:, :1]), b[:, 1:])
-            opt["model"].zero_grad(set_to_none=True)
-            loss.backward()
-            opt["model"].step()
-            return {"loss": loss.item()}
-        if c.task == "cyclegan":
-            a = _pad_to(self._crop(self.a[self._pick(len(self.a), c.batch_size)])[0], 16)
-            b = _pad_to(self._crop(self.b[self._pick(len(self.b), c.batch_size)])[0], 16)
-            for p_ in m.discriminators():
-                p_.requires_grad_(False)
-            g_loss, parts, fake_a, fake_b = m.generator_loss(a, b)
-            opt["g"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt["g"].step()
-            for p_ in m.discriminators():
-                p_.requires_grad_(True)
-            d_loss = m.discriminator_loss(a, b, fake_a, fake_b)
-            opt["d"].zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt["d"].step()
-            return {"g": g_loss.item(), "d": d_loss.item(), **parts}
-        if c.task == "gan":
-            real = self.x[self._pick(len(self.x), c.batch_size)]
-            z = torch.randn(c.batch_size, c.latent_dim, generator=self.g)
-            fake = m["g"](z)
-            # least-squares GAN losses, discriminator without batch norm (DCGAN's BCE + batch-norm
-            # discriminator wins outright on these mostly-background slices and the generator stalls)
-            d_loss = 0.5 * (lsgan_loss(m["d"](real), True) + lsgan_loss(m["d"](fake.detach()), False))
-            opt["d"].zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt["d"].step()
-            g_loss = lsgan_loss(m["d"](fake), True)
-            opt["g"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt["g"].step()
-            return {"g": g_loss.item(), "d": d_loss.item()}
-        # denoise: random crops of random slices, Rician noise at a random SNR, estimated sigma
-        p = c.patch_size
-        clean, noisy, sig = [], [], []
-        lo, hi = math.log(c.snr_range[0]), math.log(c.snr_range[1])
-        for _ in range(c.batch_size):
-            s = self.x[int(self._pick(len(self.x), 1))][None]
-            snr = math.exp(lo + (hi - lo) * float(torch.rand((), generator=self.g)))
-            n, _ = add_rician_noise(s, snr, self.g)
-            scale = float(n[n > n.mean()].mean())
-            sigma = float(estimate_sigma(n)) / scale
-            H, W = s.shape[-2:]
-            i0 = int(torch.randint(max(H - p, 0) + 1, (), generator=self.g))
-            j0 = int(torch.randint(max(W - p, 0) + 1, (), generator=self.g))
-            clean.append(s[0, :, i0:i0 + p, j0:j0 + p] / scale)
-            noisy.append(n[0, :, i0:i0 + p, j0:j0 + p] / scale)
-            sig.append(sigma)
-        x, y = torch.stack(noisy), torch.stack(clean)
-        loss = F.mse_loss(m(x, torch.tensor(sig)), y)
-        opt["model"].zero_grad(set_to_none=True)
-        loss.backward()
-        opt["model"].step()
-        return {"loss": loss.item()}
+_pad_to = pad_to_multiple  # the first version's name
 
 
 @dataclass
@@ -541,115 +627,216 @@ class HeadResult:
     last_checkpoint: Path
     weights: Path
     history: list = field(default_factory=list)
+    validation: dict = field(default_factory=dict)
 
 
-def train_head(config: HeadConfig, data: list[dict[str, np.ndarray]] | None = None) -> HeadResult:
+def _validate(task: HeadTask, model: nn.Module, volumes: list, device: torch.device) -> dict[str, float]:
+    """``task.evaluate`` on CPU in eval mode without gradients; the model goes back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model.cpu()
+            return {k: float(v) for k, v in task.evaluate(model, volumes).items()}
+    finally:
+        model.to(device)
+        model.train(was_training)
+
+
+def train_head(config: HeadConfig, data: list[dict[str, np.ndarray]] | None = None,
+               val_data: list[dict[str, np.ndarray]] | None = None) -> HeadResult:
     """Train one head; checkpoints in ``config.output_dir`` (``last.ckpt``, resumed when present).
+
+    Runs in one process, or in every process of a ``torchrun`` launch: each process draws its
+    own batches (generator seeded by ``config.seed`` and the rank), gradients are averaged
+    before every optimiser step (:meth:`StepRunner.optimise`), rank 0 validates and writes
+    the files. The caller's global RNG state and thread count are restored on return.
 
     Args:
         config: the run.
         data: training volumes (default: loaded from ``config.train_data``).
+        val_data: validation volumes (default: loaded from ``config.val_data`` when set).
 
     Returns:
-        :class:`HeadResult`; the weight file is ``OUTPUT_DIR/<config.name>.pt``.
+        :class:`HeadResult`; the weight file is ``OUTPUT_DIR/<weight name>.pt``.
+
+    Example:
+        >>> config = HeadConfig(task="denoise", chans=8, steps=100, output_dir="runs/dn")  # doctest: +SKIP
+        >>> train_head(config).weights                                                    # doctest: +SKIP
+        PosixPath('runs/dn/denoise.pt')
     """
-    from tqdm.auto import tqdm
+    from recon.train.distributed import all_gather_objects, barrier, init_distributed, shutdown_distributed
 
-    from recon.data.io import atomic_path, remove_stale_temporaries
-
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    contrasts = [config.source, config.target] if config.task in ("synthesis", "cyclegan") else ["t1w"]
-    if data is None:
-        data = load_data(config.train_data, contrasts, config.data_cache)
-    if not data:
-        raise ValueError(f"train_data {config.train_data!r} holds no volumes")
     threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    ctx = init_distributed("cpu" if config.device == "cpu" else config.device)
     try:
-        model = build_head(config).train()
-        generator = torch.Generator().manual_seed(config.seed)
-        task = _Task(config, model, data, generator)
-        start_step, history, elapsed0 = 0, [], 0.0
-        ckpt_path = out / "last.ckpt"
-        if config.resume and ckpt_path.is_file():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            if ckpt["config"]["task"] != config.task:
-                raise ValueError(f"{ckpt_path} belongs to task {ckpt['config']['task']!r}, not {config.task!r}")
-            model.load_state_dict(ckpt["model"])
-            for k, o in task.optimisers.items():
-                o.load_state_dict(ckpt["optimisers"][k])
-            generator.set_state(ckpt["generator"])
-            start_step, history, elapsed0 = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
-        t0 = time.perf_counter()
-        step = start_step
-        bar = tqdm(total=config.steps, initial=start_step, disable=not config.progress, desc=config.name)
+        with torch.random.fork_rng(devices=[]):
+            return _train_head(config, data, val_data, ctx)
+    finally:
+        barrier(ctx)
+        shutdown_distributed(ctx)
+        torch.set_num_threads(threads)
 
-        def save_checkpoint() -> None:
+
+def _train_head(config: HeadConfig, data, val_data, ctx) -> HeadResult:
+    from tqdm.auto import tqdm
+
+    from recon.data.io import atomic_path, remove_stale_temporaries
+    from recon.train.distributed import all_gather_objects, all_reduce_sum, barrier
+
+    out = Path(config.output_dir)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+    barrier(ctx)
+    task = task_class(config.task)(config)
+    name = task.weight_name()
+    if data is None:
+        data = load_data(config.train_data, task.contrasts(), config.data_cache)
+    if not data:
+        raise ValueError(f"train_data {config.train_data!r} holds no volumes")
+    if val_data is None and config.val_data and ctx.is_main:
+        val_data = load_data(config.val_data, task.contrasts(), config.data_cache)
+    model = build_head(config).to(ctx.device).train()
+    task.prepare(data)
+    generator = torch.Generator().manual_seed(config.seed + 1_000_003 * ctx.rank)
+    run = StepRunner(task.optimisers(model), generator, ctx.device, amp=config.amp, world_size=ctx.world_size)
+    start_step, history, elapsed0 = 0, [], 0.0
+    ckpt_path = out / "last.ckpt"
+    if config.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt["config"]["task"] != config.task or ckpt.get("name", name) != name:
+            raise ValueError(f"cannot resume from {ckpt_path}: it belongs to {ckpt.get('name', ckpt['config']['task'])!r}, "
+                             f"not {name!r}; use another output_dir or resume=False")
+        model.load_state_dict(ckpt["model"])
+        for k, o in run.optimisers.items():
+            o.load_state_dict(ckpt["optimisers"][k])
+        run.load_state_dict(ckpt.get("scalers", {}))
+        states = ckpt.get("generators") or [ckpt["generator"]]
+        if len(states) == ctx.world_size:
+            generator.set_state(states[ctx.rank])
+        elif ctx.is_main:
+            logger.warning("%s: checkpoint from %d process(es), now %d: batch generators reseeded",
+                           ckpt_path, len(states), ctx.world_size)
+        start_step, history, elapsed0 = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
+    t0 = time.perf_counter()
+    step = start_step
+    show = config.progress and ctx.is_main
+    bar = tqdm(total=config.steps, initial=start_step, disable=not show, desc=name)
+
+    def save_checkpoint() -> None:
+        states = all_gather_objects(ctx, generator.get_state())
+        if ctx.is_main:
             with atomic_path(ckpt_path) as tmp:
-                torch.save({"config": dataclasses.asdict(config), "model": model.state_dict(),
-                            "optimisers": {k: o.state_dict() for k, o in task.optimisers.items()},
-                            "generator": generator.get_state(), "step": step, "history": history,
-                            "seconds": elapsed0 + time.perf_counter() - t0}, tmp)
+                torch.save({"config": dataclasses.asdict(config), "name": name, "model": model.state_dict(),
+                            "optimisers": {k: o.state_dict() for k, o in run.optimisers.items()},
+                            "scalers": run.state_dict(), "generators": states, "step": step, "history": history,
+                            "seconds": elapsed0 + time.perf_counter() - t0, "world_size": ctx.world_size}, tmp)
+        barrier(ctx)
 
-        while step < config.steps:
-            if config.time_budget is not None and elapsed0 + time.perf_counter() - t0 > config.time_budget:
-                logger.info("%s: time budget %.0f s reached at step %d", config.name, config.time_budget, step)
+    def validate() -> dict[str, float]:
+        scores = _validate(task, model, val_data, ctx.device) if (ctx.is_main and val_data) else {}
+        barrier(ctx)
+        return scores
+
+    validation: dict[str, float] = {}
+    while step < config.steps:
+        if config.time_budget is not None:
+            over = float(elapsed0 + time.perf_counter() - t0 > config.time_budget)
+            if ctx.distributed:  # every process stops at the same step
+                over = float(all_reduce_sum(ctx, torch.tensor([over]))[0])
+            if over:
+                if ctx.is_main:
+                    logger.info("%s: time budget %.0f s reached at step %d", name, config.time_budget, step)
                 break
-            losses = task.step()
-            step += 1
-            bar.update(1)
-            if step % 25 == 0 or step == config.steps:
-                history.append({"step": step, **losses})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss", "g", "d")})
-            if step % 200 == 0:
-                save_checkpoint()
-        bar.close()
-        save_checkpoint()
-        seconds = elapsed0 + time.perf_counter() - t0
+        losses = task.step(model, run)
+        step += 1
+        bar.update(1)
+        if step % 25 == 0 or step == config.steps:
+            history.append({"step": step, **losses})
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
+        if config.val_every and step % config.val_every == 0 and step < config.steps:
+            validation = validate()
+            if validation and ctx.is_main:
+                history.append({"step": step, **{f"val_{k}": v for k, v in validation.items()}})
+                logger.info("%s step %d: %s", name, step, {k: round(v, 4) for k, v in validation.items()})
+        if step % config.checkpoint_every == 0:
+            save_checkpoint()
+    bar.close()
+    seconds = elapsed0 + time.perf_counter() - t0
+    validation = validate()
+    if validation and ctx.is_main:
+        history.append({"step": step, **{f"val_{k}": v for k, v in validation.items()}})
+        logger.info("%s step %d: %s", name, step, {k: round(v, 4) for k, v in validation.items()})
+    save_checkpoint()
+    weights = out / f"{name}.pt"
+    if ctx.is_main:
         model.eval()
-        card = {"name": config.name, "task": config.task, "steps": step, "train_seconds": round(seconds, 1),
-                "train_data": config.train_data, "final_losses": history[-1] if history else {}}
-        weights = save_head(out / f"{config.name}.pt", config, model, card)
+        losses = [h for h in history if not any(k.startswith("val_") for k in h)]
+        card = {"name": name, "task": config.task, "steps": step, "train_seconds": round(seconds, 1),
+                "train_data": config.train_data, "processes": ctx.world_size, "amp": config.amp,
+                "final_losses": losses[-1] if losses else {}}
+        if validation:
+            card["validation"] = {"data": config.val_data, **validation}
+        save_head(weights, config, model, card)
         with atomic_path(out / "history.json") as tmp:
             Path(tmp).write_text(json.dumps(history, indent=1))
-        return HeadResult(config, step, seconds, ckpt_path, weights, history)
-    finally:
-        torch.set_num_threads(threads)
+    barrier(ctx)
+    model.cpu()
+    return HeadResult(config, step, seconds, ckpt_path, weights, history, validation)
 
 
 # ----------------------------------------------------------------------------- command line
 
-def build_parser(prog: str = "recon train"):
-    """Parser of ``recon train --task ...`` (the image heads)."""
+def _pre_task(argv: Sequence[str]) -> Optional[str]:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    known, _ = pre.parse_known_args(list(argv))
+    return known.task
+
+
+def build_parser(prog: str = "recon train", task: Optional[str] = None):
+    """Parser of ``recon train --task ...`` (the image heads); with ``task``, also its own flags."""
     from recon.train.cli_args import OneLineParser
 
     d = HeadConfig()
-    p = OneLineParser(prog=prog, description="Train an image head (contrast synthesis, CycleGAN, slice GAN, denoiser).")
-    p.add_argument("--task", required=True, choices=TASKS)
-    p.add_argument("--arch", default=d.arch, choices=("unet", "resnet3d"), help="synthesis network: 2-D U-Net or 3-D ResNet")
+    p = OneLineParser(prog=prog, description="Train an image head (contrast synthesis, CycleGAN, slice GAN, denoiser, "
+                                             "and every task of TASK_REGISTRY).")
+    p.add_argument("--task", required=True, choices=sorted(TASK_REGISTRY))
+    p.add_argument("--arch", default=d.arch, help="network of the task (synthesis: unet = 2-D U-Net, resnet3d = 3-D ResNet)")
     p.add_argument("--source", default=d.source, help="source contrast (t1, t2, flair, pd)")
     p.add_argument("--target", default=d.target, help="target contrast")
     p.add_argument("--train-data", default=d.train_data, help="'phantom:A-B' or a folder with one sub-folder per contrast")
+    p.add_argument("--val-data", default=None, help="validation data ('phantom:100-101' or a folder); none by default")
     p.add_argument("--output-dir", default=d.output_dir)
     p.add_argument("--data-cache", default=None, help="folder for generated phantom volumes (.npz)")
-    for name in ("chans", "depth", "steps", "batch_size", "patch_size", "seed", "latent_dim", "image_size", "num_threads"):
+    for name in ("chans", "depth", "steps", "batch_size", "patch_size", "seed", "latent_dim", "image_size", "num_threads",
+                 "val_every", "checkpoint_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--crop-axial", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                    help="3-D: keep this fraction of the axial axis (e.g. 0.2 0.8 drops the neck)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast on CPU, fp16 + GradScaler on CUDA)")
+    p.add_argument("--device", default=d.device, choices=("cpu", "cuda", "auto"))
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUTPUT_DIR/last.ckpt exists")
     p.add_argument("--progress", action="store_true")
+    if task in TASK_REGISTRY:
+        group = p.add_argument_group(f"options of --task {task}")
+        task_class(task).add_arguments(group)
     return p
 
 
 def config_from_argv(argv: Sequence[str]) -> HeadConfig:
-    """A :class:`HeadConfig` from ``recon train --task ...`` arguments."""
-    args = build_parser().parse_args(list(argv))
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("no_resume",)}
+    """A :class:`HeadConfig` from ``recon train --task ...`` arguments (task flags -> ``options``)."""
+    task = _pre_task(argv)
+    args = build_parser(task=task).parse_args(list(argv))
+    fields = {f.name for f in dataclasses.fields(HeadConfig)}
+    values = vars(args)
+    kwargs = {k: v for k, v in values.items() if k in fields}
+    kwargs["options"] = {k: v for k, v in values.items() if k not in fields and k != "no_resume"}
     kwargs["resume"] = not args.no_resume
     if kwargs["crop_axial"] is not None:
         kwargs["crop_axial"] = tuple(kwargs["crop_axial"])
@@ -660,6 +847,8 @@ def config_from_argv(argv: Sequence[str]) -> HeadConfig:
 
 def main(argv: Sequence[str]) -> int:
     """``recon train --task ...``: train, log where the weights went; 0 or 2 (one-line error)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_argv(argv)
         result = train_head(config)

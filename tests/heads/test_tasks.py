@@ -126,3 +126,175 @@ def test_recon_train_task_on_a_nifti_folder(tmp_path):
     assert status == 0
     assert (out / "synthesis-unet-t1w-flair.pt").is_file()
     assert main(["train", "--task", "synthesis", "--source", "dwi", "--output-dir", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- the task interface
+
+class _TinyTask(T.HeadTask):
+    """A registered test task: a 1x1 convolution fitted to 2 x source (closed-form target)."""
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--factor", type=float, default=2.0)
+
+    def check(self):
+        if self.config.options.get("factor", 2.0) <= 0:
+            raise ValueError(f"factor must be > 0, got {self.config.options['factor']!r}")
+
+    def weight_name(self):
+        return f"tiny-x{self.config.options.get('factor', 2.0):g}"
+
+    def build_model(self):
+        return torch.nn.Conv2d(1, 1, 1)
+
+    def prepare(self, volumes):
+        self.x = torch.from_numpy(np.concatenate([T.axial_slices(v["t1w"], v["mask"]) for v in volumes]))[:, None]
+
+    def step(self, model, run):
+        x = self.x[run.randint(len(self.x), self.config.batch_size)].to(run.device)
+        with run.autocast():
+            pred = model(x)
+        return {"loss": run.optimise((pred.float() - self.config.options.get("factor", 2.0) * x).square().mean())}
+
+    def evaluate(self, model, volumes):
+        x = torch.from_numpy(volumes[0]["t1w"]).permute(2, 0, 1)[:, None]
+        return {"weight": float(model.weight.flatten()[0]), "rmse": float((model(x) - 2 * x).square().mean().sqrt())}
+
+
+@pytest.fixture
+def tiny_task(monkeypatch):
+    monkeypatch.setitem(T.TASK_REGISTRY, "tiny", f"{__name__}:_TinyTask")
+    return "tiny"
+
+
+def test_registry_lookup_and_errors(tiny_task):
+    assert T.task_class("synthesis").__name__ == "SynthesisTask"
+    assert T.task_class(tiny_task) is _TinyTask
+    with pytest.raises(ValueError, match="task must be one of .*tiny"):
+        T.task_class("segment")
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        T.HeadConfig(task=tiny_task, options={"factor": -1.0})
+    with pytest.raises(ValueError, match="arch must be one of"):
+        T.HeadConfig(task="synthesis", arch="vnet")
+    with pytest.raises(ValueError, match="device must be"):
+        T.HeadConfig(device="tpu")
+    with pytest.raises(ValueError, match="val_every must be"):
+        T.HeadConfig(val_every=0)
+    with pytest.raises(ValueError, match="options must be a dict"):
+        T.HeadConfig(options=[1])
+    with pytest.raises(ValueError, match="brain_weight must be"):
+        T.HeadConfig(task="synthesis", options={"brain_weight": -1})
+
+
+def test_registered_task_command_line_flags(tiny_task, tmp_path):
+    """A task's own flags (HeadTask.add_arguments) land in config.options and in its weight name."""
+    config = T.config_from_argv(["--task", tiny_task, "--factor", "3", "--steps", "60", "--output-dir", str(tmp_path)])
+    assert config.options == {"factor": 3.0} and config.name == "tiny-x3" and config.steps == 60
+    assert "--factor" in T.build_parser(task=tiny_task).format_help()
+
+
+@pytest.mark.slow
+def test_registered_task_trains_validates_and_loads(tiny_task, tmp_path):
+    """A task added by a registry entry gets the loop: steps, validation, weights."""
+    config = T.HeadConfig(task=tiny_task, steps=200, lr=0.05, batch_size=4, output_dir=str(tmp_path), resume=False)
+    data = _items(1, shape=(12, 12, 10))
+    result = T.train_head(config, data, val_data=data)
+    assert result.weights.name == "tiny-x2.pt"
+    # least squares of 2x on x with a bias: weight -> 2 (closed form), error -> 0
+    assert result.validation["weight"] == pytest.approx(2.0, abs=0.05)
+    model, cfg, card = T.load_head(result.weights)
+    assert cfg.task == tiny_task and card["validation"]["weight"] == pytest.approx(2.0, abs=0.05)
+    assert float(model.weight.detach().flatten()[0]) == pytest.approx(2.0, abs=0.05)  # float16 in the file
+
+
+def test_amp_step_runner_uses_bfloat16_on_cpu():
+    model = torch.nn.Linear(4, 1)
+    run = T.StepRunner({"model": torch.optim.SGD(model.parameters(), lr=0.1)}, torch.Generator().manual_seed(0), amp=True)
+    with run.autocast():
+        y = model(torch.ones(2, 4))
+    assert y.dtype == torch.bfloat16 and run.amp_dtype == torch.bfloat16
+    off = T.StepRunner({"model": torch.optim.SGD(model.parameters(), lr=0.1)}, torch.Generator(), amp=False)
+    with off.autocast():
+        assert model(torch.ones(2, 4)).dtype == torch.float32
+    # one SGD step against the closed form: d/dw mean((w.x + b - t)^2)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    x, t = torch.ones(2, 4), torch.zeros(2, 1)
+    off.optimise((model(x) - t).square().mean())
+    r = float((w0 @ x[0] + b0)[0])
+    np.testing.assert_allclose(model.weight.detach().numpy(), (w0 - 0.1 * 2 * r * x[0]).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="name must be one of"):
+        off.optimise(model(x).sum(), "d")
+
+
+def _ddp_worker(rank, port, path):
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    model = torch.nn.Linear(3, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    run = T.StepRunner({"model": torch.optim.SGD(model.parameters(), lr=1.0)}, torch.Generator(), world_size=2)
+    x = torch.tensor([[1.0, 2.0, 3.0]]) * (rank + 1)   # rank 0: x, rank 1: 2x
+    run.optimise((model(x) - 1.0).square().mean())
+    torch.save(model.weight.detach(), f"{path}/w{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_gradients_are_averaged_across_processes(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    # w = 0: grad of (w.x - 1)^2 is -2 x; mean over ranks of -2x and -4x = -3x; SGD lr 1 -> w = 3x
+    expected = 3 * torch.tensor([[1.0, 2.0, 3.0]])
+    for rank in range(2):
+        torch.testing.assert_close(torch.load(tmp_path / f"w{rank}.pt"), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_torchrun_two_processes_gloo(tmp_path):
+    """``torchrun --nproc_per_node 2 -m recon.train --task synthesis --amp``: trains, checkpoints both
+    processes' generators, writes one weight file, resumes."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from recon.data.io import save_nifti
+
+    for k, item in enumerate(_items(2)):
+        for c in ("t1w", "flair"):
+            (tmp_path / "data" / c).mkdir(parents=True, exist_ok=True)
+            save_nifti(tmp_path / "data" / c / f"sub-{k}.nii.gz", item[c])
+    out = tmp_path / "run"
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+
+    def launch(steps):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "recon.train", "--task", "synthesis", "--source", "t1", "--target",
+               "flair", "--chans", "4", "--depth", "2", "--batch-size", "2", "--steps", str(steps), "--amp",
+               "--num-threads", "1", "--train-data", str(tmp_path / "data"), "--output-dir", str(out)]
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+
+    proc = launch(3)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)
+    assert ckpt["step"] == 3 and ckpt["world_size"] == 2 and len(ckpt["generators"]) == 2
+    model, cfg, card = T.load_head(out / "synthesis-unet-t1w-flair.pt")
+    assert card["processes"] == 2 and card["amp"] is True and cfg.amp
+    proc = launch(5)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(out / "last.ckpt", weights_only=False)["step"] == 5

@@ -1,0 +1,95 @@
+"""Training task of the denoiser: ``recon train --task denoise``.
+
+:class:`DenoiseTask` (a :class:`~recon.train.tasks_heads.HeadTask`; interface and loop in
+:mod:`recon.train.tasks_heads`): random crops of brain slices (every contrast the volumes
+hold), Rician noise at an SNR drawn log-uniformly from ``snr_range``, each crop divided by its
+slice's noisy foreground mean, the noise sigma *estimated* from the noisy slice
+(:func:`recon.heads.denoise.estimate_sigma`, as :func:`recon.denoise` does at inference) and
+given to the network; MSE to the clean crop.
+
+Validation (``--val-data``): PSNR of :func:`recon.heads.denoise.denoise_image` (sigma
+estimated) on brain slices of the validation volumes at Rician SNR 5, 10 and 20 (fixed seed),
+the clean slice's maximum as peak.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_image, estimate_sigma
+from recon.train.tasks_heads import HeadTask, StepRunner, axial_slices
+
+__all__ = ["DenoiseTask", "VAL_SNRS"]
+
+#: SNRs of the validation scores
+VAL_SNRS = (5.0, 10.0, 20.0)
+
+
+def _psnr(clean: torch.Tensor, estimate: torch.Tensor) -> float:
+    mse = float((clean.double() - estimate.double()).square().mean())
+    peak = float(clean.max())
+    return 10 * math.log10(peak ** 2 / mse) if mse > 0 else math.inf
+
+
+class DenoiseTask(HeadTask):
+    """Rician denoising autoencoder (weight name ``denoise``)."""
+
+    def contrasts(self) -> list[str]:
+        return ["t1w"]
+
+    def build_model(self) -> nn.Module:
+        return DenoisingAutoencoder(chans=self.config.chans, depth=self.config.depth)
+
+    def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
+        slices = [axial_slices(i["t1w"], i["mask"], 0.1) for i in volumes]
+        slices += [axial_slices(i[k], i["mask"], 0.1) for i in volumes for k in ("t2w", "flair", "pd") if k in i]
+        # a list of (1, H, W) slices: volumes of different grids (2 mm phantoms, 1 mm real) mix
+        self.x = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in slices for sl in s]
+
+    def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
+        c = self.config
+        p = c.patch_size
+        clean, noisy, sig = [], [], []
+        lo, hi = math.log(c.snr_range[0]), math.log(c.snr_range[1])
+        for _ in range(c.batch_size):
+            s = self.x[int(run.randint(len(self.x)))][None]
+            snr = math.exp(lo + (hi - lo) * float(torch.rand((), generator=run.generator)))
+            n, _ = add_rician_noise(s, snr, run.generator)
+            scale = float(n[n > n.mean()].mean())
+            sigma = float(estimate_sigma(n)) / scale
+            H, W = s.shape[-2:]
+            i0 = int(run.randint(max(H - p, 0) + 1))
+            j0 = int(run.randint(max(W - p, 0) + 1))
+            crop_c = s[0, :, i0:i0 + p, j0:j0 + p] / scale
+            crop_n = n[0, :, i0:i0 + p, j0:j0 + p] / scale
+            if crop_c.shape[-2:] != (p, p):  # a slice smaller than the patch: pad
+                pad = (0, p - crop_c.shape[-1], 0, p - crop_c.shape[-2])
+                crop_c, crop_n = F.pad(crop_c, pad), F.pad(crop_n, pad)
+            clean.append(crop_c)
+            noisy.append(crop_n)
+            sig.append(sigma)
+        x, y = torch.stack(noisy).to(run.device), torch.stack(clean).to(run.device)
+        with run.autocast():
+            pred = model(x, torch.tensor(sig, device=run.device))
+        loss = F.mse_loss(pred.float(), y)
+        return {"loss": run.optimise(loss)}
+
+    def evaluate(self, model: nn.Module, volumes: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        g = torch.Generator().manual_seed(1234)
+        scores: dict[str, list[float]] = {f"psnr_snr{snr:g}": [] for snr in VAL_SNRS}
+        for item in volumes:
+            stack = axial_slices(item["t1w"], item["mask"], 0.15)
+            for z in np.linspace(0, len(stack) - 1, min(4, len(stack))).astype(int):
+                clean = torch.from_numpy(np.ascontiguousarray(stack[z], dtype=np.float32))
+                for snr in VAL_SNRS:
+                    noisy, _ = add_rician_noise(clean[None, None], snr, g)
+                    scores[f"psnr_snr{snr:g}"].append(_psnr(clean, denoise_image(model, noisy[0, 0])))
+        out = {k: float(np.mean(v)) for k, v in scores.items() if v}
+        if out:
+            out["psnr_mean"] = float(np.mean(list(out.values())))
+        return out
