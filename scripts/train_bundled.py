@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -165,25 +166,71 @@ CORPUS_BUNDLED["varnet_ssdu"] = dict(
 TOY_MODEL_KWARGS = {
     "varnet": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
     "varnet_ssdu": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
+    "varnet_short": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
     "cascade": {"num_cascades": 2, "num_convs": 2, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
                 "sens_chans": 2, "sens_pools": 1},
     "unet": {"in_chans": 1, "out_chans": 1, "chans": 4, "num_pool_layers": 2, "drop_prob": 0.0},
 }
 
 
+#: the ``cpu`` preset: what one CPU thread trains in about an hour and a half (issue 12 without
+#: a GPU). The bundled architectures (the ``BUNDLED`` sizes), fine-tuned from the bundled
+#: Colin27 weights (``--init-dir``, default data/weights/) on a smaller corpus (fewer phantom
+#: subjects and slices, 4-16 coils) with 96-row readout crops; the held-out split is the
+#: ``full`` preset's, so the scores compare with a full run. ``varnet_ssdu`` is the SSDU twin of
+#: ``varnet`` on a small budget (same data, init, schedule and steps as ``varnet_short``).
+CPU_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(lr=5e-4, lr_step_size=7, epochs=9, val_every=3, train_crop_rows=96),
+    "cascade": dict(lr=1e-3, lr_step_size=4, epochs=6, val_every=2, train_crop_rows=96),
+    "unet": dict(lr=5e-4, lr_step_size=3, epochs=4, val_every=2, batch_size=4),
+    "varnet_short": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
+    "varnet_ssdu": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
+}
+CORPUS_BUNDLED["varnet_short"] = dict(CORPUS_BUNDLED["varnet"])  # the supervised reference of varnet_ssdu (cpu)
+#: the cpu preset's training order (the issue's priorities: VarNet, cascade, SSDU pair, U-Net)
+CPU_ORDER = ["varnet", "cascade", "varnet_ssdu", "varnet_short", "unet"]
+
+
 def corpus_config(preset: str):
-    """The corpus of the retrained models (``full``) or a seconds-size one (``toy``)."""
+    """The corpus of the retrained models (``full``), the one-CPU-thread one (``cpu``: its
+    train / val splits; the held-out split is always ``full``'s, see :func:`heldout_config`)
+    or a seconds-size one (``toy``)."""
     from recon.data.corpus import CorpusConfig
 
-    return CorpusConfig() if preset == "full" else CorpusConfig.toy()
+    if preset == "toy":
+        return CorpusConfig.toy()
+    if preset == "cpu":
+        return CorpusConfig(num_train_subjects=40, num_val_subjects=2, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16))
+    return CorpusConfig()
 
 
-def corpus_settings(name: str, preset: str, corpus_folders: dict) -> dict:
-    """A corpus training config (without output_dir): CORPUS_BUNDLED, shrunk for ``toy``."""
+def heldout_config(preset: str):
+    """The corpus whose ``test_heldout`` split scores a preset (``cpu`` uses ``full``'s)."""
+    return corpus_config("toy" if preset == "toy" else "full")
+
+
+def build_preset(preset: str, root) -> dict:
+    """``{split: folder}`` of a preset: train / val of :func:`corpus_config`, test_heldout of
+    :func:`heldout_config`."""
+    from recon.data.corpus import build_corpus
+
+    folders = build_corpus(corpus_config(preset), root, splits=("train", "val"), progress=True)
+    folders.update(build_corpus(heldout_config(preset), root, splits=("test_heldout",), progress=True))
+    return folders
+
+
+def corpus_settings(name: str, preset: str, corpus_folders: dict, init_dir: Path | None = None) -> dict:
+    """A corpus training config (without output_dir): CORPUS_BUNDLED, shrunk for ``toy``,
+    the bundled sizes fine-tuned from ``init_dir`` (default data/weights/) for ``cpu``."""
     settings = dict(CORPUS_BUNDLED[name])
     settings.update(train_data=str(corpus_folders["train"]), val_data=str(corpus_folders["val"]))
     if preset == "toy":
         settings.update(model_kwargs=TOY_MODEL_KWARGS[name], epochs=1, val_every=1, train_crop_rows=None, num_threads=1)
+    elif preset == "cpu":
+        base = name.split("_")[0]
+        init = Path(init_dir or WEIGHTS_DIR) / f"{base}.pt"
+        settings.update(CPU_SCHEDULES[name], model_kwargs=dict(BUNDLED[base]["model_kwargs"]), num_threads=1,
+                        init_weights=str(init))
     return settings
 
 
@@ -191,13 +238,46 @@ def weights_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
+def bundled_path(name: str, init_dir: Path | None = None) -> Path:
+    """The weights a corpus model is compared with (and the cpu preset starts from)."""
+    return Path(init_dir or WEIGHTS_DIR) / f"{name}.pt"
+
+
+def export_decisions(results: dict, names, split: str = "test_heldout") -> dict[str, tuple[bool, str]]:
+    """Which retrained models may replace the bundled weights: only those whose held-out SSIM
+    beats the bundled model's at both 4x and 8x (``bundled_<name>`` entries of ``results``).
+
+    Returns:
+        ``{name: (export?, reason)}`` for the names of the bundled models (varnet, cascade, unet).
+    """
+    out = {}
+    for name in names:
+        if name not in BUNDLED:
+            continue
+        parts = []
+        ok = True
+        for accel in ("4x", "8x"):
+            new = results["splits"].get(f"{split}/{accel}/{name}")
+            old = results["splits"].get(f"{split}/{accel}/bundled_{name}")
+            if new is None:
+                ok = False
+                parts.append(f"{accel}: not scored")
+                continue
+            if old is None:
+                parts.append(f"{accel}: SSIM {new['ssim']:.4f} (no bundled weights to compare)")
+                continue
+            better = new["ssim"] > old["ssim"]
+            ok = ok and better
+            parts.append(f"{accel}: SSIM {new['ssim']:.4f} vs bundled {old['ssim']:.4f}")
+        out[name] = (ok, "; ".join(parts))
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     corpus = getattr(args, "data", "embedded") == "corpus"
     if corpus:
-        from recon.data.corpus import build_corpus
-
-        folders = build_corpus(corpus_config(args.preset), args.corpus_root, progress=True)
-        settings = corpus_settings(args.name, args.preset, folders)
+        folders = build_preset(args.preset, args.corpus_root)
+        settings = corpus_settings(args.name, args.preset, folders, getattr(args, "init_dir", None))
     elif args.name not in BUNDLED:
         raise SystemExit(f"{args.name!r} is trained on the corpus only (--data corpus)")
     else:
@@ -292,9 +372,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     learned, results = {}, {"weights": {}, "splits": {}}
     corpus_folders = {}
     if getattr(args, "data", "embedded") == "corpus":
-        from recon.data.corpus import build_corpus
-
-        corpus_folders = build_corpus(corpus_config(args.preset), args.corpus_root, progress=True)
+        corpus_folders = build_preset(args.preset, args.corpus_root)
     mask_type = getattr(args, "mask_type", None) or ("equispaced_fraction" if corpus_folders else "random")
     for name in args.names:
         if args.weights:
@@ -394,7 +472,11 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "toy"), default="full", help="corpus and model sizes (toy: CPU smoke run)")
+    parser.add_argument("--preset", choices=("full", "cpu", "toy"), default="full",
+                        help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~1.5 h of one CPU thread; "
+                             "toy: CPU smoke run)")
+    parser.add_argument("--init-dir", type=Path, default=None,
+                        help="cpu preset: fine-tune from <DIR>/<model>.pt (default data/weights/, the Colin27 weights)")
     parser.add_argument("--corpus-root", default=None, help="parent folder of the corpus cache (default $RECON_CACHE)")
     parser.add_argument("--export", action="store_true", help="write the float16 weights into data/weights/ (default: the run folder)")
 
@@ -420,7 +502,8 @@ def model_card(name: str, run_dir: Path, results: dict, preset: str) -> str:
         f"{len(history)} epochs, {history[-1]['global_step'] if history else 0} steps, {minutes:.1f} min",
         f"* data: `recon.data.corpus` preset `{preset}`: train `{config['train_data']}`, val `{config['val_data']}`",
         f"* masks: {config['mask_type']} {config['accelerations']}x with centre fractions {config['center_fractions']}",
-        f"* command: `python scripts/train_bundled.py reproduce --preset {preset} --run-dir {run_dir}`",
+        f"* command: `python scripts/train_bundled.py reproduce --preset {preset} --run-dir {run_dir}"
+        + (" --init-dir <the Colin27 weights>` (fine-tuned from `" + str(config.get("init_weights")) + "`)" if config.get("init_weights") else "`"),
         f"* best validation: {json.dumps({k: round(v, 4) for k, v in (meta.get('best') or {}).items() if isinstance(v, float)})}",
         "", "## Held-out scores (sources never used for training)", "",
         "| split | accel | SSIM | PSNR (dB) | NMSE |", "|---|---|---|---|---|",
@@ -463,36 +546,56 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from recon.data.io import atomic_path
 
     args.run_dir.mkdir(parents=True, exist_ok=True)
+    if args.names is None:
+        args.names = CPU_ORDER if args.preset == "cpu" else ["varnet", "varnet_ssdu", "cascade", "unet"]
     for name in args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,
             epochs=None, num_threads=args.num_threads, data="corpus", preset=args.preset,
-            corpus_root=args.corpus_root, export=args.export,
+            corpus_root=args.corpus_root, export=False, init_dir=args.init_dir,
         )
         if cmd_train(train_args) != 0:
             return 1
+    scores_file = args.run_dir / "heldout_scores.json"
+    previous = {"weights": {}, "splits": {}}
+    if args.reuse_scores and scores_file.exists():
+        previous = json.loads(scores_file.read_text())
+
+    def scored(method: str) -> bool:
+        return all(f"test_heldout/{accel}x/{method}" in previous["splits"] for accel in (4, 8))
+
+    # the run's weights (run_dir/<name>.pt) are scored; data/weights/ changes only after the decision below
     eval_args = argparse.Namespace(
-        names=args.names, weights=None, splits=["test_heldout"], data_cache=args.data_cache,
-        num_threads=args.num_threads, json=str(args.run_dir / "heldout_scores.json"), api_methods=args.api_methods,
+        names=[n for n in args.names if not scored(n)], weights=None, splits=["test_heldout"], data_cache=args.data_cache,
+        num_threads=args.num_threads, json=str(args.run_dir / "heldout_scores_new.json"),
+        api_methods=[m for m in args.api_methods if not scored(f"reconstruct_{m}")],
         sigpy_lamda={}, max_slices=args.max_slices, mask_type=None, run_dir=args.run_dir, data="corpus",
-        preset=args.preset, corpus_root=args.corpus_root, export=args.export,
+        preset=args.preset, corpus_root=args.corpus_root, export=False,
     )
     cmd_evaluate(eval_args)
-    results = json.loads((args.run_dir / "heldout_scores.json").read_text())
+    new = json.loads((args.run_dir / "heldout_scores_new.json").read_text())
+    results = {"weights": {**previous["weights"], **new["weights"]}, "splits": {**previous["splits"], **new["splits"]}}
     if args.compare_bundled:
         # the weights bundled now (trained on Colin27 only), scored on the same held-out files
         for name in sorted(BUNDLED):
-            if not weights_path(name).exists():
+            if not bundled_path(name, args.init_dir).exists() or scored(f"bundled_{name}"):
                 continue
             out = args.run_dir / f"heldout_scores_bundled_{name}.json"
-            cmd_evaluate(argparse.Namespace(**{**vars(eval_args), "names": [name], "weights": str(weights_path(name)),
+            cmd_evaluate(argparse.Namespace(**{**vars(eval_args), "names": [name], "weights": str(bundled_path(name, args.init_dir)),
                                                "api_methods": [], "json": str(out)}))
             for key, value in json.loads(out.read_text())["splits"].items():
                 split, accel, method = key.split("/")
                 if method == name:
                     results["splits"][f"{split}/{accel}/bundled_{name}"] = value
-        with atomic_path(args.run_dir / "heldout_scores.json") as tmp:
-            tmp.write_text(json.dumps(results, indent=2))
+    with atomic_path(scores_file) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
+    decisions = export_decisions(results, args.names)
+    if args.export:
+        for name, (ok, why) in decisions.items():
+            if ok:
+                with atomic_path(weights_path(name)) as tmp:
+                    shutil.copyfile(args.run_dir / f"{name}.pt", tmp)
+            logger.info("%s: %s (%s)", name, "exported to data/weights/" if ok else "NOT exported", why)
     cards = args.run_dir / "cards"
     cards.mkdir(exist_ok=True)
     for name in args.names:
@@ -506,10 +609,58 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             f"# Corpus-trained models, held-out scores (preset {args.preset})\n\n"
             "Mean over volumes of fastMRI's per-volume SSIM / PSNR / NMSE on `test_heldout` "
             "(sources never used for training; see recon.data.corpus).\n\n"
-            f"{table}\n\n## SSIM per held-out source (slice-weighted)\n\n{source_table(results)}\n"
+            f"{table}\n\n## SSIM per held-out source (slice-weighted)\n\n{source_table(results)}\n\n"
+            "## Export decision (new weights replace the bundled ones only if better held-out at 4x and 8x)\n\n"
+            + "".join(f"* `{n}`: {'export' if ok else 'keep the bundled weights'} - {why}\n" for n, (ok, why) in decisions.items())
         )
     logger.info("wrote %s and %s", args.run_dir / "REPORT.md", cards)
     return 0
+
+
+def cmd_time(args: argparse.Namespace) -> int:
+    """``recon.reconstruct`` time of the learned methods against ``cs`` on the committed sample
+    (3 slices, 8 coils, 224 x 192, 4x equispaced mask), in one process, calls interleaved so
+    that background load hits every method alike; the median of ``--repeats`` calls after a
+    warm-up call (which also loads the weights)."""
+    import h5py
+
+    from recon.api import reconstruct
+    from recon.data import sample_file
+    from recon.masks import create_mask_for_mask_type
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.num_threads)
+    try:
+        with h5py.File(sample_file("val"), "r") as hf:
+            kspace = hf["kspace"][()]
+        mask_func = create_mask_for_mask_type("equispaced_fraction", [0.08], [4])
+        mask = mask_func((1, 1, kspace.shape[-1], 1), seed=0)[0].numpy().reshape(-1)
+        undersampled = kspace * mask
+        methods = ["cs", *args.methods]
+        for method in methods:  # warm-up
+            reconstruct(undersampled, mask, method=method, weights=args.weights.get(method), progress=False)
+        times = {m: [] for m in methods}
+        for _ in range(args.repeats):
+            for method in methods:
+                start = time.perf_counter()
+                reconstruct(undersampled, mask, method=method, weights=args.weights.get(method), progress=False)
+                times[method].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    median = {m: float(np.median(t)) for m, t in times.items()}
+    result = {"data": "data/fastmri/sample_val_multicoil.h5, 3 slices, 4x equispaced", "threads": args.num_threads,
+              "repeats": args.repeats, "seconds": median, "ratio_to_cs": {m: median[m] / median["cs"] for m in methods},
+              "weights": {m: args.weights.get(m, "bundled") for m in args.methods}}
+    lines = ["| method | median s / call (3 slices) | time / cs |", "|---|---|---|"]
+    lines += [f"| {m} | {median[m]:.3f} | {median[m] / median['cs']:.2f} |" for m in methods]
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _weights_map(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(",") if item)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,11 +692,16 @@ def main(argv: list[str] | None = None) -> int:
     _corpus_arguments(p_eval)
     p_rep = sub.add_parser("reproduce", help="build the corpus, train all corpus models, score them held-out, write cards")
     p_rep.add_argument("--run-dir", type=Path, required=True)
-    p_rep.add_argument("--names", nargs="+", default=["varnet", "varnet_ssdu", "cascade", "unet"], choices=sorted(CORPUS_BUNDLED))
+    p_rep.add_argument("--names", nargs="+", default=None, choices=sorted(CORPUS_BUNDLED),
+                       help="models to train (default: varnet varnet_ssdu cascade unet; cpu preset: "
+                            "varnet cascade varnet_ssdu varnet_short unet)")
     p_rep.add_argument("--num-threads", type=int, default=None)
     p_rep.add_argument("--data-cache", default=None)
     p_rep.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
     p_rep.add_argument("--api-methods", nargs="*", default=["cs"])
+    p_rep.add_argument("--reuse-scores", action="store_true",
+                       help="keep the scores already in <run-dir>/heldout_scores.json (same held-out files) "
+                            "instead of scoring those methods again")
     p_rep.add_argument("--no-compare-bundled", dest="compare_bundled", action="store_false",
                        help="do not also score the weights bundled now (data/weights/) on the held-out split")
     _corpus_arguments(p_rep)
@@ -557,6 +713,14 @@ def main(argv: list[str] | None = None) -> int:
     p_tune.add_argument("--accels", type=int, nargs="+", default=[4, 8])
     p_tune.set_defaults(func=cmd_tune_sigpy)
     p_eval.set_defaults(func=cmd_evaluate)
+    p_time = sub.add_parser("time", help="reconstruct() time of learned methods vs cs on the committed sample")
+    p_time.add_argument("--methods", nargs="+", default=["varnet", "cascade", "unet"])
+    p_time.add_argument("--weights", type=_weights_map, default={}, metavar="varnet=PATH,...",
+                        help="checkpoints to time instead of the bundled ones")
+    p_time.add_argument("--repeats", type=int, default=5)
+    p_time.add_argument("--num-threads", type=int, default=1)
+    p_time.add_argument("--json", default=None)
+    p_time.set_defaults(func=cmd_time)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

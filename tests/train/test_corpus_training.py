@@ -26,7 +26,7 @@ def test_corpus_configs_are_valid_and_fit_the_size_budget():
     params = 0
     for name, settings in script.CORPUS_BUNDLED.items():
         config = TrainConfig.from_dict({**settings, "train_data": "x", "val_data": "y"})
-        if name != "varnet_ssdu":
+        if name in script.BUNDLED:  # varnet_ssdu / varnet_short are not shipped
             params += sum(p.numel() for p in build_model(config.model, config.model_kwargs).parameters())
     assert script.CORPUS_BUNDLED["varnet_ssdu"]["self_supervised"] == "ssdu"
     assert params * 2 / 1e6 <= 20.0  # float16 exports, MB
@@ -47,3 +47,69 @@ def test_toy_reproduce_end_to_end(tmp_path, monkeypatch):
     assert (run / "cards" / "varnet_ssdu.md").read_text().count("self-supervised SSDU") == 1
     assert "dipy_b0_axial" in (run / "REPORT.md").read_text()
     assert not (script.WEIGHTS_DIR / "varnet_ssdu.pt").exists()  # nothing exported without --export
+
+
+def test_cpu_preset_fine_tunes_the_bundled_architectures(tmp_path):
+    from recon.data.corpus import CorpusConfig
+    from recon.train import TrainConfig
+
+    script = _script()
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    for name in script.CPU_ORDER:
+        settings = script.corpus_settings(name, "cpu", folders, init_dir=tmp_path / "init")
+        config = TrainConfig.from_dict(settings)
+        base = name.split("_")[0]
+        assert config.model_kwargs == script.BUNDLED[base]["model_kwargs"]  # loads the bundled weights
+        assert config.init_weights == str(tmp_path / "init" / f"{base}.pt")
+        assert config.num_threads == 1
+        assert config.mask_type == "equispaced_fraction" and list(config.accelerations) == [4, 8]
+    # the SSDU comparison: same data, init, schedule and budget, only the training signal differs
+    ssdu = script.corpus_settings("varnet_ssdu", "cpu", folders)
+    short = script.corpus_settings("varnet_short", "cpu", folders)
+    assert ssdu["self_supervised"] == "ssdu" and short.get("self_supervised") is None
+    assert {k: v for k, v in ssdu.items() if not k.startswith(("ssdu", "self_"))} == \
+        {k: v for k, v in short.items() if not k.startswith(("ssdu", "self_"))}
+    # the cpu corpus is smaller than the full one, but it is scored on the full preset's held-out split
+    assert script.heldout_config("cpu") == CorpusConfig() == script.corpus_config("full")
+    cpu = script.corpus_config("cpu")
+    assert cpu.num_train_subjects < CorpusConfig().num_train_subjects and cpu.key() != CorpusConfig().key()
+
+
+def test_export_decisions_need_both_accelerations():
+    script = _script()
+
+    def entry(ssim):
+        return {"ssim": ssim}
+
+    results = {"splits": {
+        "test_heldout/4x/varnet": entry(0.90), "test_heldout/8x/varnet": entry(0.80),
+        "test_heldout/4x/bundled_varnet": entry(0.85), "test_heldout/8x/bundled_varnet": entry(0.70),
+        "test_heldout/4x/cascade": entry(0.90), "test_heldout/8x/cascade": entry(0.69),
+        "test_heldout/4x/bundled_cascade": entry(0.85), "test_heldout/8x/bundled_cascade": entry(0.70),
+        "test_heldout/4x/unet": entry(0.90),
+        "test_heldout/4x/bundled_unet": entry(0.85), "test_heldout/8x/bundled_unet": entry(0.70),
+    }}
+    decisions = script.export_decisions(results, ["varnet", "cascade", "unet", "varnet_ssdu"])
+    assert decisions["varnet"][0] is True
+    assert decisions["cascade"][0] is False and "0.6900 vs bundled 0.7000" in decisions["cascade"][1]
+    assert decisions["unet"][0] is False and "8x: not scored" in decisions["unet"][1]
+    assert "varnet_ssdu" not in decisions  # not a bundled model
+
+
+def test_float16_export_loads_into_float32_models(tmp_path):
+    import torch
+
+    from recon.train import export_weights, load_model
+    from recon.train.checkpoint import save_checkpoint
+    from recon.train.registry import build_model
+
+    kwargs = {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1}
+    model = build_model("varnet", kwargs, seed=0)
+    src = save_checkpoint(tmp_path / "full.ckpt", model, model_name="varnet", model_kwargs=kwargs)
+    half = export_weights(src, tmp_path / "half.pt", half=True)
+    loaded, _ = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        if a.is_floating_point():  # float16 rounding: relative 2**-11
+            torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=name)
+    assert half.stat().st_size < 0.6 * src.stat().st_size
