@@ -5,7 +5,14 @@
 hold), Rician noise at an SNR drawn log-uniformly from ``snr_range``, each crop divided by its
 slice's noisy foreground mean, the noise sigma *estimated* from the noisy slice
 (:func:`recon.heads.denoise.estimate_sigma`, as :func:`recon.denoise` does at inference) and
-given to the network; MSE to the clean crop.
+given to the network; MSE to the clean crop. Options (``recon train --task denoise ...``):
+
+* ``--background-pad N``: each slice is zero-padded by a random margin of up to ``N`` pixels
+  per side before the noise is added, so crops also show pure Rician background (Rayleigh
+  noise over zero signal) - real scans have much more of it than the tight phantom fields
+  of view, and a denoiser that never saw it leaves residual noise there;
+* ``--all-orientations``: axial, coronal and sagittal slices of every volume (real held-out
+  slices come in any orientation); default axial only.
 
 Validation (``--val-data``): PSNR of :func:`recon.heads.denoise.denoise_image` (sigma
 estimated) on brain slices of the validation volumes at Rician SNR 5, 10 and 20 (fixed seed),
@@ -39,6 +46,18 @@ def _psnr(clean: torch.Tensor, estimate: torch.Tensor) -> float:
 class DenoiseTask(HeadTask):
     """Rician denoising autoencoder (weight name ``denoise``)."""
 
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--background-pad", type=int, default=0,
+                            help="zero margin of up to this many pixels per side added to training slices")
+        parser.add_argument("--all-orientations", action="store_true",
+                            help="train on axial, coronal and sagittal slices (default axial only)")
+
+    def check(self) -> None:
+        pad = self.config.options.get("background_pad", 0)
+        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+            raise ValueError(f"background_pad must be an int >= 0, got {pad!r}")
+
     def contrasts(self) -> list[str]:
         return ["t1w"]
 
@@ -46,8 +65,15 @@ class DenoiseTask(HeadTask):
         return DenoisingAutoencoder(chans=self.config.chans, depth=self.config.depth)
 
     def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
-        slices = [axial_slices(i["t1w"], i["mask"], 0.1) for i in volumes]
-        slices += [axial_slices(i[k], i["mask"], 0.1) for i in volumes for k in ("t2w", "flair", "pd") if k in i]
+        axes = (2, 1, 0) if self.config.options.get("all_orientations", False) else (2,)
+        slices = []
+        for k in ("t1w", "t2w", "flair", "pd"):
+            for i in volumes:
+                if k not in i:
+                    continue
+                for axis in axes:  # the slicing axis goes last
+                    order = [a for a in range(3) if a != axis] + [axis]
+                    slices.append(axial_slices(i[k].transpose(order), i["mask"].transpose(order), 0.1))
         # a list of (1, H, W) slices: volumes of different grids (2 mm phantoms, 1 mm real) mix
         self.x = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in slices for sl in s]
 
@@ -56,8 +82,11 @@ class DenoiseTask(HeadTask):
         p = c.patch_size
         clean, noisy, sig = [], [], []
         lo, hi = math.log(c.snr_range[0]), math.log(c.snr_range[1])
+        pad_max = int(c.options.get("background_pad", 0))
         for _ in range(c.batch_size):
             s = self.x[int(run.randint(len(self.x)))][None]
+            if pad_max:
+                s = F.pad(s, tuple(int(v) for v in run.randint(pad_max + 1, 4)))
             snr = math.exp(lo + (hi - lo) * float(torch.rand((), generator=run.generator)))
             n, _ = add_rician_noise(s, snr, run.generator)
             scale = float(n[n > n.mean()].mean())

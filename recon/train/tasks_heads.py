@@ -90,6 +90,7 @@ TASK_REGISTRY: dict[str, str] = {
     "cyclegan": "recon.train.tasks_synthesis:CycleGANTask",
     "gan": "recon.train.tasks_synthesis:GANTask",
     "denoise": "recon.train.tasks_denoise:DenoiseTask",
+    "register": "recon.train.tasks_register:RegisterTask",
 }
 #: the registered task names (kept for callers of the first version; the registry is the truth)
 TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
@@ -156,6 +157,7 @@ class HeadConfig:
     device: str = "cpu"                     # 'cpu', 'cuda' or 'auto'
     val_every: Optional[int] = None         # steps between validations (None: at the end only)
     checkpoint_every: int = 200             # steps between checkpoints
+    init_weights: Optional[str] = None      # fine-tune: start from this head weight file / bundled name
     options: dict = field(default_factory=dict)  # task-specific settings (HeadTask.add_arguments)
 
     def __post_init__(self) -> None:
@@ -721,6 +723,18 @@ def _train_head(config: HeadConfig, data, val_data, ctx) -> HeadResult:
             logger.warning("%s: checkpoint from %d process(es), now %d: batch generators reseeded",
                            ckpt_path, len(states), ctx.world_size)
         start_step, history, elapsed0 = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
+    elif config.init_weights:
+        source, source_config, _ = load_head(config.init_weights)
+        if source_config.task != config.task:
+            raise ValueError(f"init_weights {config.init_weights!r} hold a {source_config.task!r} model, "
+                             f"not {config.task!r}")
+        try:
+            task.shipped_module(model).load_state_dict(source.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"init_weights {config.init_weights!r} do not fit this config (arch, chans, depth?): "
+                             f"{str(err).splitlines()[0]}") from err
+        if ctx.is_main:
+            logger.info("%s: initialised from %s", name, config.init_weights)
     t0 = time.perf_counter()
     step = start_step
     show = config.progress and ctx.is_main
@@ -817,6 +831,7 @@ def build_parser(prog: str = "recon train", task: Optional[str] = None):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--init-weights", default=None, help="fine-tune: start from this head weight file or bundled name")
     p.add_argument("--crop-axial", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                    help="3-D: keep this fraction of the axial axis (e.g. 0.2 0.8 drops the neck)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast on CPU, fp16 + GradScaler on CUDA)")

@@ -298,3 +298,36 @@ def test_torchrun_two_processes_gloo(tmp_path):
     proc = launch(5)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert torch.load(out / "last.ckpt", weights_only=False)["step"] == 5
+
+
+def test_init_weights_fine_tunes_from_a_weight_file(tmp_path):
+    fields = dict(task="synthesis", arch="unet", chans=4, depth=2, batch_size=2, resume=False)
+    first = T.train_head(T.HeadConfig(**fields, steps=1, output_dir=str(tmp_path / "a")), _items())
+    # zero steps of training is not allowed; one step at a tiny lr keeps the start visible
+    second = T.train_head(T.HeadConfig(**fields, steps=1, lr=1e-9, output_dir=str(tmp_path / "b"),
+                                       init_weights=str(first.weights)), _items())
+    a, b = torch.load(first.weights)["state_dict"], torch.load(second.weights)["state_dict"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
+    with pytest.raises(ValueError, match="init_weights .* hold a 'synthesis' model, not 'denoise'"):
+        T.train_head(T.HeadConfig(task="denoise", chans=4, depth=2, steps=1, output_dir=str(tmp_path / "c"),
+                                  init_weights=str(first.weights)), _items())
+    with pytest.raises(ValueError, match="init_weights .* do not fit this config"):
+        T.train_head(T.HeadConfig(**{**fields, "chans": 8}, steps=1, output_dir=str(tmp_path / "d"),
+                                  init_weights=str(first.weights)), _items())
+
+
+def test_denoise_task_options(tmp_path):
+    from recon.train.tasks_denoise import DenoiseTask
+
+    config = T.config_from_argv(["--task", "denoise", "--background-pad", "8", "--all-orientations",
+                                 "--output-dir", str(tmp_path)])
+    assert config.options == {"background_pad": 8, "all_orientations": True}
+    task = DenoiseTask(config)
+    task.prepare(_items(1))
+    axial = DenoiseTask(T.HeadConfig(task="denoise"))
+    axial.prepare(_items(1))
+    # (20, 24, 12) volumes: axial slices are 20 x 24; coronal 20 x 12 and sagittal 24 x 12 ones join them
+    assert {tuple(x.shape[-2:]) for x in axial.x} == {(20, 24)}
+    assert {tuple(x.shape[-2:]) for x in task.x} == {(20, 24), (20, 12), (24, 12)}
+    with pytest.raises(ValueError, match="background_pad must be an int >= 0"):
+        T.HeadConfig(task="denoise", options={"background_pad": -2})
