@@ -4,7 +4,7 @@ Both solve ``min_x 1/2 ||M F S x - y||^2 + lam R(x)`` for a complex image ``x``,
 slices:
 
 * :func:`cs_wavelet`: ``R(x) = ||Psi x||_1`` with an orthonormal periodic Daubechies wavelet
-  ``Psi`` (:mod:`recon.classical.wavelet`), the coarsest approximation band left unpenalised;
+  ``Psi`` (:mod:`recon.ops.wavelet`), the coarsest approximation band left unpenalised;
   FISTA (Beck & Teboulle 2009) with the exact proximal step (a complex soft-threshold of the
   coefficients).  The image is zero-padded to a multiple of ``2**levels`` and the padded image is
   the unknown, so the proximal step stays exact for any size.  With ``cycle_spin`` the wavelet

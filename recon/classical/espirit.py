@@ -16,7 +16,7 @@ its coefficients are computed on a ``2 kernel_width`` grid and evaluated at the 
 row block by row block, with two small matrix products.  The leading eigenvectors come from
 batched power iterations on ``G^4`` (8 by default, equivalent to 32 plain ones;
 sigpy runs 100 plain ones) on every other row and column, refined by 3 plain iterations at
-full resolution, or ``torch.linalg.eigh`` at every pixel, or ``torch.linalg.eigh``.
+full resolution, or ``torch.linalg.eigh`` at every pixel.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 
 from recon.classical._checks import check_kspace, check_mask, check_positive
+from recon.ops._checks import sampled_points
 from recon.ops.complex import as_complex, as_real_view
 from recon.ops.fft import fft2c, ifft2c
 
@@ -41,11 +42,8 @@ def sampling_pattern(kspace: torch.Tensor, mask: torch.Tensor | None = None) -> 
         mask: anything broadcastable to ``kspace``; ``None`` infers the pattern from the
             non-zero points of ``kspace`` (any coil).
     """
-    if mask is None:
-        return (kspace != 0).any(dim=-1).any(dim=1)
-    b, c, h, w, _ = kspace.shape
-    full = torch.broadcast_to(mask != 0, (b, c, h, w, 2))
-    return full.any(dim=-1).any(dim=1)
+    full = kspace if mask is None else torch.broadcast_to(mask != 0, kspace.shape)
+    return sampled_points(full)[:, 0]
 
 
 def _centered_run(line: torch.Tensor, center: int) -> int:

@@ -29,12 +29,12 @@ from torch.utils.data import Dataset, Sampler
 
 from recon.data.header import HeaderError, parse_ismrmrd_header
 from recon.data.io import atomic_path, data_files
+from recon.ops._checks import check_challenge
 
 __all__ = ["DataFileError", "FastMRIRawDataSample", "SliceDataset", "VolumeSampler", "read_file_metadata"]
 
 logger = logging.getLogger(__name__)
 
-_CHALLENGES = ("singlecoil", "multicoil")
 _H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _CACHE_VERSION = 1
 
@@ -211,8 +211,7 @@ class SliceDataset(Dataset):
         raw_sample_filter: Callable[[FastMRIRawDataSample], bool] | None = None,
         metadata_cache: str | os.PathLike | None = None,
     ) -> None:
-        if challenge not in _CHALLENGES:
-            raise ValueError(f"challenge must be 'singlecoil' or 'multicoil', got {challenge!r}")
+        check_challenge(challenge)
         if sample_rate is not None and volume_sample_rate is not None:
             raise ValueError(
                 "set sample_rate (by slice) or volume_sample_rate (by volume), not both; "

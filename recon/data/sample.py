@@ -37,6 +37,7 @@ import numpy as np
 
 from recon.data.io import data_files, load_nifti
 from recon.data.simulate import SimulationConfig, name_seed, nifti_slices, simulate_multicoil, write_simulated
+from recon.ops._checks import check_challenge
 from recon.preprocess.skullstrip import data_dir  # the one home of the rule (preprocess may not import data)
 
 __all__ = [
@@ -113,8 +114,7 @@ def load_embedded_volume(source: str) -> tuple[np.ndarray, tuple[float, ...]]:
 def _check_split(split: str, challenge: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-    if challenge not in ("singlecoil", "multicoil"):
-        raise ValueError(f"challenge must be 'singlecoil' or 'multicoil', got {challenge!r}")
+    check_challenge(challenge)
 
 
 def split_volumes(split: str) -> tuple[SplitVolume, ...]:

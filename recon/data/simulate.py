@@ -32,6 +32,7 @@ import scipy.fft
 
 from recon.data.header import make_ismrmrd_header
 from recon.data.io import data_files, load_nifti, remove_stale_temporaries, write_fastmri_file
+from recon.ops._checks import check_challenge
 from recon.ops.crop import center_crop_or_pad
 
 __all__ = [
@@ -431,8 +432,7 @@ def write_simulated(
     Returns:
         ``path``.
     """
-    if challenge not in ("singlecoil", "multicoil"):
-        raise ValueError(f"challenge must be 'singlecoil' or 'multicoil', got {challenge!r}")
+    check_challenge(challenge)
     path = Path(path)
     num_slices, num_coils, enc_h, enc_w = sim.kspace.shape
     rss = sim.target

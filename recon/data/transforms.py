@@ -35,6 +35,7 @@ import torch
 
 from recon.masks import apply_mask, volume_seed
 from recon.ops import center_crop, complex_abs, complex_center_crop, ifft2c, rss
+from recon.ops._checks import check_challenge
 
 __all__ = [
     "MaskFunc",
@@ -152,11 +153,6 @@ class VarNetSample(NamedTuple):
     crop_size: tuple[int, int]
 
 
-def _check_challenge(which_challenge: str) -> None:
-    if which_challenge not in ("singlecoil", "multicoil"):
-        raise ValueError(f"which_challenge must be 'singlecoil' or 'multicoil', got {which_challenge!r}")
-
-
 def _check_mask_func(mask_func: object) -> None:
     if mask_func is not None and not callable(mask_func):
         raise TypeError(
@@ -215,7 +211,7 @@ class UnetDataTransform(_SampleTransform):
         use_seed: bool = True,
         inplace: bool = False,
     ) -> None:
-        _check_challenge(which_challenge)
+        check_challenge(which_challenge, "which_challenge")
         _check_mask_func(mask_func)
         self.which_challenge = which_challenge
         self.mask_func = mask_func

@@ -52,14 +52,6 @@ class SenseOp(Compose):
         sampling = Identity() if mask is None else Sampling(mask)
         super().__init__(Compose(sampling, FFT()), CoilSensitivities(sens_maps))
 
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        return (*self.sens_maps.shape[:-4], 1, *self.sens_maps.shape[-3:])
-
-    @property
-    def kspace_shape(self) -> tuple[int, ...]:
-        return tuple(self.sens_maps.shape)
-
     def normal_bound(self) -> torch.Tensor:
         """Per-slice bound on ``||A^H A||``: ``max_r sum_c |S_c(r)|^2``, shape ``(B, 1, 1, 1)``."""
         return (as_complex(self.sens_maps).abs() ** 2).sum(dim=-3).flatten(1).amax(dim=1).view(-1, 1, 1, 1)

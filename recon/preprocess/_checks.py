@@ -7,16 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from recon.ops._checks import describe  # noqa: F401 - the one home of the rule, used across preprocess
+
 SITK_HINT = "install the optional extra: pip install 'recon[preprocess]'"
-
-
-def describe(value: object) -> str:
-    """Short description of a received value for error messages."""
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"{dtype} {type(value).__name__} of shape {tuple(shape)}"
-    return f"{type(value).__name__} {value!r}"[:200]
 
 
 def as_volume(name: str, value: object, *, dtype: Any = np.float32) -> np.ndarray:

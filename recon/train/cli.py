@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from recon.masks import MASK_TYPES
+from recon.ops._checks import CHALLENGES
 from recon.train.cli_args import NumberList, OneLineParser
 from recon.train.config import LOSSES, MODEL_IMPLS, TrainConfig
 from recon.train.registry import MODEL_SPECS
@@ -53,7 +54,7 @@ _OPTIONS = {
     "--model-impl": ("model_impl", dict(choices=MODEL_IMPLS, help="recon.models (default) or the fastmri package's class")),
     "--train-data": ("train_data", dict(metavar="PATH", help="folder of fastMRI .h5 files, or embedded:<split>")),
     "--val-data": ("val_data", dict(metavar="PATH", help="validation data (folder or embedded:<split>); 'none' to skip")),
-    "--challenge": ("challenge", dict(choices=("multicoil", "singlecoil"))),
+    "--challenge": ("challenge", dict(choices=sorted(CHALLENGES))),
     "--data-cache": ("data_cache", dict(metavar="DIR", help="cache folder for embedded splits")),
     "--sample-rate": ("sample_rate", dict(type=float, help="fraction of training slices to use")),
     "--train-crop-rows": ("train_crop_rows", dict(type=int, metavar="ROWS", help="train k-space models on random readout windows of ROWS rows")),
