@@ -1,0 +1,648 @@
+"""Training of the super-resolution heads: ``recon train --task superres | srgan``.
+
+High-resolution (HR) truth: phantom subjects of :mod:`recon.data.phantom` at 1 mm
+(``phantom:A-B``, every contrast - T1w, T2w, FLAIR, PD - of each anatomy) or a folder of NIfTI
+volumes; each volume is divided by its foreground mean (mean of the voxels above the mean).
+Low resolution (LR) is simulated from the HR volume as a whole, once per training scale, the MRI
+way (:func:`recon.heads.superres.kspace_truncate`, default) or the image way
+(:func:`recon.heads.superres.image_degrade`), so training patches are aligned LR/HR crops of the
+same volume (LR voxel ``j`` <-> HR voxels ``s j .. s j + s - 1``).
+
+* ``--task superres --dims 2``: :class:`~recon.heads.superres.MultiScaleFusionSR` on axial
+  slices (in-plane scales such as ``--scales 2``), random flips and transposes;
+* ``--task superres --dims 3``: the same network in 3-D on patches (``--scales 2`` isotropic or
+  ``--scales 1,1,2 1,1,3 1,1,4`` for thick slices, one scale drawn per batch);
+* ``--task srgan``: :class:`~recon.heads.superres.SRGAN3d` - ``--pretrain-steps`` with the
+  content loss only (an MSE network), then content + ``--adv-weight`` x adversarial with the
+  discriminator trained alternately.
+
+Checkpoints ``OUTPUT_DIR/last.ckpt`` (atomic, resumed), history ``history.json``, weights
+``OUTPUT_DIR/<name>.pt`` (float16, with the config and a card) loadable by :func:`load_superres`
+and :func:`recon.super_resolve`.
+
+Example::
+
+    recon train --task superres --dims 2 --scales 2 --train-data phantom:0-11 --steps 3000 \\
+        --output-dir runs/sr2d-x2 --num-threads 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recon.heads.superres import (
+    INTERPOLATIONS, SRGAN3d, MultiScaleFusionSR, check_scale, image_degrade, kspace_truncate,
+)
+
+__all__ = [
+    "TASKS",
+    "SuperresConfig",
+    "build_superres",
+    "save_superres",
+    "load_superres",
+    "superres_volumes",
+    "train_superres",
+    "SuperresResult",
+    "parse_scales",
+    "available_superres",
+    "select_superres",
+    "main",
+]
+
+logger = logging.getLogger("recon.train")
+
+#: training tasks of this module
+TASKS: tuple[str, ...] = ("superres", "srgan")
+FORMAT = "recon-superres-1"
+CONTRASTS = ("t1w", "t2w", "flair", "pd")
+
+
+def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:
+    """``"2"`` -> ``[(2, 2)]`` (dims 2); ``["1,1,3", "1,1,4"]`` -> ``[(1, 1, 3), (1, 1, 4)]``."""
+    items = text.split() if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                parts = [int(p) for p in item.split(",")]
+            except ValueError as err:
+                raise ValueError(f"scales must be ints or comma-separated per-axis ints like 1,1,3, got {item!r}") from err
+            item = parts[0] if len(parts) == 1 else tuple(parts)
+        out.append(check_scale(tuple(item) if isinstance(item, list) else item, dims, "scales"))
+    if not out:
+        raise ValueError("scales must name at least one scale")
+    return out
+
+
+@dataclass
+class SuperresConfig:
+    """Everything that defines a super-resolution training run (saved in checkpoints and weights)."""
+
+    task: str = "superres"
+    dims: int = 2
+    scales: list = field(default_factory=lambda: [(2, 2)])
+    degradation: str = "kspace"             # 'kspace' (truncation) or 'image' (block average)
+    train_data: str = "phantom:0-11"
+    contrasts: tuple = CONTRASTS
+    output_dir: str = "runs/superres"
+    name: Optional[str] = None              # weight-file name (default from task, dims, scales)
+    chans: int = 32
+    num_blocks: int = 4
+    kernel_sizes: Optional[tuple] = None    # fusion paths (default (3, 5, 7) in 2-D, (3, 5) in 3-D)
+    interpolation: str = "zero_fill"        # fusion base: 'zero_fill' (sinc) or 'cubic'
+    disc_chans: int = 16                    # srgan
+    adv_weight: float = 1e-3                # srgan
+    pretrain_steps: int = 0                 # srgan: content-only steps first
+    steps: int = 2000
+    time_budget: Optional[float] = None     # seconds; stop early (the card records the steps done)
+    batch_size: int = 8
+    patch_size: int = 48                    # HR patch side (voxels)
+    lr: float = 1e-3
+    seed: int = 0
+    init_from: Optional[str] = None         # start from these weights (same architecture)
+    resume: bool = True
+    progress: bool = False
+    num_threads: Optional[int] = None
+    data_cache: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
+        if self.dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {self.dims!r}")
+        if self.task == "srgan" and self.dims != 3:
+            raise ValueError(f"dims must be 3 for the 3-D SRGAN, got {self.dims!r}")
+        self.scales = parse_scales(self.scales, self.dims) if isinstance(self.scales, str) else \
+            [check_scale(tuple(s) if isinstance(s, list) else s, self.dims, "scales") for s in self.scales]
+        if self.task == "srgan" and len(self.scales) != 1:
+            raise ValueError(f"scales must be one scale for srgan (its upsampling is learned), got {self.scales}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.degradation not in ("kspace", "image"):
+            raise ValueError(f"degradation must be 'kspace' or 'image', got {self.degradation!r}")
+        self.contrasts = tuple(self.contrasts)
+        if not self.contrasts or any(c not in CONTRASTS for c in self.contrasts):
+            raise ValueError(f"contrasts must be among {list(CONTRASTS)}, got {self.contrasts!r}")
+        if self.kernel_sizes is not None:
+            self.kernel_sizes = tuple(self.kernel_sizes)
+        for name in ("chans", "num_blocks", "disc_chans", "steps", "batch_size", "patch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.pretrain_steps, bool) or not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), got {self.lr!r}")
+        big = max(max(s) for s in self.scales)
+        if self.patch_size < 4 * big:
+            raise ValueError(f"patch_size must be at least 4 x the largest scale factor ({4 * big}), got {self.patch_size}")
+
+    @property
+    def weight_name(self) -> str:
+        """``superres-2d-x2``, ``superres-3d-1x1x3`` / ``superres-3d-thick`` (several), ``srgan-3d-x2``."""
+        if self.name:
+            return self.name
+
+        def tag(s: tuple[int, ...]) -> str:
+            return f"x{s[0]}" if len(set(s)) == 1 else "x".join(map(str, s))
+
+        if len(self.scales) == 1:
+            return f"{self.task}-{self.dims}d-{tag(self.scales[0])}"
+        if self.dims == 3 and all(s[0] == s[1] == 1 for s in self.scales):
+            return f"{self.task}-3d-thick"
+        return f"{self.task}-{self.dims}d-multi"
+
+
+# ----------------------------------------------------------------------------- models and files
+
+def build_superres(config: SuperresConfig) -> nn.Module:
+    """The network of ``config`` (fresh weights drawn inside a seeded fork of torch's RNG)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if config.task == "srgan":
+            return SRGAN3d(config.scales[0], chans=config.chans, num_blocks=config.num_blocks,
+                           disc_chans=config.disc_chans, adv_weight=config.adv_weight)
+        return MultiScaleFusionSR(dims=config.dims, chans=config.chans, num_blocks=config.num_blocks,
+                                  kernel_sizes=config.kernel_sizes, interpolation=config.interpolation)
+
+
+def _shipped(config: SuperresConfig, model: nn.Module) -> nn.Module:
+    return model.g if config.task == "srgan" else model
+
+
+def save_superres(path: str | Path, config: SuperresConfig, model: nn.Module, card: dict, *, half: bool = True) -> Path:
+    """Write a weight file atomically: ``{format, config, state_dict (float16), card}`` (SRGAN: the generator)."""
+    from recon.data.io import atomic_path
+
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone()
+             for k, v in _shipped(config, model).state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "config": _config_dict(config), "state_dict": state, "card": card}, tmp)
+    return path
+
+
+def _config_dict(config: SuperresConfig) -> dict:
+    d = dataclasses.asdict(config)
+    d["scales"] = [list(s) for s in config.scales]
+    return d
+
+
+def _config_from_dict(d: dict) -> SuperresConfig:
+    d = dict(d)
+    for key in ("contrasts", "kernel_sizes"):
+        if isinstance(d.get(key), list):
+            d[key] = tuple(d[key])
+    d["scales"] = [tuple(s) for s in d.get("scales", [])]
+    return SuperresConfig(**d)
+
+
+def load_superres(weights: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, SuperresConfig, dict]:
+    """Load a super-resolution weight file (a path or a bundled name) in eval mode, float32.
+
+    Returns:
+        ``(network, config, card)``: :class:`MultiScaleFusionSR` or the SRGAN's
+        :class:`~recon.heads.superres.SRGenerator3d`.
+
+    Raises:
+        FileNotFoundError: no such file or bundled name (the message lists the bundled ones).
+        ValueError: not a super-resolution weight file.
+    """
+    from recon.train.tasks_heads import heads_dir
+
+    path = Path(weights)
+    if not path.is_file():
+        candidate = heads_dir() / f"{weights}.pt"
+        if not candidate.is_file():
+            raise FileNotFoundError(f"weights {str(weights)!r} is neither a file nor a bundled super-resolution "
+                                    f"network; bundled: {sorted(available_superres())}")
+        path = candidate
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ValueError(f"weights {str(path)!r} cannot be read as a super-resolution weight file: {err}") from err
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"weights {str(path)!r} is not a recon super-resolution weight file (format {FORMAT!r})")
+    config = _config_from_dict(blob["config"])
+    model = _shipped(config, build_superres(config))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    return model.to(device).eval(), config, blob.get("card", {})
+
+
+def available_superres(folder: str | Path | None = None) -> dict[str, dict]:
+    """``{name: config}`` of the super-resolution weight files in ``folder`` (default the bundled ones)."""
+    from recon.train.tasks_heads import heads_dir
+
+    folder = Path(folder) if folder is not None else heads_dir()
+    out = {}
+    for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        if not path.stem.startswith(("superres-", "srgan-")):
+            continue
+        card_path = path.with_suffix(".json")
+        try:
+            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            card = {}
+        out[path.stem] = card
+    return out
+
+
+def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | None = None,
+                    device: torch.device | str = "cpu") -> tuple[nn.Module, SuperresConfig, tuple[int, ...] | None]:
+    """The network for an LR image of ``ndim`` axes and per-axis ``scale`` (bundled default or ``weights``).
+
+    Defaults: 2-D ``superres-2d-x2`` (largest factor 2) or ``superres-2d-x4``; a volume with one
+    enlarged axis (thick slices) ``superres-3d-thick`` (trained through-plane on the last axis:
+    another thick axis is moved there, see the returned permutation); ``(2, 2, 2)``
+    ``srgan-3d-x2-mse``; an in-plane ``(s, s, 1)`` on a volume the 2-D network slice by slice.
+
+    Returns:
+        ``(network, config, axes)``: ``axes`` a permutation to apply to the image (and the
+        scale) before the network and to undo after, or None.
+
+    Raises:
+        ValueError: no bundled network for this scale, a fixed-scale SRGAN generator asked for
+            another scale, a 2-D image with 3-D weights.
+        FileNotFoundError: ``weights`` neither a file nor a bundled name.
+    """
+    import warnings
+
+    enlarged = [a for a, f in enumerate(scale) if f > 1]
+    if weights is None:
+        if ndim == 2:
+            weights = "superres-2d-x2" if max(scale) <= 2 else "superres-2d-x4"
+        elif len(enlarged) == 1:
+            weights = "superres-3d-thick"
+        elif tuple(scale) == (2, 2, 2):
+            weights = "srgan-3d-x2-mse"
+        elif scale[2] == 1 and scale[0] == scale[1]:
+            weights = "superres-2d-x2" if scale[0] <= 2 else "superres-2d-x4"
+        else:
+            raise ValueError(f"scale {tuple(scale)} has no bundled network for a volume (bundled: thick slices "
+                             "(1, 1, s), isotropic (2, 2, 2), in-plane (s, s, 1)); pass weights= of a network "
+                             "trained for it (recon train --task superres --dims 3 --scales ...)")
+    model, config, _ = load_superres(weights, device)
+    if config.dims == 3 and ndim == 2:
+        raise ValueError(f"image is a 2-D slice but weights {str(weights)!r} are a 3-D network; pass a volume "
+                         "or 2-D weights")
+    axes = None
+    want = tuple(scale)
+    if config.dims == 3 and len(enlarged) == 1 and all(s[0] == s[1] == 1 for s in config.scales) and enlarged[0] != 2:
+        axes = tuple(a for a in range(3) if a != enlarged[0]) + (enlarged[0],)
+        want = tuple(scale[a] for a in axes)
+    if config.task == "srgan":
+        if want != tuple(config.scales[0]):
+            raise ValueError(f"scale {tuple(scale)} is not the scale {tuple(config.scales[0])} the SRGAN generator "
+                             f"{str(weights)!r} learned")
+    elif (want if config.dims == 3 or ndim == 2 else want[:2]) not in [tuple(s) for s in config.scales]:
+        warnings.warn(f"weights {str(weights)!r} were trained for scales {[tuple(s) for s in config.scales]}, "
+                      f"not {tuple(scale)}: expect results closer to cubic interpolation", stacklevel=3)
+    return model, config, axes
+
+
+# ----------------------------------------------------------------------------- data
+
+def superres_volumes(spec: str, contrasts: Sequence[str] = CONTRASTS, cache: str | None = None) -> list[np.ndarray]:
+    """HR training volumes ``(X, Y, Z)`` float32, each divided by its foreground mean and cropped
+    to the bounding box of its voxels above 5 % of the maximum.
+
+    ``spec``: ``phantom:A-B`` (1 mm phantom subjects, one volume per contrast) or a folder of
+    ``.nii``/``.nii.gz`` volumes (searched recursively).
+    """
+    from recon.train.tasks_heads import _parse_seeds, normalise_volume, phantom_volumes
+
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"train_data must be 'phantom:A-B' or a folder, got {spec!r}")
+    raw: list[np.ndarray] = []
+    if spec.startswith("phantom:"):
+        for item in phantom_volumes(_parse_seeds(spec), list(contrasts), voxel_size=1.0, cache=cache):
+            raw += [item[c] for c in contrasts]
+    else:
+        from recon.data.io import load_nifti
+
+        root = Path(spec)
+        if not root.is_dir():
+            raise FileNotFoundError(f"train_data folder {str(root)!r} does not exist")
+        files = sorted(p for p in root.rglob("*") if p.name.endswith((".nii", ".nii.gz")))
+        if not files:
+            raise ValueError(f"train_data folder {str(root)!r} holds no .nii/.nii.gz volumes")
+        for p in files:
+            vol, _, _ = load_nifti(p)
+            raw.append(np.asarray(vol, dtype=np.float32).squeeze())
+    out = []
+    for vol in raw:
+        v, _ = normalise_volume(vol)
+        idx = np.nonzero(v > 0.05 * v.max())
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+        out.append(np.ascontiguousarray(v[box]))
+    return out
+
+
+def _degrade(config: SuperresConfig, hr: torch.Tensor, scale: tuple[int, ...]) -> torch.Tensor:
+    if config.degradation == "kspace":
+        return kspace_truncate(hr, scale, spatial_dims=len(scale))
+    return image_degrade(hr, scale, spatial_dims=len(scale))
+
+
+class _Pairs:
+    """Aligned inputs and HR truths per scale, and random aligned patches of them.
+
+    The fusion network's input is the whole image interpolated to the HR grid (its own
+    interpolation, computed once per image and scale: no patch-border effects); the SRGAN's is
+    the LR image. 3-D arrays are kept in float16 (memory), batches are float32.
+    """
+
+    def __init__(self, config: SuperresConfig, volumes: list[np.ndarray], generator: torch.Generator,
+                 model: nn.Module) -> None:
+        self.c, self.g = config, generator
+        self.on_hr_grid = config.task == "superres"
+        store = torch.float16 if config.dims == 3 else torch.float32
+        lcm = 1
+        for s in config.scales:
+            for f in s:
+                lcm = lcm * f // math.gcd(lcm, f)
+        self.items: list[dict] = []
+        for vol in volumes:
+            t = torch.from_numpy(vol)
+            if config.dims == 2:
+                # axial slices (Z, X, Y) with some signal, each axis a multiple of every factor
+                t = t.permute(2, 0, 1)
+                keep = (t > 0.1).float().mean(dim=(1, 2)) > 0.1
+                t = t[keep]
+                if t.shape[0] == 0:
+                    continue
+                X, Y = t.shape[1] // lcm * lcm, t.shape[2] // lcm * lcm
+                t = t[:, :X, :Y].contiguous()
+            else:
+                t = t[tuple(slice(0, n // lcm * lcm) for n in t.shape)].contiguous()
+            inputs = {}
+            for s in config.scales:
+                lr = _degrade(config, t, s)
+                if self.on_hr_grid:
+                    with torch.no_grad():
+                        batch = lr[:, None] if config.dims == 2 else lr[None, None]
+                        up = model.interpolate(batch, s)
+                        lr = up[:, 0] if config.dims == 2 else up[0, 0]
+                inputs[s] = lr.to(store).contiguous()
+            self.items.append({"hr": t.to(store), "input": inputs})
+        if not self.items:
+            raise ValueError("train_data gives no usable volumes")
+
+    def _int(self, high: int) -> int:
+        return int(torch.randint(max(high, 1), (), generator=self.g))
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+        """``(input, hr, scale)``: input ``(B, 1, *p)`` (HR grid for the fusion network, LR for the
+        SRGAN), hr ``(B, 1, *P)``."""
+        c = self.c
+        s = c.scales[self._int(len(c.scales))]
+        grid = (1,) * c.dims if self.on_hr_grid else s
+        in_patch = [max(c.patch_size // f, 2) for f in grid]
+        ins, hrs = [], []
+        for _ in range(c.batch_size):
+            item = self.items[self._int(len(self.items))]
+            hr_all, in_all = item["hr"], item["input"][s]
+            for _attempt in range(8):
+                if c.dims == 2:
+                    z = self._int(hr_all.shape[0])
+                    hr_img, in_img = hr_all[z], in_all[z]
+                else:
+                    hr_img, in_img = hr_all, in_all
+                corner = [self._int(n - p + 1) for n, p in zip(in_img.shape, in_patch)]
+                in_p = in_img[tuple(slice(a, a + p) for a, p in zip(corner, in_patch))]
+                hr_p = hr_img[tuple(slice(a * f, (a + p) * f) for a, p, f in zip(corner, in_patch, grid))]
+                if float((hr_p > 0.1).float().mean()) > 0.25:
+                    break
+            if tuple(in_p.shape) != tuple(in_patch):  # image smaller than the patch: pad
+                pads = [x for n, p in zip(reversed(in_p.shape), reversed(in_patch)) for x in (0, p - n)]
+                hpads = [x for n, p, f in zip(reversed(hr_p.shape), reversed(in_patch), reversed(grid))
+                         for x in (0, p * f - n)]
+                in_p, hr_p = F.pad(in_p, pads), F.pad(hr_p, hpads)
+            ins.append(in_p.float())
+            hrs.append(hr_p.float())
+        x, hr = torch.stack(ins)[:, None], torch.stack(hrs)[:, None]
+        # flips (and a transpose of the two in-plane axes when their factors agree)
+        for axis in range(c.dims):
+            if self._int(2):
+                x, hr = x.flip(2 + axis), hr.flip(2 + axis)
+        a, b = c.dims, c.dims + 1
+        if s[-2] == s[-1] and x.shape[a] == x.shape[b] and self._int(2):
+            x, hr = x.transpose(a, b), hr.transpose(a, b)
+        return x.contiguous(), hr.contiguous(), s
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclass
+class SuperresResult:
+    """What :func:`train_superres` did."""
+
+    config: SuperresConfig
+    steps: int
+    seconds: float
+    last_checkpoint: Path
+    weights: Path
+    history: list = field(default_factory=list)
+
+
+def _optimisers(config: SuperresConfig, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+    if config.task == "srgan":
+        return {"g": torch.optim.Adam(model.g.parameters(), lr=config.lr, betas=(0.9, 0.999)),
+                "d": torch.optim.Adam(model.d.parameters(), lr=config.lr, betas=(0.5, 0.999))}
+    return {"model": torch.optim.Adam(model.parameters(), lr=config.lr)}
+
+
+def _step(config: SuperresConfig, model: nn.Module, opt: dict, pairs: _Pairs, step: int) -> dict[str, float]:
+    lr, hr, s = pairs.batch()
+    if config.task == "superres":
+        loss = F.mse_loss(model.refine(lr), hr)  # lr: the interpolated input on the HR grid
+        opt["model"].zero_grad(set_to_none=True)
+        loss.backward()
+        opt["model"].step()
+        return {"loss": loss.item()}
+    adversarial = step >= config.pretrain_steps
+    for p in model.d.parameters():
+        p.requires_grad_(False)
+    if adversarial:
+        g_loss, parts, sr = model.generator_loss(lr, hr)
+    else:
+        sr = model.g(lr)
+        g_loss = F.mse_loss(sr, hr)
+        parts = {"content": g_loss.item(), "adv": 0.0}
+    opt["g"].zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt["g"].step()
+    for p in model.d.parameters():
+        p.requires_grad_(True)
+    d_loss = model.discriminator_loss(hr, sr)
+    opt["d"].zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt["d"].step()
+    return {"loss": g_loss.item(), "d": d_loss.item(), **parts}
+
+
+def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = None) -> SuperresResult:
+    """Train one super-resolution network; checkpoints in ``config.output_dir`` (resumed when present).
+
+    Args:
+        config: the run.
+        volumes: HR training volumes (default: :func:`superres_volumes` of ``config.train_data``).
+
+    Returns:
+        :class:`SuperresResult`; the weight file is ``OUTPUT_DIR/<config.weight_name>.pt``.
+    """
+    from tqdm.auto import tqdm
+
+    from recon.data.io import atomic_path, remove_stale_temporaries
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        if volumes is None:
+            volumes = superres_volumes(config.train_data, config.contrasts, config.data_cache)
+        model = build_superres(config).train()
+        if config.init_from:
+            init, init_config, _ = load_superres(config.init_from)
+            target = model.g if config.task == "srgan" else model
+            target.load_state_dict(init.state_dict())
+        generator = torch.Generator().manual_seed(config.seed)
+        pairs = _Pairs(config, volumes, generator, model)
+        opt = _optimisers(config, model)
+        step, history, elapsed0 = 0, [], 0.0
+        ckpt_path = out / "last.ckpt"
+        if config.resume and ckpt_path.is_file():
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            if ckpt["config"]["task"] != config.task:
+                raise ValueError(f"{ckpt_path} belongs to task {ckpt['config']['task']!r}, not {config.task!r}")
+            model.load_state_dict(ckpt["model"])
+            for k, o in opt.items():
+                o.load_state_dict(ckpt["optimisers"][k])
+            generator.set_state(ckpt["generator"])
+            step, history, elapsed0 = ckpt["step"], ckpt["history"], ckpt.get("seconds", 0.0)
+        t0 = time.perf_counter()
+        bar = tqdm(total=config.steps, initial=step, disable=not config.progress, desc=config.weight_name)
+
+        def save_checkpoint() -> None:
+            with atomic_path(ckpt_path) as tmp:
+                torch.save({"config": _config_dict(config), "model": model.state_dict(),
+                            "optimisers": {k: o.state_dict() for k, o in opt.items()},
+                            "generator": generator.get_state(), "step": step, "history": history,
+                            "seconds": elapsed0 + time.perf_counter() - t0}, tmp)
+
+        while step < config.steps:
+            if config.time_budget is not None and elapsed0 + time.perf_counter() - t0 > config.time_budget:
+                logger.info("%s: time budget %.0f s reached at step %d", config.weight_name, config.time_budget, step)
+                break
+            losses = _step(config, model, opt, pairs, step)
+            step += 1
+            bar.update(1)
+            if step % 25 == 0 or step == config.steps:
+                history.append({"step": step, "seconds": round(elapsed0 + time.perf_counter() - t0, 1), **losses})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss", "d")})
+            if step % 200 == 0:
+                save_checkpoint()
+            if config.task == "srgan" and step == config.pretrain_steps:
+                # the content-only generator: the MSE network the adversarial one is compared with
+                mse_config = dataclasses.replace(config, name=f"{config.weight_name}-mse", adv_weight=0.0,
+                                                 pretrain_steps=0)
+                save_superres(out / f"{mse_config.weight_name}.pt", mse_config, model,
+                              {"name": mse_config.weight_name, "task": "srgan", "dims": 3, "steps": step,
+                               "content_only": True, "train_seconds": round(elapsed0 + time.perf_counter() - t0, 1),
+                               "train_data": config.train_data, "scales": [list(s) for s in config.scales],
+                               "degradation": config.degradation})
+        bar.close()
+        save_checkpoint()
+        seconds = elapsed0 + time.perf_counter() - t0
+        model.eval()
+        card = {"name": config.weight_name, "task": config.task, "dims": config.dims,
+                "scales": [list(s) for s in config.scales], "degradation": config.degradation, "steps": step,
+                "train_seconds": round(seconds, 1), "train_data": config.train_data,
+                "final_losses": history[-1] if history else {}}
+        weights = save_superres(out / f"{config.weight_name}.pt", config, model, card)
+        with atomic_path(out / "history.json") as tmp:
+            Path(tmp).write_text(json.dumps(history, indent=1))
+        return SuperresResult(config, step, seconds, ckpt_path, weights, history)
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def build_parser(prog: str = "recon train"):
+    """Parser of ``recon train --task superres|srgan``."""
+    from recon.train.cli_args import OneLineParser
+
+    d = SuperresConfig()
+    p = OneLineParser(prog=prog, description="Train a super-resolution network (multi-scale fusion CNN or 3-D SRGAN).")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--dims", type=int, choices=(2, 3), default=None, help="2: slices, 3: volumes (srgan: 3)")
+    p.add_argument("--scales", nargs="+", default=["2"], metavar="S",
+                   help="training scales: ints (isotropic) or per-axis like 1,1,3 (default: 2)")
+    p.add_argument("--degradation", choices=("kspace", "image"), default=d.degradation,
+                   help="low resolution by k-space truncation (default) or blur + block average")
+    p.add_argument("--train-data", default=d.train_data, help="'phantom:A-B' (1 mm) or a folder of NIfTI volumes")
+    p.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
+    p.add_argument("--output-dir", default=d.output_dir)
+    p.add_argument("--name", default=None, help="weight-file name (default from task, dims, scales)")
+    p.add_argument("--data-cache", default=None, help="folder for generated phantom volumes (.npz)")
+    for name in ("chans", "num_blocks", "disc_chans", "pretrain_steps", "steps", "batch_size", "patch_size", "seed",
+                 "num_threads"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--kernel-sizes", type=int, nargs="+", default=None)
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default=d.interpolation,
+                   help="fusion network's base: zero_fill (sinc, default) or cubic")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--adv-weight", type=float, default=d.adv_weight)
+    p.add_argument("--init-from", default=None, help="initial weights (a weight file of the same network)")
+    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUTPUT_DIR/last.ckpt exists")
+    p.add_argument("--progress", action="store_true")
+    return p
+
+
+def config_from_argv(argv: Sequence[str]) -> SuperresConfig:
+    """A :class:`SuperresConfig` from ``recon train --task superres|srgan`` arguments."""
+    args = build_parser().parse_args(list(argv))
+    kwargs = {k: v for k, v in vars(args).items() if k != "no_resume"}
+    kwargs["resume"] = not args.no_resume
+    kwargs["dims"] = args.dims if args.dims is not None else (3 if args.task == "srgan" else 2)
+    kwargs["scales"] = parse_scales(args.scales, kwargs["dims"])
+    kwargs["contrasts"] = tuple(args.contrasts)
+    if args.kernel_sizes is not None:
+        kwargs["kernel_sizes"] = tuple(args.kernel_sizes)
+    return SuperresConfig(**kwargs)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``recon train --task superres|srgan``: train, log where the weights went; 0 or 2 (one-line error)."""
+    try:
+        config = config_from_argv(argv)
+        result = train_superres(config)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        return 2
+    logger.info("done: %d steps in %.0f s, weights %s", result.steps, result.seconds, result.weights)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.exit(main(sys.argv[1:]))

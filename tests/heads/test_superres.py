@@ -1,0 +1,324 @@
+"""Super-resolution (recon.heads.superres, recon.train.tasks_superres, recon.super_resolve) against
+independent references: closed forms of band-limited signals, numpy FFTs in float64, scipy filters,
+torch's pixel_shuffle, explicit loops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import recon
+from recon.heads.superres import (
+    MultiScaleFusionSR, SRDiscriminator3d, SRGAN3d, SRGenerator3d, check_scale, crop_to_multiple, cubic_upsample,
+    high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad, superres_volume, upscale_image,
+    voxel_shuffle,
+)
+from recon.train.tasks_superres import (
+    SuperresConfig, build_superres, load_superres, parse_scales, save_superres, select_superres, train_superres,
+)
+
+F64 = dict(rtol=0, atol=1e-10)
+
+
+def _bandlimited(n: int, freqs=((3, 1.0, 0.0), (5, 0.5, 0.3))) -> callable:
+    """f(u) = 2 + sum a cos(2 pi k (u - n//2) / n + phi): a positive signal with |k| < 6."""
+
+    def f(u):
+        u = np.asarray(u, dtype=np.float64)
+        return 2 + sum(a * np.cos(2 * np.pi * k * (u - n // 2) / n + p) for k, a, p in freqs)
+
+    return f
+
+
+def _np_centred_fft(x: np.ndarray, axes) -> np.ndarray:
+    return np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(x, axes=axes), axes=axes, norm="ortho"), axes=axes)
+
+
+# ----------------------------------------------------------------------------- degradation: closed forms
+
+@pytest.mark.parametrize("size,s", [(32, 2), (32, 4), (33, 3), (30, 3), (36, 4)])
+def test_kspace_truncate_of_bandlimited_signal_samples_it_at_block_centres(size, s):
+    n = size // s  # the LR band holds |k| < n / 2 (and -n / 2 for even n): use frequencies inside it
+    f = _bandlimited(size, freqs=((1, 1.0, 0.0), ((n - 1) // 2, 0.5, 0.3)))
+    g = _bandlimited(size, freqs=((2, 0.7, 0.1), ((n - 1) // 2 - 1, 0.3, -0.5)))
+    m = np.arange(size)
+    x = np.outer(f(m), g(m))
+    lr = kspace_truncate(torch.from_numpy(x), (s, s)).numpy()
+    centres = s * np.arange(size // s) + (s - 1) / 2
+    expected = np.outer(f(centres), g(centres))
+    np.testing.assert_allclose(lr, expected, **F64)
+
+
+def test_kspace_truncate_through_plane_only_3d():
+    f = _bandlimited(24, freqs=((1, 1.0, 0.0), (3, 0.5, 0.3)))  # inside the 8-line band along z
+    m = np.arange(24)
+    vol = f(m)[:, None, None] * f(m)[None, :, None] * f(m)[None, None, :] + np.zeros((24, 24, 24))
+    x = vol[:20, :22, :]  # in-plane axes untouched, any size
+    lr = kspace_truncate(torch.from_numpy(x), (1, 1, 3)).numpy()
+    assert lr.shape == (20, 22, 8)
+    centres = 3 * np.arange(8) + 1.0
+    expected = f(m[:20])[:, None, None] * f(m[:22])[None, :, None] * f(centres)[None, None, :]
+    # the x/y axes are no longer band-limited after the crop to 20/22, but they are not transformed-and-cropped
+    np.testing.assert_allclose(lr, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape,scale", [((32, 32), (2, 2)), ((24, 36), (4, 3)), ((12, 16, 18), (2, 2, 3))])
+def test_zero_pad_inverts_truncation_of_bandlimited_signal(shape, scale):
+    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    x = 4 + sum(np.cos(2 * np.pi * 1 * (g - n // 2) / n + 0.2 * i) for i, (g, n) in enumerate(zip(grids, shape)))
+    lr = kspace_truncate(torch.from_numpy(x), scale)
+    np.testing.assert_allclose(kspace_zero_pad(lr, scale).numpy(), x, **F64)
+
+
+def test_kspace_truncate_matches_numpy_and_keeps_band_energy():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 20, 24))  # a batch of 2-D images, not band-limited
+    s = (2, 4)
+    lr_c = kspace_truncate(torch.from_numpy(x), s, spatial_dims=2, magnitude=False).numpy()
+    lr_c = lr_c[..., 0] + 1j * lr_c[..., 1]
+    # numpy reference: centred ortho FFT, crop the band, phase ramp to the block centres, inverse
+    X = _np_centred_fft(x, (-2, -1))
+    n = (10, 6)
+    band = X[:, 10 - 5:10 + 5, 12 - 3:12 + 3]
+    k0 = np.arange(10) - 5
+    k1 = np.arange(6) - 3
+    d0 = 0.5 - (10 - 2 * 5)
+    d1 = 1.5 - (12 - 4 * 3)
+    ramp = np.exp(2j * np.pi * k0[:, None] * d0 / 20) * np.exp(2j * np.pi * k1[None, :] * d1 / 24)
+    ref = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(band * ramp, axes=(-2, -1)), axes=(-2, -1), norm="ortho"),
+                          axes=(-2, -1)) * math.sqrt(math.prod(n) / (20 * 24))
+    np.testing.assert_allclose(lr_c, ref, rtol=0, atol=1e-12)
+    # Parseval: LR energy x (N / n) = the energy of the kept band
+    np.testing.assert_allclose((np.abs(lr_c) ** 2).sum() * (20 * 24) / 60, (np.abs(band) ** 2).sum(), rtol=1e-12)
+    mag = kspace_truncate(torch.from_numpy(x), s, spatial_dims=2).numpy()
+    np.testing.assert_allclose(mag, np.abs(ref), rtol=0, atol=1e-12)
+
+
+def test_high_frequency_energy_is_the_energy_outside_the_band():
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 18))
+    X = _np_centred_fft(x, (0, 1))
+    inside = np.zeros_like(x, dtype=bool)
+    inside[8 - 4:8 + 4, 9 - 3:9 + 3] = True
+    expected = (np.abs(X[~inside]) ** 2).sum()
+    assert high_frequency_energy(x, (2, 3)) == pytest.approx(expected, rel=1e-12)
+    f = _bandlimited(32)
+    assert high_frequency_energy(np.outer(f(np.arange(32)), f(np.arange(32))), 2) < 1e-20
+
+
+def test_image_degrade_block_average_blur_and_noise():
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 12, 18, 21))
+    lr = image_degrade(torch.from_numpy(x), (1, 2, 3), spatial_dims=3).numpy()
+    np.testing.assert_allclose(lr, x.reshape(2, 12, 9, 2, 7, 3).mean(axis=(3, 5)), **F64)
+    fwhm = 3.0
+    sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
+    radius = math.ceil(3 * sigma)
+    blurred = gaussian_filter1d(x, sigma, axis=-1, mode="mirror", truncate=radius / sigma)
+    lr = image_degrade(torch.from_numpy(x), (1, 1, 3), fwhm=(0, 0, fwhm), spatial_dims=3).numpy()
+    np.testing.assert_allclose(lr, blurred.reshape(2, 12, 18, 7, 3).mean(-1), rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(0)
+    noisy = image_degrade(torch.zeros(200, 200, dtype=torch.float64), 2, noise_sigma=0.5, generator=g)
+    # Rayleigh background: mean sigma sqrt(pi / 2)
+    assert float(noisy.mean()) == pytest.approx(0.5 * math.sqrt(math.pi / 2), rel=0.03)
+
+
+def test_crop_to_multiple_and_check_scale():
+    x = torch.zeros(2, 13, 17)
+    assert crop_to_multiple(x, (2, 4), spatial_dims=2).shape == (2, 12, 16)
+    assert check_scale(3, 3) == (3, 3, 3)
+    assert check_scale((1, 1, np.int64(3)), 3) == (1, 1, 3)
+    assert parse_scales(["2"], 2) == [(2, 2)]
+    assert parse_scales(["1,1,3", "1,1,4"], 3) == [(1, 1, 3), (1, 1, 4)]
+
+
+# ----------------------------------------------------------------------------- interpolation and shuffle
+
+def test_cubic_upsample_reproduces_quadratics():
+    # Keys' cubic convolution (a = -0.5) reproduces polynomials up to degree 2 away from the border
+    s = (2, 3, 2)
+    d, h, w = 8, 9, 10
+    g = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in (d, h, w)], indexing="ij")
+    lr = 0.3 * g[0] - 0.2 * g[1] + 0.7 * g[2] ** 2 / 9 + 1.0
+    up = cubic_upsample(torch.from_numpy(lr)[None, None], s)[0, 0].numpy()
+    coords = np.meshgrid(*[(np.arange(n * f) + 0.5) / f - 0.5 for n, f in zip((d, h, w), s)], indexing="ij")
+    ref = 0.3 * coords[0] - 0.2 * coords[1] + 0.7 * coords[2] ** 2 / 9 + 1.0
+    inner = tuple(slice(2 * f, (n - 2) * f) for n, f in zip((d, h, w), s))
+    np.testing.assert_allclose(up[inner], ref[inner], rtol=0, atol=1e-10)
+
+
+def test_voxel_shuffle_against_pixel_shuffle_and_loops():
+    x = torch.randn(2, 12, 5, 6)
+    torch.testing.assert_close(voxel_shuffle(x, (2, 2)), F.pixel_shuffle(x, 2))
+    y = np.random.default_rng(3).standard_normal((1, 2 * 2 * 1 * 3, 3, 4, 2))
+    out = voxel_shuffle(torch.from_numpy(y), (2, 1, 3)).numpy()
+    ref = np.zeros((1, 2, 6, 4, 6))
+    for c in range(2):
+        for a in range(2):
+            for b in range(1):
+                for e in range(3):
+                    ch = c * 6 + a * 3 + b * 3 + e
+                    ref[0, c, a::2, b::1, e::3] = y[0, ch]
+    np.testing.assert_array_equal(out, ref)
+
+
+# ----------------------------------------------------------------------------- networks
+
+def test_fusion_network_starts_as_cubic_interpolation_and_has_its_receptive_field():
+    net = MultiScaleFusionSR(dims=2, chans=4, num_blocks=2, kernel_sizes=(3, 5))
+    lr = torch.rand(1, 1, 10, 12)
+    torch.testing.assert_close(net(lr, 2), cubic_upsample(lr, (2, 2)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.nn.init.normal_(net.tail.weight)
+    up = torch.randn(1, 1, 41, 41, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    out = net.tail(net.blocks(F.relu(net.head(up))))
+    out[0, 0, 20, 20].backward()
+    support = (up.grad[0, 0].abs() > 0).nonzero()
+    width = int(support[:, 0].max() - support[:, 0].min() + 1)
+    assert width == net.receptive_field == 1 + 2 + 2 * 4 + 2
+
+
+def test_fusion_network_3d_and_srgan_shapes_and_losses():
+    net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1)
+    assert net(torch.rand(2, 1, 6, 7, 4), (1, 1, 3)).shape == (2, 1, 6, 7, 12)
+    gan = SRGAN3d((2, 2, 2), chans=4, num_blocks=1, disc_chans=4, disc_layers=2, adv_weight=0.0)
+    lr, hr = torch.rand(2, 1, 6, 6, 6), torch.rand(2, 1, 12, 12, 12)
+    loss, parts, sr = gan.generator_loss(lr, hr)
+    assert sr.shape == hr.shape
+    assert float(loss.detach()) == pytest.approx(float(((sr.detach() - hr) ** 2).mean()), rel=1e-6)
+    assert parts["adv"] == 0.0
+    gan.adv_weight = 0.5
+    loss, parts, sr = gan.generator_loss(lr, hr)
+    d = gan.d(sr).detach().numpy()
+    assert parts["adv"] == pytest.approx(float(((d - 1) ** 2).mean()), rel=1e-5)
+    d_loss = gan.discriminator_loss(hr, sr)
+    dr, df = gan.d(hr).detach().numpy(), gan.d(sr).detach().numpy()
+    assert float(d_loss) == pytest.approx(0.5 * (((dr - 1) ** 2).mean() + (df ** 2).mean()), rel=1e-5)
+    assert SRDiscriminator3d(chans=4, num_layers=2)(torch.rand(3, 1, 8, 8, 8)).shape == (3, 1)
+    g = SRGenerator3d((1, 1, 3), chans=4, num_blocks=1)
+    torch.testing.assert_close(g(lr), cubic_upsample(lr, (1, 1, 3)))  # zero-initialised output layer
+
+
+def test_patches_blend_to_the_whole_image_result():
+    def nearest(lr, scale):  # a local model: tiling must not change it
+        out = lr
+        for axis, f in enumerate(scale):
+            out = out.repeat_interleave(f, dim=2 + axis)
+        return out
+
+    vol = torch.rand(1, 19, 23, 9, dtype=torch.float64)
+    out = superres_volume(nearest, vol, (2, 1, 3), patch_size=8, overlap=3)
+    ref = np.kron(vol[0].numpy(), np.ones((2, 1, 3)))
+    np.testing.assert_allclose(out[0].numpy(), ref, **F64)
+
+
+def test_upscale_image_is_intensity_equivariant_and_slices_a_volume_with_a_2d_network():
+    net = MultiScaleFusionSR(dims=2, chans=4, num_blocks=1).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        torch.nn.init.normal_(net.tail.weight, std=0.1)
+    x = torch.rand(20, 24) + 0.1
+    a = upscale_image(net, x, (2, 2))
+    b = upscale_image(net, 37.0 * x, (2, 2))
+    torch.testing.assert_close(b, 37.0 * a, rtol=1e-5, atol=1e-5)
+    vol = torch.rand(20, 24, 3) + 0.1
+    out = upscale_image(net, vol, (2, 2, 1))
+    assert out.shape == (40, 48, 3)
+    with pytest.raises(ValueError, match="scale"):
+        upscale_image(net, vol, (2, 2, 2))
+
+
+# ----------------------------------------------------------------------------- training and the one call
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """Tiny trained-for-a-few-steps weight files (2-D x2, 3-D thick, SRGAN x2) on random volumes."""
+    folder = tmp_path_factory.mktemp("sr")
+    rng = np.random.default_rng(0)
+    vols = [rng.random((24, 26, 24)).astype(np.float32) + 0.5 for _ in range(2)]
+    paths = {}
+    for key, kw in {"2d": dict(dims=2, scales=[(2, 2)], patch_size=16),
+                    "thick": dict(dims=3, scales=[(1, 1, 2), (1, 1, 3)], patch_size=12),
+                    "srgan": dict(task="srgan", dims=3, scales=[(2, 2, 2)], patch_size=12, pretrain_steps=1)}.items():
+        config = SuperresConfig(**kw, chans=4, num_blocks=1, disc_chans=4, steps=2, batch_size=2,
+                                output_dir=str(folder / key), num_threads=1)
+        paths[key] = train_superres(config, vols).weights
+    return paths
+
+
+def test_training_writes_loadable_weights_and_resumes(tiny_weights, tmp_path):
+    model, config, card = load_superres(tiny_weights["2d"])
+    assert isinstance(model, MultiScaleFusionSR) and config.scales == [(2, 2)] and card["steps"] == 2
+    g, gconfig, _ = load_superres(tiny_weights["srgan"])
+    assert isinstance(g, SRGenerator3d) and g.scale == (2, 2, 2)
+    assert (tiny_weights["srgan"].parent / "srgan-3d-x2-mse.pt").is_file()
+    # resume: 2 more steps from last.ckpt continue the count
+    vols = [np.random.default_rng(1).random((24, 26, 24)).astype(np.float32) + 0.5]
+    c = SuperresConfig(dims=2, scales=[(2, 2)], patch_size=16, chans=4, num_blocks=1, steps=2, batch_size=2,
+                       output_dir=str(tmp_path))
+    train_superres(c, vols)
+    r = train_superres(SuperresConfig(**{**c.__dict__, "steps": 4}), vols)
+    assert r.steps == 4 and len(r.history) >= 1
+
+
+def test_super_resolve_shapes_units_and_thick_axis(tiny_weights):
+    rng = np.random.default_rng(4)
+    sl = rng.random((20, 22)).astype(np.float32) + 0.2
+    out = recon.super_resolve(sl, 2, weights=str(tiny_weights["2d"]))
+    assert isinstance(out, np.ndarray) and out.shape == (40, 44) and out.dtype == np.float32
+    out10 = recon.super_resolve(10 * sl, 2, weights=str(tiny_weights["2d"]))
+    np.testing.assert_allclose(out10, 10 * out, rtol=1e-4, atol=1e-4)
+    vol = rng.random((16, 18, 8)).astype(np.float32) + 0.2
+    thin = recon.super_resolve(torch.from_numpy(vol), (1, 1, 3), weights=str(tiny_weights["thick"]), patch_size=10,
+                               overlap=3)
+    assert isinstance(thin, torch.Tensor) and thin.shape == (16, 18, 24)
+    # a thick axis other than the last is moved there and back
+    other = recon.super_resolve(np.ascontiguousarray(vol.transpose(2, 0, 1)), (3, 1, 1),
+                                weights=str(tiny_weights["thick"]), patch_size=10, overlap=3)
+    np.testing.assert_allclose(other, thin.numpy().transpose(2, 0, 1), rtol=1e-5, atol=1e-5)
+    iso = recon.super_resolve(np.concatenate([vol, vol], -1), 2, weights=str(tiny_weights["srgan"]))
+    assert iso.shape == (32, 36, 32)
+    with pytest.warns(UserWarning, match="trained for scales"):
+        recon.super_resolve(sl, 3, weights=str(tiny_weights["2d"]))
+
+
+def test_default_networks_are_chosen_by_scale():
+    from recon.train.tasks_superres import available_superres
+
+    bundled = available_superres()
+    needed = {"superres-2d-x2", "superres-2d-x4", "superres-3d-thick", "srgan-3d-x2-mse"}
+    if not needed <= set(bundled):
+        pytest.skip("bundled super-resolution weights not present")
+    assert select_superres(2, (2, 2))[1].weight_name == "superres-2d-x2"
+    assert select_superres(2, (4, 4))[1].weight_name == "superres-2d-x4"
+    _, config, axes = select_superres(3, (3, 1, 1))
+    assert config.weight_name == "superres-3d-thick" and axes == (1, 2, 0)
+    assert select_superres(3, (2, 2, 2))[1].weight_name == "srgan-3d-x2-mse"
+    assert select_superres(3, (2, 2, 1))[1].dims == 2
+
+
+@pytest.mark.slow
+def test_bundled_2d_network_beats_cubic_on_held_out_anatomy():
+    from scipy.ndimage import zoom
+
+    from recon.data.phantom import Subject
+    from recon.metrics import psnr
+
+    from recon.train.tasks_superres import available_superres
+
+    if "superres-2d-x2" not in available_superres():
+        pytest.skip("bundled super-resolution weights not present")
+    subject = Subject(seed=321, voxel_size=1.0, z_range=(90, 91))  # never a training seed
+    hr = subject.contrast("t2w").volume[:, :, 0]
+    hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4].astype(np.float64)
+    lr = kspace_truncate(torch.from_numpy(hr), (2, 2)).numpy()
+    cubic = zoom(lr, 2, order=3, grid_mode=True, mode="reflect")
+    net = recon.super_resolve(lr.astype(np.float32), 2)
+    assert psnr(hr, net) > psnr(hr, cubic) + 1.0
