@@ -224,10 +224,6 @@ def _check_method(method: object) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# learned models
-
-
-# --------------------------------------------------------------------------------------------
 # per-method reconstruction of one batch (B, C, H, W, 2) -> (B, H, W)
 
 
@@ -475,44 +471,53 @@ def reconstruct(
     """
     method = _check_method(method)
     data, was_numpy = _to_real_view("kspace", kspace)
-    out_device = data.device
     shape = tuple(data.shape[:-1])
     slices, coils = _layout(shape, single_coil)
-    height, width = shape[-2:]
-    data = data.reshape(slices, coils, height, width, 2)
+    data = data.reshape(slices, coils, *shape[-2:], 2)
     _check_values(data)
     check_int("batch_size", batch_size, allow_none=True)
     if weights is not None and method not in LEARNED:
         raise ValueError(f"weights= is only used by the learned methods {LEARNED}, not by method {method!r}")
     dev = _device(device, kspace)
-    dtype = torch.float64 if data.dtype == torch.float64 else torch.float32
     sampled = _sampling_mask(mask, data, shape)
-    maps_t = None if sens_maps is None else _prepare_maps(sens_maps, shape, method, slices, coils)
-    model = None
-    if method in LEARNED:
-        path = resolve_weights(method, weights, bundled_weights())
-        model = load_model(path, model_name=method, map_location=dev, cached=True)[0]
-        dtype = torch.float32
-    _check_geometry(method, height, width, model)
+    maps = None if sens_maps is None else _prepare_maps(sens_maps, shape, method, slices, coils)
+    model = _learned_model(method, weights, dev)
+    _check_geometry(method, *shape[-2:], model)
+    result = _reconstruct_batches(method, model, data, sampled, maps, dev, batch_size, progress)
+    lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
+    result = result.reshape(*lead, *result.shape[-2:])
+    return result.cpu().numpy() if was_numpy else result
 
+
+def _learned_model(method: str, weights: object, dev: torch.device) -> torch.nn.Module | None:
+    """The cached model of a learned ``method`` on ``dev`` (``None`` for the classical ones)."""
+    if method not in LEARNED:
+        return None
+    path = resolve_weights(method, weights, bundled_weights())
+    return load_model(path, model_name=method, map_location=dev, cached=True)[0]
+
+
+def _reconstruct_batches(
+    method: str, model: torch.nn.Module | None, data: torch.Tensor, sampled: torch.Tensor,
+    maps: torch.Tensor | None, dev: torch.device, batch_size: int | None, progress: bool | None,
+) -> torch.Tensor:
+    """``(S, C, H, W, 2)`` k-space -> ``(S, H, W)`` images, batch by batch on ``dev``, back where
+    ``data`` lives (float64 for float64 data, else float32; the learned models run in float32)."""
+    from tqdm.auto import tqdm
+
+    slices, coils, height, width = data.shape[:4]
+    dtype = torch.float64 if data.dtype == torch.float64 and model is None else torch.float32
     batch_size = batch_size or _default_batch_size(method, dev, coils, height, width)
     starts = range(0, slices, batch_size)
     outputs = []
-    from tqdm.auto import tqdm
-
     with torch.inference_mode():
         bar = tqdm(starts, desc=f"recon {method}", unit="batch", disable=not _show_progress(progress, len(starts)))
         for start in bar:
             rows = slice(start, min(slices, start + batch_size))
             k = data[rows].to(device=dev, dtype=dtype)
-            s = maps_t[rows].to(device=dev, dtype=dtype) if maps_t is not None else None
-            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s).to(out_device))
-    result = torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
-    lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
-    result = result.reshape(*lead, *result.shape[-2:])
-    if was_numpy:
-        return result.cpu().numpy()
-    return result
+            s = maps[rows].to(device=dev, dtype=dtype) if maps is not None else None
+            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s).to(data.device))
+    return torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 
+from recon.ops._checks import CHALLENGES
 from recon.train.cli_args import NumberList, OneLineParser, number_type, print_error
 
 __all__ = ["main", "build_parser"]
@@ -739,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--nifti", action="store_true", help="also write OUT/<name>.nii.gz")
     rec.add_argument("--no-crop", action="store_true", help="keep the full k-space grid (no header crop)")
     rec.add_argument(
-        "--challenge", choices=("multicoil", "singlecoil"), default="multicoil",
+        "--challenge", choices=sorted(CHALLENGES), default="multicoil",
         help="how to read 3-D k-space: one multi-coil slice (coils, H, W) (default), or "
         "single-coil slices (slices, H, W)",
     )
@@ -766,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--target-path", required=True, help="folder of fastMRI files with targets")
     ev.add_argument("--predictions-path", required=True, help="folder of submission files")
-    ev.add_argument("--challenge", choices=("multicoil", "singlecoil"), default=None,
+    ev.add_argument("--challenge", choices=sorted(CHALLENGES), default=None,
                     help="target key (default: reconstruction_rss when present)")
     ev.add_argument("--acquisition", default=None, help="only volumes of this acquisition, e.g. AXT2")
     ev.add_argument("--acceleration", type=int, default=None, help="only volumes with this acceleration attr")
