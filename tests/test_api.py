@@ -9,20 +9,15 @@ import torch
 
 import recon.api as api
 from recon.api import reconstruct
+from tests.conftest import make_phantom
 
 H, W, C = 48, 40, 6
 
 
 @pytest.fixture(scope="module")
 def data():
-    """Multi-coil k-space (2 slices) of a smooth object and a column mask with an 8-column centre."""
-    rng = np.random.default_rng(0)
-    y, x = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
-    image = (x**2 + y**2 < 0.6).astype(np.complex128) * np.exp(1j * x)
-    maps = np.stack([np.exp(-((x - np.cos(a)) ** 2 + (y - np.sin(a)) ** 2)) for a in np.arange(C) * 2 * np.pi / C])
-    coil = maps * image
-    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(coil, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
-    kspace = kspace + 1e-3 * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape))
+    """Multi-coil k-space (2 slices) of the shared phantom and a column mask with a 12-column centre."""
+    kspace = make_phantom(H, W, C).kspace
     kspace = np.stack([kspace, 0.5 * kspace]).astype(np.complex64)  # (2, C, H, W)
     mask = np.zeros(W, dtype=np.float32)
     mask[::3] = 1
@@ -157,8 +152,9 @@ def test_device_argument(data, device):
 @pytest.fixture(scope="module")
 def fastmri_varnet():
     fastmri_models = pytest.importorskip("fastmri.models")
-    torch.manual_seed(0)  # parameter init of the reference model only
-    return fastmri_models.VarNet(num_cascades=2, sens_chans=4, sens_pools=2, chans=4, pools=2).eval()
+    with torch.random.fork_rng(devices=[]):  # parameter init of the reference model only
+        torch.manual_seed(0)
+        return fastmri_models.VarNet(num_cascades=2, sens_chans=4, sens_pools=2, chans=4, pools=2).eval()
 
 
 def test_varnet_from_a_fastmri_state_dict_and_lightning_ckpt(data, fastmri_varnet, tmp_path):
@@ -187,8 +183,9 @@ def test_varnet_from_a_fastmri_state_dict_and_lightning_ckpt(data, fastmri_varne
 
 def test_unet_from_a_fastmri_state_dict(data, tmp_path):
     fastmri_models = pytest.importorskip("fastmri.models")
-    torch.manual_seed(1)
-    unet = fastmri_models.Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        unet = fastmri_models.Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).eval()
     path = tmp_path / "unet.pt"
     torch.save(unet.state_dict(), path)
     kspace, mask = data
@@ -322,8 +319,9 @@ def test_cascade_from_a_bare_state_dict(data, tmp_path):
     models = pytest.importorskip("recon.models")
     if models.CascadeNet is None:
         pytest.skip("CascadeNet not available")
-    torch.manual_seed(2)
-    net = models.CascadeNet(num_cascades=2, num_convs=3, num_filters=8, sens_chans=4, sens_pools=2).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        net = models.CascadeNet(num_cascades=2, num_convs=3, num_filters=8, sens_chans=4, sens_pools=2).eval()
     path = tmp_path / "cascade.pt"
     torch.save(net.state_dict(), path)
     kspace, mask = data

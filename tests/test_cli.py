@@ -194,3 +194,41 @@ def test_train_subcommand_is_the_trainer(capsys):
         cli_main(["train", "--model", "nope"])
     assert exc.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("syntax", [["4", "8"], ["4,8"], ["4, 8"], ["4,", "8"]])
+def test_reconstruct_and_train_share_the_list_syntax_and_mask_types(syntax):
+    """``recon reconstruct`` and ``recon train`` read --accelerations / --center-fractions the same way,
+    with the same bounds, and offer the same --mask-type choices (issue 8)."""
+    from recon.cli import build_parser
+    from recon.masks import MASK_TYPES
+    from recon.train.cli import build_parser as build_train_parser
+
+    fractions = ["0.08,", "0.04"]
+    rec = build_parser().parse_args(["reconstruct", "in", "-o", "out", "--accelerations", *syntax,
+                                     "--center-fractions", *fractions])
+    train = build_train_parser().parse_args(["--accelerations", *syntax, "--center-fractions", *fractions])
+    assert list(rec.accelerations) == list(train.accelerations) == [4, 8]
+    assert list(rec.center_fractions) == list(train.center_fractions) == [0.08, 0.04]
+
+    def choices(parser, option):
+        actions = [a for a in parser._actions if option in a.option_strings]
+        if not actions:  # a subcommand's option
+            sub = next(a for a in parser._actions if getattr(a, "choices", None) and "reconstruct" in a.choices)
+            actions = [a for a in sub.choices["reconstruct"]._actions if option in a.option_strings]
+        return list(actions[0].choices)
+
+    assert choices(build_parser(), "--mask-type") == choices(build_train_parser(), "--mask-type") == sorted(MASK_TYPES)
+    assert choices(build_parser(), "--challenge") == choices(build_train_parser(), "--challenge")
+
+
+@pytest.mark.parametrize("argv", [["--accelerations", "0.5"], ["--center-fractions", "1.5"]])
+def test_reconstruct_and_train_refuse_the_same_out_of_range_lists(argv, capsys):
+    from recon.cli import build_parser
+    from recon.train.cli import build_parser as build_train_parser
+
+    for parser, prefix in ((build_parser(), ["reconstruct", "in", "-o", "out"]), (build_train_parser(), [])):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([*prefix, *argv])
+        assert info.value.code == 2
+        assert argv[0] in capsys.readouterr().err

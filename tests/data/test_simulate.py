@@ -27,12 +27,13 @@ from recon.data import (
     write_simulated,
 )
 from recon.data.simulate import nifti_slices, noise_covariance, smooth_phase
+from tests.conftest import make_phantom
 
 
 def _phantom(slices=2, h=40, w=36):
-    yy, xx = np.mgrid[:h, :w]
-    disk = (((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1).astype(np.float32)
-    return np.stack([disk * (1 + 0.5 * s + 0.1 * (xx % 5)) for s in range(slices)])
+    """Magnitude images ``(slices, h, w)`` of the shared phantom, slice ``s`` scaled by ``1 + 0.5 s``."""
+    image = np.abs(make_phantom(h, w, 1, noise=0.0).image)
+    return np.stack([image * (1 + 0.5 * s) for s in range(slices)]).astype(np.float32)
 
 
 def _ifft2c64(k):

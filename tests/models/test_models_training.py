@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,36 +9,17 @@ import torch
 from recon.models import CascadeNet, NormUnet, VarNet, VarNetBlock
 from recon.models.cascade import CascadeBlock
 from recon.ops import fft2c
-
-
-def _smooth(gen: torch.Generator, shape: tuple[int, ...], width: float) -> torch.Tensor:
-    """Random smooth real field: white noise low-passed by a Gaussian in the Fourier domain."""
-    noise = torch.randn(shape, generator=gen, dtype=torch.float64)
-    h, w = shape[-2:]
-    fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
-    fx = torch.fft.fftfreq(w, dtype=torch.float64)[None, :]
-    lowpass = torch.exp(-(fx**2 + fy**2) * (width**2) * 2 * math.pi**2)
-    return torch.fft.ifft2(torch.fft.fft2(noise) * lowpass).real
+from tests.conftest import make_phantom
 
 
 def _simulate(coils: int, size: int = 32, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    magnitude = _smooth(gen, (1, size, size), 3.0)
-    magnitude = (magnitude - magnitude.min()) / (magnitude.max() - magnitude.min())
-    phase = _smooth(gen, (1, size, size), 6.0)
-    phase = phase / phase.abs().max()
-    image = magnitude * torch.exp(1j * phase)  # (1, H, W)
-    if coils == 1:
-        maps = torch.ones(1, 1, size, size, dtype=torch.complex128)
-    else:
-        maps = torch.complex(_smooth(gen, (1, coils, size, size), 8.0), _smooth(gen, (1, coils, size, size), 8.0))
-        maps = maps / (maps.abs().square().sum(1, keepdim=True).sqrt())
-    coil_images = torch.view_as_real(image[:, None] * maps).float()  # (1, C, H, W, 2)
-    kspace = fft2c(coil_images)
+    """The shared phantom (tests/conftest.py), noiseless, under a 4x column mask with a 6-column centre."""
+    image, maps, _ = make_phantom(size, size, coils, seed=seed, noise=0.0)
+    kspace = fft2c(torch.view_as_real(torch.from_numpy(maps * image)[None]).float())  # (1, C, H, W, 2)
     mask = torch.zeros(1, 1, 1, size, 1, dtype=torch.bool)
     mask[..., ::4, :] = True
     mask[..., size // 2 - 3 : size // 2 + 3, :] = True
-    target = magnitude.float()  # (1, H, W); rss of normalised maps times the image = |image|
+    target = torch.from_numpy(np.abs(image)).float()[None]  # (1, H, W); the maps have unit RSS
     return kspace * mask, mask, target
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import make_phantom
+
 
 @contextlib.contextmanager
 def raises_naming(exc_type, *names: str):
@@ -22,15 +24,9 @@ def raises_naming(exc_type, *names: str):
 
 def phantom_kspace(coils: int = 4, height: int = 32, width: int = 24, slices: int | None = None, seed: int = 0,
                    dtype=np.complex64) -> np.ndarray:
-    """Multi-coil k-space ``(coils, H, W)`` (or ``(slices, coils, H, W)``) of a smooth disc, float64 maths."""
-    rng = np.random.default_rng(seed)
-    y, x = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
-    image = (x**2 + y**2 < 0.6) * (1 + 0.5 * x) * np.exp(1j * y)
-    angles = np.arange(coils) * 2 * np.pi / coils
-    maps = np.stack([np.exp(-((x - np.cos(a)) ** 2 + (y - np.sin(a)) ** 2)) for a in angles])
-    maps = maps / np.sqrt((maps**2).sum(0))
-    kspace = fft2c(maps * image)
-    kspace = kspace + 1e-4 * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape))
+    """Multi-coil k-space ``(coils, H, W)`` (or ``(slices, coils, H, W)``, slice ``s`` scaled by
+    ``s + 1``) of the shared test phantom (tests/conftest.py), noise 1e-4."""
+    kspace = make_phantom(height, width, coils, seed=seed, noise=1e-4).kspace
     if slices is not None:
         kspace = np.stack([kspace * (s + 1) for s in range(slices)])
     return kspace.astype(dtype)
