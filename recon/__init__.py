@@ -7,6 +7,7 @@ call::
     image = recon.reconstruct(kspace, mask)          # (slices, coils, H, W) -> (slices, H, W)
     flair = recon.synthesize(t1_volume, source="t1", target="flair")   # image heads
     clean = recon.denoise(noisy_image); slices = recon.generate(8, seed=0)
+    thin = recon.super_resolve(thick_slices, (1, 1, 3))   # 3 mm slices -> 1 mm
 
 Subpackages: :mod:`recon.ops` (operators), :mod:`recon.masks`, :mod:`recon.metrics`,
 :mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`,
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "heads", "train", "viz", "api", "cli"}
 
-__all__ = ["__version__", "reconstruct", "synthesize", "denoise", "generate", *sorted(_SUBMODULES - {"api", "cli"})]
+__all__ = ["__version__", "reconstruct", "synthesize", "denoise", "generate", "super_resolve", *sorted(_SUBMODULES - {"api", "cli"})]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,7 +32,7 @@ def __getattr__(name: str) -> Any:
         from recon.api import reconstruct
 
         return reconstruct
-    if name in ("synthesize", "denoise", "generate"):
+    if name in ("synthesize", "denoise", "generate", "super_resolve"):
         import recon.api
 
         return getattr(recon.api, name)

@@ -25,7 +25,7 @@ from recon.ops.coils import rss_complex, sens_expand
 from recon.ops.fft import ifft2c
 from recon.train.checkpoint import bundled_weights, load_model, resolve_weights
 
-__all__ = ["reconstruct", "synthesize", "denoise", "generate", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
+__all__ = ["reconstruct", "synthesize", "denoise", "generate", "super_resolve", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -525,8 +525,9 @@ def _reconstruct_batches(
 # weight files and their loader in recon.train.tasks_heads.
 
 
-def _head_image(image: object, dims: tuple[int, ...] = (2, 3)) -> tuple[torch.Tensor, bool]:
-    """A real floating image as a float32 CPU tensor (numpy or torch in), refusing NaN/Inf."""
+def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8) -> tuple[torch.Tensor, bool]:
+    """A real floating image as a float32 CPU tensor (numpy or torch in), refusing NaN/Inf and
+    axes shorter than ``min_size``."""
     was_numpy = isinstance(image, np.ndarray)
     if was_numpy:
         image = _from_numpy(image)
@@ -537,8 +538,8 @@ def _head_image(image: object, dims: tuple[int, ...] = (2, 3)) -> tuple[torch.Te
     if image.ndim not in dims:
         want = " or ".join(f"{d}-D" for d in dims)
         raise ValueError(f"image must be {want} ((H, W) slice or (X, Y, Z) volume), got shape {tuple(image.shape)}")
-    if min(image.shape) < 8:
-        raise ValueError(f"image must be at least 8 pixels along every axis, got shape {tuple(image.shape)}")
+    if min(image.shape) < min_size:
+        raise ValueError(f"image must be at least {min_size} pixels along every axis, got shape {tuple(image.shape)}")
     image = image.detach().to(torch.float32)
     if not bool(torch.isfinite(image).all()):
         raise ValueError("image contains NaN or Inf values")
@@ -744,3 +745,76 @@ def generate(
     model = model.to(dev)
     slices = model.sample(n, torch.Generator().manual_seed(seed))
     return ((slices[:, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Super-resolution (issue 14). Networks and degradations in recon.heads.superres; weight files,
+# their loader and the default choice per scale in recon.train.tasks_superres.
+
+
+def super_resolve(
+    image: Union[np.ndarray, torch.Tensor],
+    scale: Union[int, tuple],
+    weights: Union[str, os.PathLike, None] = None,
+    *,
+    patch_size: int = 32,
+    overlap: int = 8,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = False,
+):
+    """Super-resolve a low-resolution slice or volume: ``scale`` times more voxels per axis.
+
+    The image is taken at its own matrix size; the output covers the same field of view with
+    ``scale`` times as many voxels per axis (voxel ``j`` of the input covers output voxels
+    ``s j .. s j + s - 1``; for NIfTI, the output affine is the input's times
+    ``diag(1/s)`` shifted by ``(1/s - 1)/2`` voxels, see ``recon superres``). Networks: a 2-D
+    slice goes through the multi-scale fusion CNN (bundled ``superres-2d-x2``/``-x4``); a volume
+    with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) through the 3-D fusion CNN
+    ``superres-3d-thick``; an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
+    SRGAN generator ``srgan-3d-x2-mse`` (``weights="srgan-3d-x2"`` for the adversarial one:
+    sharper texture, lower PSNR); an in-plane ``(s, s, 1)`` volume slice by slice through the 2-D
+    network. Volumes run by overlapping patches blended linearly (any size; memory one patch).
+    The bundled networks were trained on 1 mm phantom heads with low resolution made by k-space
+    truncation (see ``data/weights/heads/superres-*.json``, docs/superres.md).
+
+    Args:
+        image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume, numpy or torch, any intensity scale.
+        scale: positive int (every axis) or per-axis tuple of positive ints, e.g. ``(1, 1, 3)``.
+        weights: None (the bundled network for the scale), a bundled name or a weight file
+            written by ``recon train --task superres|srgan``.
+        patch_size: LR patch side of the 3-D path (voxels).
+        overlap: overlap of neighbouring LR patches (voxels).
+        device: where to run (default CPU).
+        progress: tqdm bar over 3-D patches.
+
+    Returns:
+        The super-resolved image, shape ``scale`` times ``image``'s per axis, same container type,
+        float32, **in the input's intensity units** (normalised internally by the foreground mean,
+        multiplied back), clipped at 0 for non-negative input.
+
+    Raises:
+        TypeError: not a real array; ``scale`` not an int or tuple of ints.
+        ValueError: ``scale`` with a factor < 1, of the wrong length or without a factor > 1;
+            NaN/Inf; an image smaller than the network's receptive field; a 2-D image with 3-D
+            weights; a scale without a bundled network.
+
+    Example:
+        >>> import numpy as np, recon
+        >>> thick = np.random.default_rng(0).random((64, 64, 20)).astype(np.float32)   # doctest: +SKIP
+        >>> thin = recon.super_resolve(thick, (1, 1, 3))                                # doctest: +SKIP
+        >>> thin.shape                                                                  # doctest: +SKIP
+        (64, 64, 60)
+    """
+    from recon.heads.superres import check_scale, upscale_image
+    from recon.train.tasks_superres import select_superres
+
+    x, was_numpy = _head_image(image, min_size=2)
+    s = check_scale(scale, x.ndim)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    model, _, axes = select_superres(x.ndim, s, weights, dev)
+    if axes is not None:
+        x, s = x.permute(*axes), tuple(s[a] for a in axes)
+    out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress)
+    if axes is not None:
+        out = out.permute(*[axes.index(a) for a in range(3)])
+    return _head_output(out.float().contiguous(), was_numpy, image.device if not was_numpy else None)
