@@ -1,0 +1,287 @@
+"""Learned registration (issue 14) on held-out anatomy: Dice of tissue labels and time vs SimpleITK.
+
+Held-out data never used in training (training: phantom seeds 0-15, validation 500-501):
+
+* phantom pairs ``(600, 601), (602, 603), (604, 605)`` (recon.data.phantom.Subject at 2 mm,
+  T1-weighted, even seeds 3 T / odd 1.5 T: two independent new anatomies per pair, each drawn
+  by random affine + elastic deformation of the MNI152 or Colin27 tissue maps, with their own
+  tissue parameters and texture);
+* one real pair: the Colin27 T1 (data/colin27_t1.nii.gz, 1 mm, skull-stripped by its BET mask)
+  registered to the MNI152 2009a T1 template (data/templates, 2 mm, skull-stripped); labels are
+  the most probable GM/WM/CSF class of each one's own tissue maps (data/tissue/*, 1.5 mm).
+
+For every pair and method (recon.register: ``affine`` and ``bspline`` = SimpleITK via
+recon.preprocess.register with its defaults; ``learned`` = fast affine pre-alignment + the
+bundled VoxelMorph network) the moving labels are carried to the fixed grid (nearest
+neighbour) and the Dice of GM, WM and CSF with the fixed labels is computed (mean of the three).
+Times: wall seconds of each recon.register call in this process, SimpleITK and torch on one
+thread each; the learned time includes its affine pre-alignment (reported separately too).
+
+    python -m benchmarks.registration [--quick] [--reuse-baselines]
+
+``--reuse-baselines`` takes the affine/B-spline Dice of pairs after the first from a cache
+written by an earlier run of the same code (``$RECON_HEADS_CACHE/registration-baselines.json``);
+the first pair's B-spline is always run in this process, so the speed ratio is same-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PAIRS = [(600, 601), (602, 603), (604, 605)]
+LABEL_NAMES = {1: "GM", 2: "WM", 3: "CSF"}
+METHODS = ("none", "affine", "bspline", "prealign", "learned")
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("RECON_HEADS_CACHE", str(Path.home() / ".cache" / "recon" / "heads")))
+
+
+def phantom(seed: int, voxel_size: float = 2.0) -> dict:
+    """Held-out phantom subject: ``t1w``, ``labels``, ``affine`` (cached as .npz)."""
+    from recon.data.io import atomic_path
+    from recon.data.phantom import Subject
+
+    path = _cache() / f"register-{seed}-{voxel_size:g}mm.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    subject = Subject(seed=int(seed), voxel_size=voxel_size)
+    item = {"t1w": subject.contrast("t1w", field_strength=3.0 if seed % 2 == 0 else 1.5).volume,
+            "labels": subject.labels, "affine": subject.affine}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **item)
+    return item
+
+
+def real_pair() -> tuple[dict, dict]:
+    """(fixed MNI152 2 mm template, moving skull-stripped Colin27 1 mm), each with labels + affine."""
+    from recon.data.io import load_nifti
+
+    def labels(name):
+        maps, affine, _ = load_nifti(ROOT / "data" / "tissue" / f"{name}_tissue.nii.gz", dtype=np.float32)
+        probs = np.moveaxis(maps, -1, 0) / 255.0
+        background = np.clip(1.0 - probs.sum(0), 0, 1)
+        return np.concatenate([background[None], probs]).argmax(0).astype(np.uint8), affine
+
+    mni, mni_affine, _ = load_nifti(ROOT / "data" / "templates" / "mni152_2009a_t1_2mm.nii.gz")
+    colin, colin_affine, _ = load_nifti(ROOT / "data" / "colin27_t1.nii.gz")
+    mask, _, _ = load_nifti(ROOT / "data" / "templates" / "colin27_bet_mask.nii.gz")
+    mni_labels, mni_label_affine = labels("mni152")
+    colin_labels, colin_label_affine = labels("colin27")
+    fixed = {"t1w": mni, "affine": mni_affine, "labels": mni_labels, "labels_affine": mni_label_affine}
+    moving = {"t1w": colin * (mask > 0), "affine": colin_affine, "labels": colin_labels,
+              "labels_affine": colin_label_affine}
+    return fixed, moving
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Dice of GM, WM, CSF (labels 1, 2, 3) and their mean."""
+    out = {}
+    for k, name in LABEL_NAMES.items():
+        x, y = a == k, b == k
+        out[name] = 2.0 * float((x & y).sum()) / max(float(x.sum() + y.sum()), 1.0)
+    out["mean"] = float(np.mean([out[n] for n in LABEL_NAMES.values()]))
+    return out
+
+
+def _fixed_labels(fixed: dict) -> np.ndarray:
+    from recon.heads.registration import resample_to_grid
+
+    if "labels_affine" not in fixed:
+        return fixed["labels"]
+    return resample_to_grid(fixed["labels"], fixed["labels_affine"], fixed["t1w"].shape, fixed["affine"], order=0)
+
+
+def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterations: int | None = None,
+                  weights=None) -> dict:
+    """Dice and seconds of each method on one pair (labels of ``moving`` warped to ``fixed``)."""
+    import recon
+    from recon.heads.registration import DeformableTransform
+
+    truth = _fixed_labels(fixed)
+    label_affine = moving.get("labels_affine", moving["affine"])
+    out = {}
+    for method in methods:
+        t0 = time.perf_counter()
+        if method == "none":
+            transform = DeformableTransform(fixed["t1w"].shape, fixed["affine"], np.eye(4), None, np.eye(4),
+                                            moving["t1w"].shape, moving["affine"])
+        elif method == "prealign":
+            learned = out.get("learned", {}).get("_transform")
+            if learned is None:
+                continue
+            transform = DeformableTransform(learned.fixed_shape, learned.fixed_affine, learned.matrix, None,
+                                            np.eye(4), learned.moving_shape, learned.moving_affine)
+        elif method == "bspline" and bspline_iterations is not None:
+            from recon.preprocess import register
+
+            transform = register(fixed["t1w"], moving["t1w"], fixed_affine=fixed["affine"],
+                                 moving_affine=moving["affine"], transform="bspline", num_threads=1,
+                                 n_iterations=bspline_iterations)
+        else:
+            _, transform = recon.register(fixed["t1w"], moving["t1w"], method, fixed_affine=fixed["affine"],
+                                          moving_affine=moving["affine"], num_threads=1,
+                                          **({"weights": weights} if method == "learned" and weights else {}))
+        seconds = time.perf_counter() - t0
+        moved = transform.apply(moving["labels"], order=0, affine=label_affine)
+        out[method] = {**dice(truth, moved), "seconds": seconds}
+        if method == "learned":
+            out[method]["_transform"] = transform
+            jac = transform.jacobian_determinant()
+            out[method]["jacobian_min"] = float(jac.min())
+            out[method]["folding_fraction"] = float((jac <= 0).mean())
+    if "learned" in out:
+        out["learned"].pop("_transform")
+        if "prealign" in out:
+            out["learned"]["prealign_seconds"] = None  # included in the learned time
+    return out
+
+
+def _baseline_cache() -> Path:
+    return _cache() / "registration-baselines.json"
+
+
+def measure(quick: bool = False, reuse_baselines: bool = False, weights=None) -> dict:
+    """Every pair, every method; the summary (means over phantom pairs) and the targets."""
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pairs = TEST_PAIRS[:1] if quick else TEST_PAIRS
+        cache = {}
+        if reuse_baselines and _baseline_cache().is_file():
+            cache = json.loads(_baseline_cache().read_text())
+        rows = {}
+        for k, (a, b) in enumerate(pairs):
+            fixed, moving = phantom(a), phantom(b)
+            key = f"{a}-{b}"
+            methods = list(METHODS)
+            if k > 0 and key in cache:
+                methods = [m for m in METHODS if m not in ("affine", "bspline")]
+            res = register_pair(fixed, moving, methods, bspline_iterations=20 if quick else None, weights=weights)
+            if k > 0 and key in cache:
+                res.update({m: {**cache[key][m], "cached": True} for m in ("affine", "bspline")})
+            elif not quick:
+                cache[key] = {m: res[m] for m in ("affine", "bspline")}
+                _baseline_cache().parent.mkdir(parents=True, exist_ok=True)
+                _baseline_cache().write_text(json.dumps(cache, indent=1))
+            rows[key] = res
+        if not quick:
+            fixed, moving = real_pair()
+            rows["mni152<-colin27"] = register_pair(fixed, moving, weights=weights)
+    finally:
+        torch.set_num_threads(torch_threads)
+    phantom_keys = [f"{a}-{b}" for a, b in pairs]
+    summary = {m: float(np.mean([rows[k][m]["mean"] for k in phantom_keys])) for m in METHODS
+               if all(m in rows[k] for k in phantom_keys)}
+    first = rows[phantom_keys[0]]
+    speed = first["bspline"]["seconds"] / first["learned"]["seconds"]
+    targets = {
+        "learned_minus_affine": summary["learned"] - summary["affine"],
+        "bspline_minus_learned": summary["bspline"] - summary["learned"],
+        "speedup_vs_bspline_first_pair": speed,
+        "met_affine_plus_0.05": summary["learned"] - summary["affine"] >= 0.05,
+        "met_within_0.03_of_bspline": summary["bspline"] - summary["learned"] <= 0.03,
+        "met_20x": speed >= 20,
+    }
+    return {"pairs": rows, "phantom_mean_dice": summary, "targets": targets, "quick": quick}
+
+
+def _rows(result: dict) -> list[list]:
+    rows = []
+    for key, res in result["pairs"].items():
+        for m in METHODS:
+            if m not in res:
+                continue
+            r = res[m]
+            rows.append([key, m, r["GM"], r["WM"], r["CSF"], r["mean"],
+                         None if m in ("prealign",) else r["seconds"], "yes" if r.get("cached") else ""])
+    return rows
+
+
+def run(quick: bool, device: torch.device) -> dict:
+    """Report section: Dice after registration and time, learned vs SimpleITK (CPU; device unused).
+
+    Quick: one phantom pair, B-spline limited to 20 iterations per level, no real pair.
+    """
+    return section(measure(quick), quick)
+
+
+def section(result: dict, quick: bool) -> dict:
+    """The report section of a :func:`measure` result."""
+    t = result["targets"]
+    s = result["phantom_mean_dice"]
+    notes = [
+        "Held-out phantom pairs (seeds 600-605; training 0-15) at 2 mm, T1w, and the real pair Colin27 (1 mm, "
+        "BET-stripped) -> MNI152 2009a template (2 mm). Dice of GM/WM/CSF labels of the moving subject carried to the "
+        "fixed grid by nearest neighbour. none = no registration (world coordinates as given); prealign = the learned "
+        "method's own fast affine stage alone; affine / bspline = recon.preprocess.register defaults (Mattes MI).",
+        f"Phantom means: affine {s.get('affine', float('nan')):.3f}, learned {s.get('learned', float('nan')):.3f}, "
+        f"bspline {s.get('bspline', float('nan')):.3f}. Targets: learned - affine = {t['learned_minus_affine']:+.3f} "
+        f"(>= 0.05: {t['met_affine_plus_0.05']}), bspline - learned = {t['bspline_minus_learned']:+.3f} "
+        f"(<= 0.03: {t['met_within_0.03_of_bspline']}), B-spline / learned time on the first pair = "
+        f"{t['speedup_vs_bspline_first_pair']:.1f}x (>= 20: {t['met_20x']}); learned time includes its affine "
+        "pre-alignment.",
+        "Times: wall seconds in one process, SimpleITK and torch on 1 thread, on a 2-core CPU shared with other jobs "
+        "(ratios are what to read)." + (" QUICK run: B-spline limited to 20 iterations; not the target measurement."
+                                        if quick else ""),
+    ]
+    return {
+        "title": "Learned registration (VoxelMorph) vs SimpleITK (issue 14)",
+        "tables": [{"caption": "Dice after registration (moving labels on the fixed grid) and seconds per call",
+                    "headers": ["pair", "method", "GM", "WM", "CSF", "mean", "seconds", "cached"],
+                    "rows": _rows(result)}],
+        "figures": [],
+        "notes": notes,
+        "results": result,
+    }
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from benchmarks.common import markdown_table, save_results
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reuse-baselines", action="store_true")
+    parser.add_argument("--weights", default=None, help="registration weights (default: the bundled 'register')")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="only fill the affine/B-spline cache of the pairs after the first")
+    args = parser.parse_args(argv)
+    if args.baselines_only:
+        torch.set_num_threads(1)
+        cache = json.loads(_baseline_cache().read_text()) if _baseline_cache().is_file() else {}
+        for a, b in TEST_PAIRS[1:]:
+            key = f"{a}-{b}"
+            if key not in cache:
+                cache[key] = register_pair(phantom(a), phantom(b), ("affine", "bspline"))
+                _baseline_cache().parent.mkdir(parents=True, exist_ok=True)
+                _baseline_cache().write_text(json.dumps(cache, indent=1))
+            print(key, cache[key])
+        return 0
+    result = measure(args.quick, args.reuse_baselines, args.weights)
+    sec = section(result, args.quick)
+    text = "\n\n".join(sec["notes"]) + "\n\n" + "\n\n".join(
+        f"{t['caption']}\n\n{markdown_table(t['headers'], t['rows'])}" for t in sec["tables"])
+    if not args.quick:
+        folder = save_results("registration", torch.device("cpu"), result, text, sec["title"])
+        print(f"written to {folder}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Reproduce the bundled registration network data/weights/heads/register.pt (issue 14).
+
+Trained on CPU (1 thread) on phantom subjects with seeds 0-15 at 2 mm
+(recon.data.phantom.Subject: new anatomies by random affine + elastic deformation of the
+MNI152 / Colin27 tissue maps; even seeds 3 T, odd seeds 1.5 T), T1-weighted, with their tissue
+labels for the Dice term; validated on seeds 500-501. The held-out scores of the model card come
+from benchmarks/registration.py (phantom seeds 600-605, never trained on, and the real pair
+Colin27 -> MNI152 template).
+
+    python scripts/train_register.py train [--budget 1200] [--steps 4000] [--cache DIR]
+    python scripts/train_register.py card [--quick]   # held-out scores -> data/weights/heads/register.json
+
+Training stops at its step count or its time budget, whichever comes first; the card records
+the steps done and the ``recon train`` command that repeats the run with that step count
+(training is deterministic given the steps, on one thread; the command's data path has no
+labels unless recon.train.tasks_heads.phantom_volumes stores them, so this script passes
+labelled volumes itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recon.data.io import atomic_path  # noqa: E402
+from recon.train.tasks_heads import HeadConfig, train_head  # noqa: E402
+
+OUT = ROOT / "data" / "weights" / "heads"
+TRAIN_SEEDS = list(range(0, 16))
+VAL_SEEDS = [500, 501]
+CONFIG = dict(task="register", source="t1w", chans=16, depth=3, batch_size=1, lr=1e-3, steps=4000,
+              options={"similarity": "ncc", "lambda_smooth": 1.0, "lambda_dice": 1.0, "integration_steps": 7,
+                       "work_voxel": 4.0, "strip_prob": 0.3})
+
+
+def subjects(seeds, cache: Path | None = None) -> list[dict]:
+    """Phantom subjects as ``{"t1w", "labels", "mask", "affine"}`` (2 mm; even seeds 3 T)."""
+    from recon.data.phantom import Subject
+
+    out = []
+    for seed in seeds:
+        path = cache / f"register-{seed}.npz" if cache else None
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                out.append({k: z[k] for k in z.files})
+            continue
+        subject = Subject(seed=int(seed), voxel_size=2.0)
+        item = {"t1w": subject.contrast("t1w", field_strength=3.0 if seed % 2 == 0 else 1.5).volume,
+                "labels": subject.labels, "mask": np.isin(subject.labels, (1, 2, 3)), "affine": subject.affine}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **item)
+        out.append(item)
+    return out
+
+
+def command(config: HeadConfig, steps: int) -> str:
+    o = config.options
+    return (f"recon train --task register --source t1w --chans {config.chans} --depth {config.depth} "
+            f"--batch-size {config.batch_size} --lr {config.lr:g} --steps {steps} --train-data phantom:0-15 "
+            f"--val-data phantom:500-501 --similarity {o['similarity']} --lambda-smooth {o['lambda_smooth']:g} "
+            f"--lambda-dice {o['lambda_dice']:g} --integration-steps {o['integration_steps']} "
+            f"--work-voxel {o['work_voxel']:g} --strip-prob {o['strip_prob']:g} --num-threads 1 "
+            "--output-dir runs/register (with tissue labels: scripts/train_register.py)")
+
+
+def train(args) -> None:
+    cache = Path(args.cache) if args.cache else None
+    run_dir = Path(args.run_dir)
+    config = HeadConfig(**{**CONFIG, "steps": args.steps}, time_budget=args.budget, output_dir=str(run_dir),
+                        val_data="phantom:500-501", train_data="phantom:0-15", num_threads=1, progress=args.progress,
+                        checkpoint_every=100)
+    t0 = time.perf_counter()
+    data = subjects(TRAIN_SEEDS, cache)
+    val = subjects(VAL_SEEDS, cache)
+    logging.info("data ready in %.0f s", time.perf_counter() - t0)
+    result = train_head(config, data=data, val_data=val)
+    card = {"name": "register", "task": "register", "steps": result.steps, "train_seconds": round(result.seconds, 1),
+            "train_data": "phantom:0-15", "validation": result.validation,
+            "command": command(config, result.steps),
+            "train_subjects": "phantom seeds 0-15 (2 mm, T1w; even 3 T, odd 1.5 T) with GM/WM/CSF labels",
+            "machine": "2-core CPU shared with other jobs, 1 thread"}
+    (run_dir / "card.json").write_text(json.dumps(card, indent=1))
+    logging.info("trained %d steps in %.0f s; validation %s", result.steps, result.seconds, result.validation)
+
+
+def card(args) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from benchmarks.registration import measure
+
+    run_dir = Path(args.run_dir)
+    base = json.loads((run_dir / "card.json").read_text())
+    weights = run_dir / "register.pt"
+    shutil.copyfile(weights, OUT / "register.pt")
+    scores = measure(quick=args.quick)
+    base["held_out"] = scores
+    with atomic_path(OUT / "register.json") as tmp:
+        Path(tmp).write_text(json.dumps(base, indent=1))
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--budget", type=float, default=1200.0, help="time budget, seconds")
+    t.add_argument("--steps", type=int, default=CONFIG["steps"])
+    t.add_argument("--cache", default=None, help="folder for the generated phantom volumes")
+    t.add_argument("--run-dir", default="runs/register")
+    t.add_argument("--progress", action="store_true")
+    c = sub.add_parser("card")
+    c.add_argument("--run-dir", default="runs/register")
+    c.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    train(args) if args.cmd == "train" else card(args)
+
+
+if __name__ == "__main__":
+    main()
