@@ -109,33 +109,20 @@ def _pair(gt: object, pred: object) -> tuple[np.ndarray, np.ndarray]:
     return gt, pred
 
 
-def _check_maxval(maxval: object) -> None:
-    if maxval is None:
-        return
-    if isinstance(maxval, torch.Tensor) and maxval.numel() == 1:
-        maxval = maxval.item()
-    if isinstance(maxval, np.ndarray) and maxval.size == 1:
-        maxval = maxval.item()
-    if not isinstance(maxval, numbers.Real) or isinstance(maxval, bool) or not (
-        np.isfinite(maxval) and maxval > 0
-    ):
-        raise ValueError(f"maxval must be None or a positive finite number, got {describe(maxval)}")
-
-
-def _scalar_maxval(maxval: object):
-    """Unwrap a 1-element tensor/array to a numpy scalar, keeping its precision."""
-    if isinstance(maxval, torch.Tensor):
-        return maxval.detach().cpu().numpy().reshape(())[()]
-    if isinstance(maxval, np.ndarray):
-        return maxval.reshape(())[()]
-    return maxval
-
-
 def _data_range(metric: str, gt: np.ndarray, maxval: object):
-    """``maxval`` (checked) or the peak ``gt.max()``, which must be positive."""
-    _check_maxval(maxval)
+    """``maxval`` (a positive finite number; a 1-element tensor or array is unwrapped to a numpy
+    scalar of its precision) or the peak ``gt.max()``, which must be positive."""
     if maxval is not None:
-        return _scalar_maxval(maxval)
+        value = maxval
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.detach().cpu().numpy().reshape(())[()]
+        elif isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(())[()]
+        if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not (
+            np.isfinite(value) and value > 0
+        ):
+            raise ValueError(f"maxval must be None or a positive finite number, got {describe(maxval)}")
+        return value
     peak = gt.max()
     if not peak > 0:
         raise ValueError(

@@ -172,17 +172,8 @@ class _RunFiles:
 
     out_dir: Path
 
-    @property
-    def last(self) -> Path:
-        return self.out_dir / "last.ckpt"
-
-    @property
-    def best(self) -> Path:
-        return self.out_dir / "best.ckpt"
-
-    @property
-    def history(self) -> Path:
-        return self.out_dir / "history.json"
+    def __post_init__(self) -> None:
+        self.last, self.best, self.history = (self.out_dir / n for n in ("last.ckpt", "best.ckpt", "history.json"))
 
     def commit(self, is_best: bool, history: list[dict[str, Any]]) -> None:
         """After ``last.ckpt`` was written: copy it to ``best.ckpt`` when it is the best, rewrite

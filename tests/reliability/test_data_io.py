@@ -122,21 +122,25 @@ def test_atomic_write_gets_the_umask_mode(tmp_path):
 
 
 def test_import_does_not_touch_the_process():
-    """Nothing at import time changes the process: umask, thread count, global RNGs (issue 8)."""
+    """Nothing at import time changes the process (issue 8): importing recon and every one of its
+    modules (``__main__`` aside) neither calls ``os.umask`` nor changes the thread count or the
+    torch / numpy / Python global RNG states."""
     code = (
-        "import os\n"
+        "import os, random, pkgutil, importlib\n"
         "calls = []\n"
         "real = os.umask\n"
         "os.umask = lambda m: calls.append(m) or real(m)\n"
         "import numpy as np, torch\n"
-        "threads, np_state, torch_state = torch.get_num_threads(), np.random.get_state()[1].copy(), torch.get_rng_state()\n"
-        "import recon.data, recon.data.io, recon.masks, recon.metrics, recon.cli\n"
-        "same = threads == torch.get_num_threads() and (np_state == np.random.get_state()[1]).all()\n"
-        "same = same and torch.equal(torch_state, torch.get_rng_state())\n"
-        "print(len(calls), same)\n"
+        "before = torch.get_num_threads(), np.random.get_state()[1].copy(), torch.get_rng_state(), random.getstate()\n"
+        "import recon\n"
+        "names = [m.name for m in pkgutil.walk_packages(recon.__path__, 'recon.') if not m.name.endswith('__main__')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "after = torch.get_num_threads(), np.random.get_state()[1], torch.get_rng_state(), random.getstate()\n"
+        "same = before[0] == after[0] and (before[1] == after[1]).all() and torch.equal(before[2], after[2])\n"
+        "print(len(names) > 30, len(calls), bool(same and before[3] == after[3]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "0 True"
+    assert out.stdout.strip() == "True 0 True", out.stderr[-2000:]
 
 
 def test_remove_stale_temporaries_only_removes_dead_writers_of_this_host(tmp_path):

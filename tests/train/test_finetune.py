@@ -34,8 +34,9 @@ def _params(model):
 
 def test_init_weights_from_a_fastmri_state_dict(corpus, tmp_path):
     fastmri_models = pytest.importorskip("fastmri.models")
-    torch.manual_seed(3)
-    reference = fastmri_models.VarNet(**KWARGS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        reference = fastmri_models.VarNet(**KWARGS)
     path = tmp_path / "varnet_state_dict.pt"
     torch.save(reference.state_dict(), path)
     result = train(_config(corpus, tmp_path / "run", init_weights=str(path), lr=1e-12))

@@ -20,8 +20,7 @@ def _batch(tiny_data):
     return next(iter(loader))
 
 
-def test_one_step_decreases_the_loss(tiny_data):
-    torch.set_num_threads(1)
+def test_one_step_decreases_the_loss(tiny_data, single_thread):
     batch = _batch(tiny_data)
     model = build_model("varnet", TINY_VARNET, seed=0)
     loss_fn = ReconLoss("ssim")
