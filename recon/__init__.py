@@ -8,6 +8,7 @@ call::
     flair = recon.synthesize(t1_volume, source="t1", target="flair")   # image heads
     clean = recon.denoise(noisy_image); slices = recon.generate(8, seed=0)
     thin = recon.super_resolve(thick_slices, (1, 1, 3))   # 3 mm slices -> 1 mm
+    warped, transform = recon.register(fixed, moving)      # VoxelMorph; or method="bspline"
 
 Subpackages: :mod:`recon.ops` (operators), :mod:`recon.masks`, :mod:`recon.metrics`,
 :mod:`recon.data`, :mod:`recon.classical`, :mod:`recon.models`, :mod:`recon.train`,
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"ops", "masks", "metrics", "data", "classical", "models", "heads", "train", "viz", "api", "cli"}
 
-__all__ = ["__version__", "reconstruct", "synthesize", "denoise", "generate", "super_resolve", *sorted(_SUBMODULES - {"api", "cli"})]
+__all__ = ["__version__", "reconstruct", "synthesize", "denoise", "generate", "super_resolve", "register", *sorted(_SUBMODULES - {"api", "cli"})]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,7 +33,7 @@ def __getattr__(name: str) -> Any:
         from recon.api import reconstruct
 
         return reconstruct
-    if name in ("synthesize", "denoise", "generate", "super_resolve"):
+    if name in ("synthesize", "denoise", "generate", "super_resolve", "register"):
         import recon.api
 
         return getattr(recon.api, name)

@@ -25,7 +25,7 @@ from recon.ops.coils import rss_complex, sens_expand
 from recon.ops.fft import ifft2c
 from recon.train.checkpoint import bundled_weights, load_model, resolve_weights
 
-__all__ = ["reconstruct", "synthesize", "denoise", "generate", "super_resolve", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
+__all__ = ["reconstruct", "synthesize", "denoise", "generate", "super_resolve", "register", "METHODS", "DEFAULT_METHOD", "bundled_weights", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -818,3 +818,112 @@ def super_resolve(
     if axes is not None:
         out = out.permute(*[axes.index(a) for a in range(3)])
     return _head_output(out.float().contiguous(), was_numpy, image.device if not was_numpy else None)
+
+
+#: every accepted ``method`` of :func:`register`
+REGISTRATION_METHODS = ("learned", "rigid", "affine", "bspline")
+
+
+def _register_volume(name: str, value: object) -> tuple[np.ndarray, bool]:
+    """A finite real 3-D volume (numpy or torch) as float32 numpy, and whether it was torch."""
+    from recon.preprocess._checks import as_volume
+
+    was_torch = isinstance(value, torch.Tensor)
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.dtype in (np.bool_, torch.bool):
+        raise TypeError(f"{name} must be a real-valued image, got {describe(value)}")
+    volume = as_volume(name, value, dtype=np.float32)
+    if not np.all(np.isfinite(volume)):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    if float(volume.max()) == float(volume.min()):
+        raise ValueError(f"{name} is constant; there is nothing to register")
+    return volume, was_torch
+
+
+def register(
+    fixed: Union[np.ndarray, torch.Tensor],
+    moving: Union[np.ndarray, torch.Tensor],
+    method: str = "learned",
+    *,
+    fixed_affine: Union[np.ndarray, None] = None,
+    moving_affine: Union[np.ndarray, None] = None,
+    weights: Union[str, os.PathLike, None] = None,
+    metric: str = "mutual_information",
+    seed: int = 0,
+    num_threads: int | None = None,
+    device: Union[str, torch.device, None] = None,
+):
+    """Register ``moving`` to ``fixed``: a network (VoxelMorph) or SimpleITK's iterative methods.
+
+    ``method="learned"`` (Balakrishnan et al. 2019): both volumes go to the network's 4 mm
+    working grid, are aligned by a fast affine registration (Mattes mutual information,
+    :func:`recon.heads.registration.prealign`), normalised (99th percentile), and the bundled
+    :class:`~recon.heads.registration.RegistrationNet` predicts a diffeomorphic displacement;
+    the moving image is then resampled once through affine + displacement onto ``fixed``'s grid.
+    ``"rigid"``, ``"affine"``, ``"bspline"`` run :func:`recon.preprocess.register` (multi-resolution,
+    ``metric``; B-spline after an affine stage). Intensities may be on any scale.
+
+    The bundled network was trained on T1-weighted phantom heads at 2 mm
+    (``data/weights/heads/register.json``); same-contrast pairs (T1w to T1w) are what it knows.
+
+    Args:
+        fixed: (X, Y, Z) reference volume (numpy or torch).
+        moving: (X, Y, Z) volume to align to ``fixed``.
+        method: ``"learned"``, ``"rigid"``, ``"affine"`` or ``"bspline"``.
+        fixed_affine, moving_affine: 4x4 voxel-to-world (RAS mm) affines; default 1 mm identity
+            - required when the shapes differ.
+        weights: learned only: None (bundled ``"register"``), a bundled name or a file of
+            ``recon train --task register``.
+        metric: iterative methods: ``"mutual_information"`` or ``"mean_squares"``.
+        seed: seed of SimpleITK's metric sampling (deterministic).
+        num_threads: SimpleITK threads (None: its default).
+        device: where the network runs (default CPU).
+
+    Returns:
+        ``(warped, transform)``: ``moving`` on ``fixed``'s grid (float32, numpy for numpy
+        ``fixed``, torch for torch), and an object with ``.apply(volume, order)`` warping other
+        volumes of the moving subject (``order=0`` for labels): a
+        :class:`~recon.heads.registration.DeformableTransform` (learned) or a
+        :class:`~recon.preprocess.register.RegistrationResult` (iterative).
+
+    Raises:
+        ValueError: unknown method, not 3-D, different shapes without affines, NaN/Inf,
+            a constant volume, weights that are not a registration network.
+        TypeError: not a real array.
+
+    Example:
+        >>> warped, transform = recon.register(fixed_t1, moving_t1, fixed_affine=a1, moving_affine=a2)  # doctest: +SKIP
+        >>> labels_on_fixed = transform.apply(moving_labels, order=0)                                 # doctest: +SKIP
+    """
+    from recon.preprocess._checks import as_affine
+
+    if not isinstance(method, str) or method not in REGISTRATION_METHODS:
+        raise ValueError(f"method must be one of {', '.join(REGISTRATION_METHODS)}; got {method!r}")
+    fixed_data, was_torch = _register_volume("fixed", fixed)
+    moving_data, _ = _register_volume("moving", moving)
+    if fixed_data.shape != moving_data.shape and (fixed_affine is None or moving_affine is None):
+        missing = "fixed_affine" if fixed_affine is None else "moving_affine"
+        raise ValueError(f"{missing} is required: fixed {fixed_data.shape} and moving {moving_data.shape} have "
+                         "different shapes, so both affines (voxel -> world mm) must say where they are")
+    fa = as_affine("fixed_affine", fixed_affine)
+    ma = as_affine("moving_affine", moving_affine)
+    if weights is not None and method != "learned":
+        raise ValueError(f"weights= is only used by method 'learned', not by method {method!r}")
+    if method == "learned":
+        from recon.heads.registration import register_with_network
+        from recon.train.tasks_heads import load_head
+
+        model, config, _ = load_head("register" if weights is None else weights)
+        if config.task != "register":
+            raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a registration network")
+        transform = register_with_network(model, fixed_data, fa, moving_data, ma,
+                                          voxel_size=float(config.options.get("work_voxel", 4.0)),
+                                          num_threads=num_threads,
+                                          device=torch.device(device) if device is not None else "cpu")
+        warped = transform.apply(moving_data, order=1)
+    else:
+        from recon.preprocess import register as iterative
+
+        transform = iterative(fixed_data, moving_data, fixed_affine=fa, moving_affine=ma, transform=method,
+                              metric=metric, seed=seed, num_threads=num_threads)
+        warped = transform.warped
+    return (torch.from_numpy(warped) if was_torch else warped), transform

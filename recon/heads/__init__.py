@@ -3,13 +3,15 @@
 Networks only (tensors in, tensors out; no file I/O): :mod:`recon.heads.synthesis`
 (:class:`~recon.heads.synthesis.ResNet3d`, :class:`~recon.heads.synthesis.UnetSynthesizer`,
 :class:`~recon.heads.synthesis.CycleGAN`), :mod:`recon.heads.gan` (DCGAN and the memorisation
-check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator).
+check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator),
+:mod:`recon.heads.registration` (VoxelMorph network, spatial transformer, NCC; :func:`recon.register`).
 The one-call functions :func:`recon.synthesize`, :func:`recon.denoise` and :func:`recon.generate`
 load the bundled weights (``data/weights/heads/``) and run them.
 """
 
 from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_image, estimate_sigma, rician_floor_correction
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
+from recon.heads.registration import DeformableTransform, RegistrationNet, SpatialTransformer, integrate_velocity, local_ncc, warp
 from recon.heads.synthesis import CycleGAN, ImagePool, PatchDiscriminator, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss, sliding_window_3d
 
 __all__ = [
@@ -17,4 +19,5 @@ __all__ = [
     "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
     "spectrum_distance",
     "DenoisingAutoencoder", "add_rician_noise", "estimate_sigma", "rician_floor_correction", "denoise_image",
+    "RegistrationNet", "SpatialTransformer", "warp", "integrate_velocity", "local_ncc", "DeformableTransform",
 ]
