@@ -9,20 +9,16 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from recon.data import SimulationConfig, simulate_multicoil, write_simulated
+from tests.conftest import make_phantom
 
 TINY_VARNET = {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1}
 
 
 def _phantoms(rng: np.random.Generator, slices: int, size: int = 32) -> np.ndarray:
-    """Smooth random blobs inside a disc: positive magnitude images."""
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    disc = (yy**2 + xx**2) < (0.42 * size) ** 2
-    out = []
-    for _ in range(slices):
-        image = gaussian_filter(rng.random((size, size)), 2.0) * disc
-        image[size // 3 : size // 2, size // 3 : 2 * size // 3] += 0.5
-        out.append(image * disc)
-    return np.stack(out).astype(np.float32)
+    """The shared phantom's magnitude (tests/conftest.py) times a random smooth texture per slice:
+    positive images that differ from slice to slice and volume to volume."""
+    base = np.abs(make_phantom(size, size, 1, noise=0.0).image)
+    return np.stack([base * (0.5 + gaussian_filter(rng.random((size, size)), 2.0)) for _ in range(slices)]).astype(np.float32)
 
 
 def write_tiny_split(folder: Path, seed: int, volumes: int = 3, slices: int = 2) -> Path:
