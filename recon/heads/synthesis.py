@@ -42,6 +42,7 @@ __all__ = [
     "ResidualBlock3d",
     "ResNet3d",
     "UnetSynthesizer",
+    "LocalSynthesizer",
     "PatchDiscriminator",
     "ImagePool",
     "CycleGAN",
@@ -116,8 +117,9 @@ class UnetSynthesizer(nn.Module):
     """2-D U-Net from slices of one contrast to slices of another.
 
     A thin wrapper of :class:`recon.models.Unet` (its conv blocks, instance norm and
-    LeakyReLU; any height and width) that checks the input and, with ``residual=True``,
-    adds the input to the output (useful when source and target look alike).
+    LeakyReLU) that checks the input, zero-pads it at the bottom and right to a multiple of
+    ``2 ** num_pool_layers`` (any height and width; the output is cropped back) and, with
+    ``residual=True``, adds the input to the output (useful when source and target look alike).
 
     Args:
         in_chans: input channels.
@@ -145,8 +147,56 @@ class UnetSynthesizer(nn.Module):
         check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (UnetSynthesizer works on 2-D slices)")
         if image.shape[1] != self.in_chans:
             raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
-        out = self.unet(image)
+        H, W = image.shape[-2:]
+        m = 2 ** self.num_pool_layers
+        # zero-pad bottom/right to a multiple of 2^pools (as in training) and crop back: the
+        # U-Net's own odd-size handling (reflect-padding of up-sampled maps) gives different,
+        # worse outputs at sizes the network was not trained on
+        padded = F.pad(image, (0, (-W) % m, 0, (-H) % m)) if (H % m or W % m) else image
+        out = self.unet(padded)[..., :H, :W]
         return out + image[:, : self.out_chans] if self.residual else out
+
+
+class LocalSynthesizer(nn.Module):
+    """A small-receptive-field translator: each output pixel sees a ``(2 k + 1)^2`` neighbourhood.
+
+    ``num_layers`` 3x3 convolutions (``k = num_layers``) with LeakyReLU, then two 1x1
+    convolutions: no down-sampling, so it cannot move or invent structure - it maps each pixel's
+    local intensity pattern (tissue and partial volume) to the other contrast. Used as the
+    CycleGAN generator for unpaired contrast translation, where a U-Net with its large receptive
+    field can fool the discriminator with invented anatomy long before it learns the contrast
+    mapping (on a CPU budget of a few thousand steps it does).
+
+    Args:
+        in_chans: input channels.
+        out_chans: output channels.
+        chans: feature channels.
+        num_layers: 3x3 convolution layers (receptive field ``2 num_layers + 1`` pixels).
+
+    Example:
+        >>> LocalSynthesizer(chans=8)(torch.zeros(1, 1, 20, 24)).shape
+        torch.Size([1, 1, 20, 24])
+    """
+
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 32, num_layers: int = 2) -> None:
+        super().__init__()
+        for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans), ("num_layers", num_layers)):
+            check_int(name, value)
+        self.in_chans, self.out_chans, self.chans, self.num_layers = in_chans, out_chans, chans, num_layers
+        layers: list[nn.Module] = []
+        ch = in_chans
+        for _ in range(num_layers):
+            layers += [nn.Conv2d(ch, chans, 3, padding=1, padding_mode="replicate"), nn.LeakyReLU(0.2)]
+            ch = chans
+        layers += [nn.Conv2d(chans, chans, 1), nn.LeakyReLU(0.2), nn.Conv2d(chans, out_chans, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
+        check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (LocalSynthesizer works on 2-D slices)")
+        if image.shape[1] != self.in_chans:
+            raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
+        return self.net(image)
 
 
 class PatchDiscriminator(nn.Module):
@@ -257,7 +307,8 @@ class ImagePool:
 class CycleGAN(nn.Module):
     """CycleGAN for unpaired translation between contrasts ``A`` and ``B`` (2-D slices).
 
-    Generators ``g_ab: A -> B`` and ``g_ba: B -> A`` (:class:`UnetSynthesizer`), discriminators
+    Generators ``g_ab: A -> B`` and ``g_ba: B -> A`` (:class:`UnetSynthesizer`, or
+    :class:`LocalSynthesizer` with ``generator_arch="local"``), discriminators
     ``d_a``, ``d_b`` (:class:`PatchDiscriminator`). Losses (Zhu et al. 2017, least-squares GAN):
 
     * generators: ``LS(d_b(g_ab(a)), real) + LS(d_a(g_ba(b)), real)
@@ -274,6 +325,9 @@ class CycleGAN(nn.Module):
         lambda_identity: identity weight relative to ``lambda_cycle`` (0.5 in the paper; 0 off).
         pool_size: :class:`ImagePool` size (50 in the paper).
         generator: ``torch.Generator`` for the pools.
+        generator_arch: ``"unet"`` (:class:`UnetSynthesizer` with ``chans`` and
+            ``num_pool_layers``) or ``"local"`` (:class:`LocalSynthesizer` with ``chans`` and
+            ``num_pool_layers`` 3x3 layers).
 
     Example:
         >>> model = CycleGAN(chans=8, num_pool_layers=2, disc_chans=8)
@@ -284,13 +338,19 @@ class CycleGAN(nn.Module):
 
     def __init__(self, chans: int = 16, num_pool_layers: int = 3, disc_chans: int = 32, disc_layers: int = 3,
                  lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, generator_arch: str = "unet") -> None:
         super().__init__()
         for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        self.g_ab = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
-        self.g_ba = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
+        if generator_arch == "unet":
+            self.g_ab = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
+            self.g_ba = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
+        elif generator_arch == "local":
+            self.g_ab = LocalSynthesizer(chans=chans, num_layers=num_pool_layers)
+            self.g_ba = LocalSynthesizer(chans=chans, num_layers=num_pool_layers)
+        else:
+            raise ValueError(f"generator_arch must be 'unet' or 'local', got {generator_arch!r}")
         self.d_a = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
         self.d_b = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
         self.lambda_cycle = float(lambda_cycle)

@@ -173,7 +173,10 @@ class SynthesisTask(HeadTask):
 
 class CycleGANTask(HeadTask):
     """Unpaired ``source <-> target`` CycleGAN on 2-D slices (weight name
-    ``cyclegan-<source>-<target>``; ships the two generators).
+    ``cyclegan-<source>-<target>``; ships the two generators). ``arch``: the generators,
+    ``"unet"`` (:class:`~recon.heads.synthesis.UnetSynthesizer`, ``depth`` pools) or ``"local"``
+    (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers); ``--disc-chans``
+    the discriminators' width (default ``chans``).
 
     The training subjects are split in halves: source slices from the first half, target
     slices from the second (no subject contributes both). Each step: one generator update
@@ -181,8 +184,16 @@ class CycleGANTask(HeadTask):
     then one discriminator update on images from the :class:`~recon.heads.synthesis.ImagePool`.
     """
 
+    ARCHS = ("unet", "local")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--disc-chans", type=int, default=None, help="discriminator channels (default --chans)")
+
     def check(self) -> None:
         c = self.config
+        if c.arch not in self.ARCHS:
+            raise ValueError(f"arch must be one of {list(self.ARCHS)} for task {c.task!r} (the generators), got {c.arch!r}")
         if c.source == c.target:
             raise ValueError(f"source and target must differ, got {c.source!r} twice")
         if isinstance(c.lambda_identity, bool) or not isinstance(c.lambda_identity, (int, float)) or c.lambda_identity < 0:
@@ -196,8 +207,9 @@ class CycleGANTask(HeadTask):
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return CycleGAN(chans=c.chans, num_pool_layers=c.depth, disc_chans=c.chans, lambda_identity=c.lambda_identity,
-                        generator=torch.Generator().manual_seed(c.seed + 1))
+        return CycleGAN(chans=c.chans, num_pool_layers=c.depth, disc_chans=c.options.get("disc_chans") or c.chans,
+                        lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
+                        generator_arch=c.arch)
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})

@@ -178,3 +178,31 @@ def test_sliding_window_checks():
         sliding_window_3d(torch.nn.Identity(), torch.zeros(1, 8, 8, 8), patch_size=4, overlap=4)
     with pytest.raises(ValueError, match="volume must be a 4-D"):
         sliding_window_3d(torch.nn.Identity(), torch.zeros(8, 8))
+
+
+def test_unet_synthesizer_pads_like_training():
+    """An odd-sized slice gives the crop of the output on its zero-padded (multiple of 2^pools) copy,
+    the layout the training loop uses."""
+    torch.manual_seed(0)
+    net = UnetSynthesizer(chans=4, num_pool_layers=3).eval()
+    x = torch.rand(1, 1, 30, 37)
+    padded = torch.nn.functional.pad(x, (0, 3, 0, 2))  # -> 32 x 40
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net.unet(padded)[..., :30, :37])
+
+
+def test_local_synthesizer_receptive_field_and_checks():
+    from recon.heads.synthesis import LocalSynthesizer
+
+    net = LocalSynthesizer(chans=4, num_layers=2)
+    x = torch.zeros(1, 1, 21, 21, requires_grad=True)
+    net(x)[0, 0, 10, 10].backward()
+    touched = (x.grad[0, 0] != 0).nonzero()
+    # 2 layers of 3x3: each output pixel sees exactly the 5 x 5 neighbourhood
+    assert touched[:, 0].min() >= 8 and touched[:, 0].max() <= 12 and touched[:, 1].min() >= 8 and touched[:, 1].max() <= 12
+    with pytest.raises(ValueError, match="image must be a 4-D tensor"):
+        net(torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="generator_arch must be"):
+        CycleGAN(chans=4, generator_arch="resnet")
+    model = CycleGAN(chans=4, num_pool_layers=2, disc_chans=4, generator_arch="local")
+    assert isinstance(model.g_ab, LocalSynthesizer)
