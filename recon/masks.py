@@ -475,10 +475,22 @@ class _VariableDensityMaskFunc(MaskFunc):
             raise ValueError(f"std must be a positive finite number, got {describe(std)}")
         self.std = float(std)
 
-    def _mask_2d_shape(self, shape: Sequence[int]) -> list:
+    def _draw_center_block(self, shape: Sequence[int]) -> Tuple[np.ndarray, int, int, float]:
+        """Draw ``(center_fraction, acceleration)``; return the fully sampled centre block as an
+        ``(H, W)`` 0/1 mask, its number of rows and columns, and the acceleration."""
+        num_rows, num_cols = shape[-3], shape[-2]
+        center_fraction, acceleration = self.choose_acceleration()
+        low_rows, num_low = round(num_rows * center_fraction), round(num_cols * center_fraction)
+        center = np.zeros((num_rows, num_cols), dtype=np.float32)
+        center[_center_slice(num_rows, low_rows), _center_slice(num_cols, num_low)] = 1
+        return center, low_rows, num_low, acceleration
+
+    @staticmethod
+    def _plane_masks(shape: Sequence[int], center: np.ndarray, accel: np.ndarray, num_low: int):
+        """``(center, accel, num_low)`` with the ``(H, W)`` masks as tensors of ``len(shape)`` dims."""
         view = [1] * len(shape)
         view[-3], view[-2] = shape[-3], shape[-2]
-        return view
+        return torch.from_numpy(center.reshape(view)), torch.from_numpy(accel.reshape(view)), num_low
 
 
 class GaussianMaskFunc1D(_VariableDensityMaskFunc):
@@ -528,12 +540,8 @@ class GaussianMaskFunc2D(_VariableDensityMaskFunc):
     _two_d = True
 
     def sample_mask(self, shape, offset):
-        num_rows, num_cols = shape[-3], shape[-2]
-        center_fraction, acceleration = self.choose_acceleration()
-        low_rows = round(num_rows * center_fraction)
-        num_low = round(num_cols * center_fraction)
-        center = np.zeros((num_rows, num_cols), dtype=np.float32)
-        center[_center_slice(num_rows, low_rows), _center_slice(num_cols, num_low)] = 1
+        center, low_rows, num_low, acceleration = self._draw_center_block(shape)
+        num_rows, num_cols = center.shape
         rows, cols = np.meshgrid(np.arange(num_rows), np.arange(num_cols), indexing="ij")
         dy = (rows - num_rows // 2) / (self.std * num_rows)
         dx = (cols - num_cols // 2) / (self.std * num_cols)
@@ -545,12 +553,7 @@ class GaussianMaskFunc2D(_VariableDensityMaskFunc):
         chosen = _weighted_sample_without_replacement(self.rng, log_weights, count)
         accel = np.zeros(num_rows * num_cols, dtype=np.float32)
         accel[candidates[chosen]] = 1
-        view = self._mask_2d_shape(shape)
-        return (
-            torch.from_numpy(center.reshape(view)),
-            torch.from_numpy(accel.reshape(view)),
-            num_low,
-        )
+        return self._plane_masks(shape, center, accel, num_low)
 
 
 class PoissonDiscMaskFunc2D(_VariableDensityMaskFunc):
@@ -582,19 +585,13 @@ class PoissonDiscMaskFunc2D(_VariableDensityMaskFunc):
     max_attempts = 30
 
     def sample_mask(self, shape, offset):
-        num_rows, num_cols = shape[-3], shape[-2]
-        center_fraction, acceleration = self.choose_acceleration()
-        low_rows = round(num_rows * center_fraction)
-        num_low = round(num_cols * center_fraction)
+        center, low_rows, num_low, acceleration = self._draw_center_block(shape)
         kernel_seed = int(self.rng.randint(0, 2**31 - 1))
-        center = np.zeros((num_rows, num_cols), dtype=np.float32)
-        center[_center_slice(num_rows, low_rows), _center_slice(num_cols, num_low)] = 1
         if acceleration <= 1:
-            accel = np.ones((num_rows, num_cols), dtype=np.float32)
+            accel = np.ones_like(center)
         else:
-            accel = self._search(num_rows, num_cols, low_rows, num_low, center, acceleration, kernel_seed)
-        view = self._mask_2d_shape(shape)
-        return torch.from_numpy(center.reshape(view)), torch.from_numpy(accel.reshape(view)), num_low
+            accel = self._search(*center.shape, low_rows, num_low, center, acceleration, kernel_seed)
+        return self._plane_masks(shape, center, accel, num_low)
 
     def _search(self, num_rows, num_cols, low_rows, num_low, center, acceleration, kernel_seed):
         try:  # sigpy's numba kernel; imported lazily (numba is a heavy import)
