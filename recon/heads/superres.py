@@ -75,6 +75,7 @@ __all__ = [
     "kspace_zero_pad",
     "image_degrade",
     "cubic_upsample",
+    "interpolate",
     "voxel_shuffle",
     "MultiScaleFusionBlock",
     "MultiScaleFusionSR",
@@ -147,6 +148,12 @@ def crop_to_multiple(image: torch.Tensor, scale: object, spatial_dims: int | Non
     return image[tuple(index)]
 
 
+def _check_multiple(sizes: tuple[int, ...], s: tuple[int, ...]) -> None:
+    if any(n % f for n, f in zip(sizes, s)):
+        raise ValueError(f"image size {sizes} must be a multiple of scale {s} along every axis "
+                         "(crop first, e.g. crop_to_multiple)")
+
+
 def _fft(data: torch.Tensor, d: int, inverse: bool) -> torch.Tensor:
     if d == 2:
         return ifft2c(data) if inverse else fft2c(data)
@@ -205,10 +212,7 @@ def kspace_truncate(image: torch.Tensor, scale: object, *, spatial_dims: int | N
     image, s = _spatial(image, scale, spatial_dims)
     d = len(s)
     sizes = tuple(image.shape[-d:])
-    for n, f in zip(sizes, s):
-        if n % f:
-            raise ValueError(f"image size {sizes} must be a multiple of scale {s} along every axis "
-                             "(crop first, e.g. crop_to_multiple)")
+    _check_multiple(sizes, s)
     work = image.double() if image.dtype == torch.float64 else image.float()
     k = _fft(torch.stack([work, torch.zeros_like(work)], -1), d, inverse=False)
     norm = 1.0
@@ -298,10 +302,7 @@ def image_degrade(image: torch.Tensor, scale: object, *, fwhm: float | Sequence[
     image, s = _spatial(image, scale, spatial_dims)
     d = len(s)
     sizes = tuple(image.shape[-d:])
-    for n, f in zip(sizes, s):
-        if n % f:
-            raise ValueError(f"image size {sizes} must be a multiple of scale {s} along every axis "
-                             "(crop first, e.g. crop_to_multiple)")
+    _check_multiple(sizes, s)
     widths = [0.0] * d if fwhm is None else ([float(fwhm)] * d if isinstance(fwhm, (int, float)) else [float(w) for w in fwhm])
     if len(widths) != d or any(not math.isfinite(w) or w < 0 for w in widths):
         raise ValueError(f"fwhm must be None, a number >= 0 or {d} numbers >= 0, got {fwhm!r}")
@@ -359,6 +360,18 @@ def cubic_upsample(image: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
         if f > 1:
             x = _cubic_axis(x, f, 2 + axis)
     return x
+
+
+def interpolate(lr: torch.Tensor, scale: Sequence[int] | int, method: str = "cubic") -> torch.Tensor:
+    """``(B, C, *n)`` -> ``(B, C, *(s n))`` by :func:`cubic_upsample` (``"cubic"``) or
+    :func:`kspace_zero_pad` (``"zero_fill"``), 2-D or 3-D."""
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {method!r}")
+    d = lr.ndim - 2
+    s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, d)
+    if method == "cubic":
+        return cubic_upsample(lr, s)
+    return kspace_zero_pad(lr, s, spatial_dims=d)
 
 
 def voxel_shuffle(x: torch.Tensor, scale: Sequence[int]) -> torch.Tensor:
@@ -475,10 +488,7 @@ class MultiScaleFusionSR(nn.Module):
     def interpolate(self, lr: torch.Tensor, scale: Sequence[int] | int) -> torch.Tensor:
         """``(B, 1, *n)`` -> ``(B, 1, *(s n))`` by the network's interpolation (no learned part)."""
         self._check("lr", lr)
-        s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, self.dims)
-        if self.interpolation == "cubic":
-            return cubic_upsample(lr, s)
-        return kspace_zero_pad(lr, s, spatial_dims=self.dims)
+        return interpolate(lr, scale, self.interpolation)
 
     def refine(self, up: torch.Tensor) -> torch.Tensor:
         """The learned residual on an interpolated ``(B, 1, *N)`` image: ``up + tail(blocks(ReLU(head(up))))``

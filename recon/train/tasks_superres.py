@@ -1,12 +1,25 @@
 """Training of the super-resolution heads: ``recon train --task superres | srgan``.
 
-High-resolution (HR) truth: phantom subjects of :mod:`recon.data.phantom` at 1 mm
-(``phantom:A-B``, every contrast - T1w, T2w, FLAIR, PD - of each anatomy) or a folder of NIfTI
-volumes; each volume is divided by its foreground mean (mean of the voxels above the mean).
-Low resolution (LR) is simulated from the HR volume as a whole, once per training scale, the MRI
-way (:func:`recon.heads.superres.kspace_truncate`, default) or the image way
-(:func:`recon.heads.superres.image_degrade`), so training patches are aligned LR/HR crops of the
-same volume (LR voxel ``j`` <-> HR voxels ``s j .. s j + s - 1``).
+Two entry points share the data preparation and the losses here:
+
+* :class:`SuperresTask` / :class:`SRGANTask` - the head-task interface of
+  :mod:`recon.train.tasks_heads` (registered as ``superres`` and ``srgan``): ``recon train
+  --task superres ...`` runs them in :func:`~recon.train.tasks_heads.train_head` (checkpoints,
+  resume, torchrun, AMP) and writes head weight files (``recon-head-1``);
+* :func:`train_superres` with a :class:`SuperresConfig` - the scripted trainer that reads
+  phantom subjects at **1 mm** (``load_data`` of the head loop gives 2 mm phantoms) and made the
+  bundled networks (``scripts/train_superres.py``; ``recon-superres-1`` files).
+
+:func:`load_superres` reads both kinds; :func:`select_superres` picks the bundled network for a
+scale (:func:`recon.super_resolve`).
+
+High-resolution (HR) truth: phantom subjects of :mod:`recon.data.phantom` (``phantom:A-B``,
+every contrast - T1w, T2w, FLAIR, PD - of each anatomy) or NIfTI volumes; each volume divided by
+its foreground mean (mean of the voxels above the mean) and cropped to the head. Low resolution
+(LR) is simulated from each whole volume once per training scale, the MRI way
+(:func:`recon.heads.superres.kspace_truncate`, default) or the image way
+(:func:`recon.heads.superres.image_degrade`); the fusion network's input is the whole LR image
+interpolated to the HR grid, so training patches are aligned crops of the same volume.
 
 * ``--task superres --dims 2``: :class:`~recon.heads.superres.MultiScaleFusionSR` on axial
   slices (in-plane scales such as ``--scales 2``), random flips and transposes;
@@ -16,14 +29,10 @@ same volume (LR voxel ``j`` <-> HR voxels ``s j .. s j + s - 1``).
   content loss only (an MSE network), then content + ``--adv-weight`` x adversarial with the
   discriminator trained alternately.
 
-Checkpoints ``OUTPUT_DIR/last.ckpt`` (atomic, resumed), history ``history.json``, weights
-``OUTPUT_DIR/<name>.pt`` (float16, with the config and a card) loadable by :func:`load_superres`
-and :func:`recon.super_resolve`.
-
 Example::
 
-    recon train --task superres --dims 2 --scales 2 --train-data phantom:0-11 --steps 3000 \\
-        --output-dir runs/sr2d-x2 --num-threads 1
+    recon train --task superres --dims 2 --scales 2 --chans 32 --depth 4 --patch-size 48 \
+        --train-data phantom:0-5 --steps 3000 --output-dir runs/sr2d-x2 --num-threads 1
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads.superres import (
-    INTERPOLATIONS, SRGAN3d, MultiScaleFusionSR, check_scale, image_degrade, kspace_truncate,
+    INTERPOLATIONS, SRGAN3d, MultiScaleFusionSR, check_scale, image_degrade, interpolate, kspace_truncate,
 )
+from recon.train.tasks_heads import HeadConfig, HeadTask, StepRunner
 
 __all__ = [
     "TASKS",
@@ -58,7 +68,8 @@ __all__ = [
     "parse_scales",
     "available_superres",
     "select_superres",
-    "main",
+    "SuperresTask",
+    "SRGANTask",
 ]
 
 logger = logging.getLogger("recon.train")
@@ -66,6 +77,7 @@ logger = logging.getLogger("recon.train")
 #: training tasks of this module
 TASKS: tuple[str, ...] = ("superres", "srgan")
 FORMAT = "recon-superres-1"
+HEAD_FORMAT = "recon-head-1"  # recon.train.tasks_heads.FORMAT
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
 
 
@@ -233,6 +245,14 @@ def load_superres(weights: str | Path, device: torch.device | str = "cpu") -> tu
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise ValueError(f"weights {str(path)!r} cannot be read as a super-resolution weight file: {err}") from err
+    if isinstance(blob, dict) and blob.get("format") == HEAD_FORMAT:  # written by recon train --task superres|srgan
+        from recon.train.tasks_heads import load_head, task_class
+
+        head_config = blob.get("config", {})
+        if head_config.get("task") not in TASKS:
+            raise ValueError(f"weights {str(path)!r} are a {head_config.get('task')!r} head, not a super-resolution network")
+        module, config, card = load_head(path, device)
+        return module, task_class(config.task)(config).sr, card
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"weights {str(path)!r} is not a recon super-resolution weight file (format {FORMAT!r})")
     config = _config_from_dict(blob["config"])
@@ -321,7 +341,7 @@ def superres_volumes(spec: str, contrasts: Sequence[str] = CONTRASTS, cache: str
     ``spec``: ``phantom:A-B`` (1 mm phantom subjects, one volume per contrast) or a folder of
     ``.nii``/``.nii.gz`` volumes (searched recursively).
     """
-    from recon.train.tasks_heads import _parse_seeds, normalise_volume, phantom_volumes
+    from recon.train.tasks_heads import _parse_seeds, phantom_volumes
 
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"train_data must be 'phantom:A-B' or a folder, got {spec!r}")
@@ -341,13 +361,17 @@ def superres_volumes(spec: str, contrasts: Sequence[str] = CONTRASTS, cache: str
         for p in files:
             vol, _, _ = load_nifti(p)
             raw.append(np.asarray(vol, dtype=np.float32).squeeze())
-    out = []
-    for vol in raw:
-        v, _ = normalise_volume(vol)
-        idx = np.nonzero(v > 0.05 * v.max())
-        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
-        out.append(np.ascontiguousarray(v[box]))
-    return out
+    return [_normalised_box(vol) for vol in raw]
+
+
+def _normalised_box(volume: np.ndarray) -> np.ndarray:
+    """``volume`` / its foreground mean, cropped to the box of the voxels above 5 % of its maximum."""
+    from recon.train.tasks_heads import normalise_volume
+
+    v, _ = normalise_volume(volume)
+    idx = np.nonzero(v > 0.05 * v.max())
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+    return np.ascontiguousarray(v[box])
 
 
 def _degrade(config: SuperresConfig, hr: torch.Tensor, scale: tuple[int, ...]) -> torch.Tensor:
@@ -364,8 +388,7 @@ class _Pairs:
     the LR image. 3-D arrays are kept in float16 (memory), batches are float32.
     """
 
-    def __init__(self, config: SuperresConfig, volumes: list[np.ndarray], generator: torch.Generator,
-                 model: nn.Module) -> None:
+    def __init__(self, config: SuperresConfig, volumes: list[np.ndarray], generator: torch.Generator) -> None:
         self.c, self.g = config, generator
         self.on_hr_grid = config.task == "superres"
         store = torch.float16 if config.dims == 3 else torch.float32
@@ -393,7 +416,7 @@ class _Pairs:
                 if self.on_hr_grid:
                     with torch.no_grad():
                         batch = lr[:, None] if config.dims == 2 else lr[None, None]
-                        up = model.interpolate(batch, s)
+                        up = interpolate(batch, s, config.interpolation)
                         lr = up[:, 0] if config.dims == 2 else up[0, 0]
                 inputs[s] = lr.to(store).contiguous()
             self.items.append({"hr": t.to(store), "input": inputs})
@@ -403,9 +426,11 @@ class _Pairs:
     def _int(self, high: int) -> int:
         return int(torch.randint(max(high, 1), (), generator=self.g))
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    def batch(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
         """``(input, hr, scale)``: input ``(B, 1, *p)`` (HR grid for the fusion network, LR for the
-        SRGAN), hr ``(B, 1, *P)``."""
+        SRGAN), hr ``(B, 1, *P)``; drawn with ``generator`` (default the one given at construction)."""
+        if generator is not None:
+            self.g = generator
         c = self.c
         s = c.scales[self._int(len(c.scales))]
         grid = (1,) * c.dims if self.on_hr_grid else s
@@ -522,7 +547,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
             target = model.g if config.task == "srgan" else model
             target.load_state_dict(init.state_dict())
         generator = torch.Generator().manual_seed(config.seed)
-        pairs = _Pairs(config, volumes, generator, model)
+        pairs = _Pairs(config, volumes, generator)
         opt = _optimisers(config, model)
         step, history, elapsed0 = 0, [], 0.0
         ckpt_path = out / "last.ckpt"
@@ -582,67 +607,114 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
         torch.set_num_threads(threads)
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- the head-task interface
 
-def build_parser(prog: str = "recon train"):
-    """Parser of ``recon train --task superres|srgan``."""
-    from recon.train.cli_args import OneLineParser
-
-    d = SuperresConfig()
-    p = OneLineParser(prog=prog, description="Train a super-resolution network (multi-scale fusion CNN or 3-D SRGAN).")
-    p.add_argument("--task", required=True, choices=TASKS)
-    p.add_argument("--dims", type=int, choices=(2, 3), default=None, help="2: slices, 3: volumes (srgan: 3)")
-    p.add_argument("--scales", nargs="+", default=["2"], metavar="S",
-                   help="training scales: ints (isotropic) or per-axis like 1,1,3 (default: 2)")
-    p.add_argument("--degradation", choices=("kspace", "image"), default=d.degradation,
-                   help="low resolution by k-space truncation (default) or blur + block average")
-    p.add_argument("--train-data", default=d.train_data, help="'phantom:A-B' (1 mm) or a folder of NIfTI volumes")
-    p.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
-    p.add_argument("--output-dir", default=d.output_dir)
-    p.add_argument("--name", default=None, help="weight-file name (default from task, dims, scales)")
-    p.add_argument("--data-cache", default=None, help="folder for generated phantom volumes (.npz)")
-    for name in ("chans", "num_blocks", "disc_chans", "pretrain_steps", "steps", "batch_size", "patch_size", "seed",
-                 "num_threads"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    p.add_argument("--kernel-sizes", type=int, nargs="+", default=None)
-    p.add_argument("--interpolation", choices=INTERPOLATIONS, default=d.interpolation,
-                   help="fusion network's base: zero_fill (sinc, default) or cubic")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--adv-weight", type=float, default=d.adv_weight)
-    p.add_argument("--init-from", default=None, help="initial weights (a weight file of the same network)")
-    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUTPUT_DIR/last.ckpt exists")
-    p.add_argument("--progress", action="store_true")
-    return p
+#: task options (``config.options``) -> SuperresConfig fields
+_OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
+            "pretrain_steps")
 
 
-def config_from_argv(argv: Sequence[str]) -> SuperresConfig:
-    """A :class:`SuperresConfig` from ``recon train --task superres|srgan`` arguments."""
-    args = build_parser().parse_args(list(argv))
-    kwargs = {k: v for k, v in vars(args).items() if k != "no_resume"}
-    kwargs["resume"] = not args.no_resume
-    kwargs["dims"] = args.dims if args.dims is not None else (3 if args.task == "srgan" else 2)
-    kwargs["scales"] = parse_scales(args.scales, kwargs["dims"])
-    kwargs["contrasts"] = tuple(args.contrasts)
-    if args.kernel_sizes is not None:
-        kwargs["kernel_sizes"] = tuple(args.kernel_sizes)
-    return SuperresConfig(**kwargs)
+class SuperresTask(HeadTask):
+    """``recon train --task superres``: the multi-scale fusion CNN (:class:`~recon.heads.superres.MultiScaleFusionSR`)
+    through :func:`recon.train.tasks_heads.train_head` (checkpoints, resume, torchrun, AMP, validation).
+
+    HeadConfig fields used: ``chans``, ``depth`` (fusion blocks), ``batch_size``, ``patch_size`` (HR
+    patch side), ``lr``, ``seed``, ``train_data``; options (own flags): ``--dims``, ``--scales``,
+    ``--degradation``, ``--interpolation``, ``--kernel-sizes``, ``--contrasts``. Training volumes
+    are every listed contrast of each subject (``phantom:A-B`` gives the 2 mm phantoms of
+    :func:`~recon.train.tasks_heads.load_data`; the bundled networks were trained on 1 mm ones by
+    ``scripts/train_superres.py``), each divided by its foreground mean.
+    """
+
+    task_name = "superres"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        d = SuperresConfig()
+        parser.add_argument("--dims", type=int, choices=(2, 3), default=None, help="2: slices, 3: volumes (srgan: 3)")
+        parser.add_argument("--scales", nargs="+", default=["2"], metavar="S",
+                            help="training scales: ints (isotropic) or per-axis like 1,1,3 (default: 2)")
+        parser.add_argument("--degradation", choices=("kspace", "image"), default=d.degradation,
+                            help="low resolution by k-space truncation (default) or block averaging")
+        parser.add_argument("--interpolation", choices=INTERPOLATIONS, default=d.interpolation,
+                            help="fusion network's base: zero_fill (sinc, default) or cubic")
+        parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
+        parser.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
+        parser.add_argument("--disc-chans", type=int, default=d.disc_chans, help="srgan discriminator channels")
+        parser.add_argument("--adv-weight", type=float, default=d.adv_weight, help="srgan adversarial weight")
+        parser.add_argument("--pretrain-steps", type=int, default=d.pretrain_steps,
+                            help="srgan: content-only steps before the adversarial ones")
+
+    def sr_config(self) -> SuperresConfig:
+        """The :class:`SuperresConfig` equivalent of this run (validates the options)."""
+        c, o = self.config, self.config.options
+        dims = o.get("dims") or (3 if self.task_name == "srgan" else 2)
+        scales = o.get("scales", ["2"])
+        scales = parse_scales(scales, dims) if all(isinstance(x, str) for x in scales) else \
+            [check_scale(tuple(x) if isinstance(x, list) else x, dims, "scales") for x in scales]
+        kw = {k: o[k] for k in _OPTIONS if k in o and o[k] is not None and k not in ("dims", "scales")}
+        for key in ("kernel_sizes", "contrasts"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return SuperresConfig(task=self.task_name, dims=dims, scales=scales, chans=c.chans, num_blocks=c.depth,
+                              batch_size=c.batch_size, patch_size=c.patch_size, lr=c.lr, seed=c.seed, steps=c.steps,
+                              train_data=c.train_data, **kw)
+
+    def check(self) -> None:
+        self.sr = self.sr_config()
+
+    def contrasts(self) -> list[str]:
+        return list(self.sr.contrasts)
+
+    def weight_name(self) -> str:
+        return self.sr.weight_name
+
+    def build_model(self) -> nn.Module:
+        return build_superres(self.sr)
+
+    def shipped_module(self, model: nn.Module) -> nn.Module:
+        return _shipped(self.sr, model)
+
+    def optimisers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        return _optimisers(self.sr, model)
+
+    def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
+        arrays = [_normalised_box(item[c]) for item in volumes for c in self.sr.contrasts if c in item]
+        self.pairs = _Pairs(self.sr, arrays, torch.Generator().manual_seed(self.sr.seed))
+
+    def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
+        x, hr, s = self.pairs.batch(run.generator)
+        x, hr = x.to(run.device), hr.to(run.device)
+        with run.autocast():
+            loss = F.mse_loss(model.refine(x).float(), hr)
+        return {"loss": run.optimise(loss, "model")}
 
 
-def main(argv: Sequence[str]) -> int:
-    """``recon train --task superres|srgan``: train, log where the weights went; 0 or 2 (one-line error)."""
-    try:
-        config = config_from_argv(argv)
-        result = train_superres(config)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
-    logger.info("done: %d steps in %.0f s, weights %s", result.steps, result.seconds, result.weights)
-    return 0
+class SRGANTask(SuperresTask):
+    """``recon train --task srgan``: the 3-D SRGAN (:class:`~recon.heads.superres.SRGAN3d`):
+    ``--pretrain-steps`` content-only generator steps (counted by the generator optimiser's own
+    step count, so a resumed run continues the schedule), then content + ``--adv-weight`` x
+    adversarial, the discriminator trained alternately. Ships the generator."""
 
+    task_name = "srgan"
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.exit(main(sys.argv[1:]))
+    def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
+        lr, hr, s = self.pairs.batch(run.generator)
+        lr, hr = lr.to(run.device), hr.to(run.device)
+        state = run.optimisers["g"].state
+        done = int(next(iter(state.values()))["step"]) if state else 0
+        for p in model.d.parameters():
+            p.requires_grad_(False)
+        with run.autocast():
+            if done >= self.sr.pretrain_steps:
+                g_loss, parts, sr = model.generator_loss(lr, hr)
+            else:
+                sr = model.g(lr)
+                g_loss = F.mse_loss(sr.float(), hr)
+                parts = {"content": float(g_loss.detach()), "adv": 0.0}
+        loss = run.optimise(g_loss, "g")
+        for p in model.d.parameters():
+            p.requires_grad_(True)
+        with run.autocast():
+            d_loss = model.discriminator_loss(hr, sr)
+        return {"loss": loss, "d": run.optimise(d_loss, "d"), **parts}

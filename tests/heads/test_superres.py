@@ -185,6 +185,14 @@ def test_fusion_network_starts_as_cubic_interpolation_and_has_its_receptive_fiel
     assert width == net.receptive_field == 1 + 2 + 2 * 4 + 2
 
 
+def test_fusion_network_zero_fill_base_is_sinc_interpolation():
+    net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1, interpolation="zero_fill")
+    lr = torch.rand(1, 1, 6, 8, 4, dtype=torch.float64)
+    net = net.double()
+    ref = kspace_zero_pad(lr[0, 0], (1, 2, 3))
+    torch.testing.assert_close(net(lr, (1, 2, 3))[0, 0], ref)
+
+
 def test_fusion_network_3d_and_srgan_shapes_and_losses():
     net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1)
     assert net(torch.rand(2, 1, 6, 7, 4), (1, 1, 3)).shape == (2, 1, 6, 7, 12)
@@ -322,3 +330,34 @@ def test_bundled_2d_network_beats_cubic_on_held_out_anatomy():
     cubic = zoom(lr, 2, order=3, grid_mode=True, mode="reflect")
     net = recon.super_resolve(lr.astype(np.float32), 2)
     assert psnr(hr, net) > psnr(hr, cubic) + 1.0
+
+
+def test_recon_train_task_superres_through_the_head_loop_and_recon_superres_command(tmp_path):
+    from recon.cli import main as cli_main
+    from recon.data.io import load_nifti, save_nifti
+    from recon.train import main as train_main
+
+    rng = np.random.default_rng(5)
+    for name in ("a", "b"):
+        (tmp_path / "data" / "t1w").mkdir(parents=True, exist_ok=True)
+        save_nifti(tmp_path / "data" / "t1w" / f"{name}.nii.gz", rng.random((20, 24, 18)).astype(np.float32) + 0.5,
+                   affine=np.eye(4))
+    code = train_main(["--task", "superres", "--dims", "2", "--scales", "2", "--contrasts", "t1w", "--chans", "4",
+                       "--depth", "1", "--steps", "2", "--batch-size", "2", "--patch-size", "16",
+                       "--train-data", str(tmp_path / "data"), "--output-dir", str(tmp_path / "run"),
+                       "--num-threads", "1"])
+    assert code == 0
+    weights = tmp_path / "run" / "superres-2d-x2.pt"
+    model, config, _ = load_superres(weights)
+    assert isinstance(model, MultiScaleFusionSR) and config.scales == [(2, 2)] and config.num_blocks == 1
+    # the command: NIfTI in, NIfTI out, voxels halved in-plane over the same field of view
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    affine[:3, 3] = (10.0, -5.0, 7.0)
+    save_nifti(tmp_path / "lr.nii.gz", rng.random((20, 22, 3)).astype(np.float32) + 0.5, affine=affine)
+    assert cli_main(["superres", str(tmp_path / "lr.nii.gz"), "-o", str(tmp_path / "hr.nii.gz"), "--scale", "2,2,1",
+                     "--weights", str(weights)]) == 0
+    hr, hr_affine, zooms = load_nifti(tmp_path / "hr.nii.gz")
+    assert hr.shape == (40, 44, 3)
+    np.testing.assert_allclose(np.diag(hr_affine)[:3], [1.0, 1.0, 3.0])
+    # HR voxel 0 is centred half an HR voxel inside the LR voxel 0's edge: x0 - 2/2 + 1/2
+    np.testing.assert_allclose(hr_affine[:3, 3], [9.5, -5.5, 7.0])

@@ -12,7 +12,8 @@ import recon
 from recon.heads.superres import (
     MultiScaleFusionSR, SRGenerator3d, image_degrade, kspace_truncate, kspace_zero_pad, superres_volume,
 )
-from recon.train.tasks_superres import SuperresConfig, config_from_argv, load_superres, train_superres
+from recon.train.tasks_heads import HeadConfig
+from recon.train.tasks_superres import SuperresConfig, load_superres, train_superres
 
 SLICE = np.random.default_rng(0).random((32, 40)).astype(np.float32) + 0.1
 VOLUME = np.random.default_rng(1).random((24, 28, 20)).astype(np.float32) + 0.1
@@ -137,8 +138,10 @@ def test_not_a_superres_weight_file(tmp_path):
     pytest.param(lambda: SuperresConfig(scales=[(2, 2)], patch_size=4), ValueError, "patch_size must be at least",
                  id="patch"),
     pytest.param(lambda: SuperresConfig(contrasts=("ct",)), ValueError, "contrasts must be among", id="contrasts"),
-    pytest.param(lambda: config_from_argv(["--task", "superres", "--scales", "1,x"]), ValueError,
-                 "scales must be ints", id="argv-scales"),
+    pytest.param(lambda: HeadConfig(task="superres", options={"scales": ["1,x"]}), ValueError,
+                 "scales must be ints", id="task-scales"),
+    pytest.param(lambda: HeadConfig(task="srgan", options={"dims": 2}), ValueError,
+                 "dims must be 3 for the 3-D SRGAN", id="task-srgan-dims"),
 ])
 def test_components_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
