@@ -5,6 +5,7 @@ Networks only (tensors in, tensors out; no file I/O): :mod:`recon.heads.synthesi
 :class:`~recon.heads.synthesis.CycleGAN`), :mod:`recon.heads.gan` (DCGAN and the memorisation
 check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator),
 :mod:`recon.heads.registration` (VoxelMorph network, spatial transformer, NCC; :func:`recon.register`).
+:mod:`recon.heads.superres` (multi-scale fusion CNN, 3-D SRGAN, low-resolution simulation; :func:`recon.super_resolve`).
 The one-call functions :func:`recon.synthesize`, :func:`recon.denoise` and :func:`recon.generate`
 load the bundled weights (``data/weights/heads/``) and run them.
 """
@@ -12,6 +13,7 @@ load the bundled weights (``data/weights/heads/``) and run them.
 from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_image, estimate_sigma, rician_floor_correction
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
 from recon.heads.registration import DeformableTransform, RegistrationNet, SpatialTransformer, integrate_velocity, local_ncc, warp
+from recon.heads.superres import MultiScaleFusionSR, SRGAN3d, SRDiscriminator3d, SRGenerator3d, high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad
 from recon.heads.synthesis import CycleGAN, ImagePool, PatchDiscriminator, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss, sliding_window_3d
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
     "spectrum_distance",
     "DenoisingAutoencoder", "add_rician_noise", "estimate_sigma", "rician_floor_correction", "denoise_image",
+    "MultiScaleFusionSR", "SRGenerator3d", "SRDiscriminator3d", "SRGAN3d", "kspace_truncate", "kspace_zero_pad",
+    "image_degrade", "high_frequency_energy",
     "RegistrationNet", "SpatialTransformer", "warp", "integrate_velocity", "local_ncc", "DeformableTransform",
 ]

@@ -90,6 +90,8 @@ TASK_REGISTRY: dict[str, str] = {
     "cyclegan": "recon.train.tasks_synthesis:CycleGANTask",
     "gan": "recon.train.tasks_synthesis:GANTask",
     "denoise": "recon.train.tasks_denoise:DenoiseTask",
+    "superres": "recon.train.tasks_superres:SuperresTask",
+    "srgan": "recon.train.tasks_superres:SRGANTask",
     "register": "recon.train.tasks_register:RegisterTask",
 }
 #: the registered task names (kept for callers of the first version; the registry is the truth)
