@@ -132,6 +132,11 @@ def save_checkpoint(
         checkpoint["optimizer_states"] = [optimizer.state_dict()]
     if scheduler is not None:
         checkpoint["lr_schedulers"] = [scheduler.state_dict()]
+    return _save(checkpoint, path)
+
+
+def _save(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically to ``path`` (its folder created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -484,8 +489,4 @@ def export_weights(src: str | os.PathLike, dst: str | os.PathLike, *, half: bool
         out["state_dict"] = {
             key: value.half() if value.is_floating_point() else value for key, value in out["state_dict"].items()
         }
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        torch.save(out, tmp)
-    return dst
+    return _save(out, dst)
