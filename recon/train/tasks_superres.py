@@ -194,16 +194,25 @@ def _shipped(config: SuperresConfig, model: nn.Module) -> nn.Module:
     return model.g if config.task == "srgan" else model
 
 
-def save_superres(path: str | Path, config: SuperresConfig, model: nn.Module, card: dict, *, half: bool = True) -> Path:
-    """Write a weight file atomically: ``{format, config, state_dict (float16), card}`` (SRGAN: the generator)."""
-    from recon.data.io import atomic_path
+def head_config(config: SuperresConfig) -> HeadConfig:
+    """The head-task config (:class:`~recon.train.tasks_heads.HeadConfig` with ``options``) of a run."""
+    options = {"dims": config.dims, "scales": [",".join(map(str, s)) for s in config.scales],
+               "degradation": config.degradation, "interpolation": config.interpolation,
+               "contrasts": list(config.contrasts), "disc_chans": config.disc_chans, "adv_weight": config.adv_weight,
+               "pretrain_steps": config.pretrain_steps, "name": config.weight_name}
+    if config.kernel_sizes is not None:
+        options["kernel_sizes"] = list(config.kernel_sizes)
+    return HeadConfig(task=config.task, chans=config.chans, depth=config.num_blocks, steps=config.steps,
+                      batch_size=config.batch_size, patch_size=config.patch_size, lr=config.lr, seed=config.seed,
+                      train_data=config.train_data, time_budget=config.time_budget, options=options)
 
-    state = {k: (v.half() if half and v.is_floating_point() else v).cpu().clone()
-             for k, v in _shipped(config, model).state_dict().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "config": _config_dict(config), "state_dict": state, "card": card}, tmp)
-    return path
+
+def save_superres(path: str | Path, config: SuperresConfig, model: nn.Module, card: dict, *, half: bool = True) -> Path:
+    """Write a head weight file (``recon-head-1``, :func:`recon.train.tasks_heads.save_head`; the
+    SRGAN: its generator) atomically, readable by :func:`load_superres` and ``--init-weights``."""
+    from recon.train.tasks_heads import save_head
+
+    return save_head(path, head_config(config), model, card, half=half)
 
 
 def _config_dict(config: SuperresConfig) -> dict:
@@ -611,7 +620,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
 
 #: task options (``config.options``) -> SuperresConfig fields
 _OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
-            "pretrain_steps")
+            "pretrain_steps", "name")
 
 
 class SuperresTask(HeadTask):
