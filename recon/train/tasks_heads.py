@@ -90,9 +90,9 @@ TASK_REGISTRY: dict[str, str] = {
     "cyclegan": "recon.train.tasks_synthesis:CycleGANTask",
     "gan": "recon.train.tasks_synthesis:GANTask",
     "denoise": "recon.train.tasks_denoise:DenoiseTask",
+    "register": "recon.train.tasks_register:RegisterTask",
     "superres": "recon.train.tasks_superres:SuperresTask",
     "srgan": "recon.train.tasks_superres:SRGANTask",
-    "register": "recon.train.tasks_register:RegisterTask",
 }
 #: the registered task names (kept for callers of the first version; the registry is the truth)
 TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
@@ -146,6 +146,7 @@ class HeadConfig:
     patch_size: int = 32                    # 3-D patches (resnet3d), 2-D training crops (others but gan)
     crop_axial: Optional[tuple[float, float]] = None  # e.g. (0.2, 0.8): drop the neck (3-D)
     lr: float = 1e-3
+    lr_schedule: str = "constant"           # or 'cosine': lr * (1 + cos(pi step / steps)) / 2, every optimiser
     seed: int = 0
     latent_dim: int = 64                    # gan
     image_size: int = 64                    # gan
@@ -180,6 +181,8 @@ class HeadConfig:
         lo, hi = self.snr_range
         if not 0 < lo <= hi:
             raise ValueError(f"snr_range must be (low, high) with 0 < low <= high, got {self.snr_range!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if not isinstance(self.amp, bool):
@@ -767,6 +770,11 @@ def _train_head(config: HeadConfig, data, val_data, ctx) -> HeadResult:
                 if ctx.is_main:
                     logger.info("%s: time budget %.0f s reached at step %d", name, config.time_budget, step)
                 break
+        if config.lr_schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
+            for opt in run.optimisers.values():
+                for group in opt.param_groups:
+                    group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
         losses = task.step(model, run)
         step += 1
         bar.update(1)
@@ -832,6 +840,8 @@ def build_parser(prog: str = "recon train", task: Optional[str] = None):
                  "val_every", "checkpoint_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=("constant", "cosine"),
+                   help="cosine: the learning rate decays to 0 at --steps")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--init-weights", default=None, help="fine-tune: start from this head weight file or bundled name")
     p.add_argument("--crop-axial", type=float, nargs=2, default=None, metavar=("START", "STOP"),

@@ -331,3 +331,14 @@ def test_denoise_task_options(tmp_path):
     assert {tuple(x.shape[-2:]) for x in task.x} == {(20, 24), (20, 12), (24, 12)}
     with pytest.raises(ValueError, match="background_pad must be an int >= 0"):
         T.HeadConfig(task="denoise", options={"background_pad": -2})
+
+
+def test_cosine_lr_schedule_decays_to_zero(tiny_task, tmp_path):
+    data = _items(1, shape=(12, 12, 10))
+    config = T.HeadConfig(task=tiny_task, steps=4, lr=0.1, lr_schedule="cosine", output_dir=str(tmp_path), resume=False)
+    T.train_head(config, data)
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    # the lr used by the last step (step index 3 of 4): 0.1 * (1 + cos(3 pi / 4)) / 2
+    assert ckpt["optimisers"]["model"]["param_groups"][0]["lr"] == pytest.approx(0.1 * (1 + math.cos(0.75 * math.pi)) / 2)
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        T.HeadConfig(lr_schedule="step")
