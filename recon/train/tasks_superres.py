@@ -8,9 +8,13 @@ Two entry points share the data preparation and the losses here:
   resume, torchrun, AMP) and writes head weight files (``recon-head-1``);
 * :func:`train_superres` with a :class:`SuperresConfig` - the scripted trainer that reads
   phantom subjects at **1 mm** (``load_data`` of the head loop gives 2 mm phantoms) and made the
-  bundled networks (``scripts/train_superres.py``; ``recon-superres-1`` files).
+  bundled networks (``scripts/train_superres.py``).
 
-:func:`load_superres` reads both kinds; :func:`select_superres` picks the bundled network for a
+Both write head weight files (``recon-head-1``: a :class:`~recon.train.tasks_heads.HeadConfig`
+whose ``options`` hold the super-resolution settings), read by
+:func:`~recon.train.tasks_heads.load_head` and :func:`load_superres`.
+
+:func:`select_superres` picks the bundled network for a
 scale (:func:`recon.super_resolve`).
 
 High-resolution (HR) truth: phantom subjects of :mod:`recon.data.phantom` (``phantom:A-B``,
@@ -76,8 +80,6 @@ logger = logging.getLogger("recon.train")
 
 #: training tasks of this module
 TASKS: tuple[str, ...] = ("superres", "srgan")
-FORMAT = "recon-superres-1"
-HEAD_FORMAT = "recon-head-1"  # recon.train.tasks_heads.FORMAT
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
 
 
@@ -221,15 +223,6 @@ def _config_dict(config: SuperresConfig) -> dict:
     return d
 
 
-def _config_from_dict(d: dict) -> SuperresConfig:
-    d = dict(d)
-    for key in ("contrasts", "kernel_sizes"):
-        if isinstance(d.get(key), list):
-            d[key] = tuple(d[key])
-    d["scales"] = [tuple(s) for s in d.get("scales", [])]
-    return SuperresConfig(**d)
-
-
 def load_superres(weights: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, SuperresConfig, dict]:
     """Load a super-resolution weight file (a path or a bundled name) in eval mode, float32.
 
@@ -250,24 +243,12 @@ def load_superres(weights: str | Path, device: torch.device | str = "cpu") -> tu
             raise FileNotFoundError(f"weights {str(weights)!r} is neither a file nor a bundled super-resolution "
                                     f"network; bundled: {sorted(available_superres())}")
         path = candidate
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ValueError(f"weights {str(path)!r} cannot be read as a super-resolution weight file: {err}") from err
-    if isinstance(blob, dict) and blob.get("format") == HEAD_FORMAT:  # written by recon train --task superres|srgan
-        from recon.train.tasks_heads import load_head, task_class
+    from recon.train.tasks_heads import load_head, task_class
 
-        head_config = blob.get("config", {})
-        if head_config.get("task") not in TASKS:
-            raise ValueError(f"weights {str(path)!r} are a {head_config.get('task')!r} head, not a super-resolution network")
-        module, config, card = load_head(path, device)
-        return module, task_class(config.task)(config).sr, card
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"weights {str(path)!r} is not a recon super-resolution weight file (format {FORMAT!r})")
-    config = _config_from_dict(blob["config"])
-    model = _shipped(config, build_superres(config))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    return model.to(device).eval(), config, blob.get("card", {})
+    module, config, card = load_head(path, device)  # ValueError for anything but a head weight file
+    if config.task not in TASKS:
+        raise ValueError(f"weights {str(path)!r} are a {config.task!r} head, not a super-resolution network")
+    return module, task_class(config.task)(config).sr, card
 
 
 def available_superres(folder: str | Path | None = None) -> dict[str, dict]:

@@ -97,11 +97,13 @@ def test_super_resolve_bad_input(weights, index):
 def test_not_a_superres_weight_file(tmp_path):
     path = tmp_path / "w.pt"
     torch.save({"format": "something-else"}, path)
-    with pytest.raises(ValueError, match="weights .* is not a recon super-resolution weight file"):
+    with pytest.raises(ValueError, match="weights .* is not a recon head weight file"):
         load_superres(path)
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot be read as a super-resolution weight file"):
+    with pytest.raises(ValueError, match="cannot be read as a head weight file"):
         load_superres(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="weights .* are a 'denoise' head, not a super-resolution network"):
+        load_superres("denoise")
 
 
 @pytest.mark.parametrize("call,exc,match", [
