@@ -45,7 +45,7 @@ RUNS: dict[str, tuple[dict, float]] = {
     "superres-3d-thick": (dict(task="superres", dims=3, scales=[(1, 1, 2), (1, 1, 3), (1, 1, 4)], chans=16,
                                num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, steps=4000), 1200.0),
     "srgan-3d-x2": (dict(task="srgan", dims=3, scales=[(2, 2, 2)], chans=16, num_blocks=3, disc_chans=8,
-                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-2, pretrain_steps=1300,
+                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-3, pretrain_steps=1300,
                          steps=2600), 900.0),
 }
 
