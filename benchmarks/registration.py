@@ -17,11 +17,13 @@ neighbour) and the Dice of GM, WM and CSF with the fixed labels is computed (mea
 Times: wall seconds of each recon.register call in this process, SimpleITK and torch on one
 thread each; the learned time includes its affine pre-alignment (reported separately too).
 
-    python -m benchmarks.registration [--quick] [--reuse-baselines]
+    python -m benchmarks.registration [--quick] [--reuse-baselines] [--baselines-only phantom|real]
 
-``--reuse-baselines`` takes the affine/B-spline Dice of pairs after the first from a cache
-written by an earlier run of the same code (``$RECON_HEADS_CACHE/registration-baselines.json``);
-the first pair's B-spline is always run in this process, so the speed ratio is same-process.
+``--reuse-baselines`` takes the affine/B-spline results (Dice, seconds) of the phantom pairs
+after the first and of the real pair from a cache written by the same code
+(``$RECON_HEADS_CACHE/registration-baselines.json``, filled by a full run or by
+``--baselines-only``); the first pair's affine and B-spline always run in this process, so the
+speed ratio is same-process.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _fixed_labels(fixed: dict) -> np.ndarray:
 
 
 def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterations: int | None = None,
-                  weights=None) -> dict:
+                  weights=None, wait_for_weights: float = 0.0) -> dict:
     """Dice and seconds of each method on one pair (labels of ``moving`` warped to ``fixed``)."""
     import recon
     from recon.heads.registration import DeformableTransform
@@ -115,6 +117,10 @@ def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterati
     label_affine = moving.get("labels_affine", moving["affine"])
     out = {}
     for method in methods:
+        if method == "learned" and wait_for_weights and weights:
+            deadline = time.time() + wait_for_weights
+            while not Path(weights).is_file() and time.time() < deadline:  # a training run still writing it
+                time.sleep(10)
         t0 = time.perf_counter()
         if method == "none":
             transform = DeformableTransform(fixed["t1w"].shape, fixed["affine"], np.eye(4), None, np.eye(4),
@@ -154,7 +160,20 @@ def _baseline_cache() -> Path:
     return _cache() / "registration-baselines.json"
 
 
-def measure(quick: bool = False, reuse_baselines: bool = False, weights=None) -> dict:
+def _store_baselines(key: str, value: dict) -> dict:
+    """Add one pair's baselines to the cache file (re-read first: another process may write too)."""
+    path = _baseline_cache()
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    cache[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from recon.data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(cache, indent=1))
+    return cache
+
+
+def measure(quick: bool = False, reuse_baselines: bool = False, weights=None, wait_for_weights: float = 0.0) -> dict:
     """Every pair, every method; the summary (means over phantom pairs) and the targets."""
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -165,22 +184,31 @@ def measure(quick: bool = False, reuse_baselines: bool = False, weights=None) ->
             cache = json.loads(_baseline_cache().read_text())
         rows = {}
         for k, (a, b) in enumerate(pairs):
+            if reuse_baselines and _baseline_cache().is_file():  # re-read: --baselines-only may run beside
+                cache = json.loads(_baseline_cache().read_text())
             fixed, moving = phantom(a), phantom(b)
             key = f"{a}-{b}"
             methods = list(METHODS)
             if k > 0 and key in cache:
                 methods = [m for m in METHODS if m not in ("affine", "bspline")]
-            res = register_pair(fixed, moving, methods, bspline_iterations=20 if quick else None, weights=weights)
+            res = register_pair(fixed, moving, methods, bspline_iterations=20 if quick else None, weights=weights,
+                                wait_for_weights=wait_for_weights)
             if k > 0 and key in cache:
                 res.update({m: {**cache[key][m], "cached": True} for m in ("affine", "bspline")})
             elif not quick:
-                cache[key] = {m: res[m] for m in ("affine", "bspline")}
-                _baseline_cache().parent.mkdir(parents=True, exist_ok=True)
-                _baseline_cache().write_text(json.dumps(cache, indent=1))
+                cache = _store_baselines(key, {m: res[m] for m in ("affine", "bspline")})
             rows[key] = res
         if not quick:
+            if reuse_baselines and _baseline_cache().is_file():
+                cache = json.loads(_baseline_cache().read_text())
             fixed, moving = real_pair()
-            rows["mni152<-colin27"] = register_pair(fixed, moving, weights=weights)
+            key = "mni152<-colin27"
+            methods = [m for m in METHODS if m not in ("affine", "bspline")] if key in cache else list(METHODS)
+            rows[key] = register_pair(fixed, moving, methods, weights=weights)
+            if key in cache:
+                rows[key].update({m: {**cache[key][m], "cached": True} for m in ("affine", "bspline")})
+            else:
+                cache = _store_baselines(key, {m: rows[key][m] for m in ("affine", "bspline")})
     finally:
         torch.set_num_threads(torch_threads)
     phantom_keys = [f"{a}-{b}" for a, b in pairs]
@@ -258,21 +286,22 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reuse-baselines", action="store_true")
     parser.add_argument("--weights", default=None, help="registration weights (default: the bundled 'register')")
-    parser.add_argument("--baselines-only", action="store_true",
-                        help="only fill the affine/B-spline cache of the pairs after the first")
+    parser.add_argument("--wait-for-weights", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to this long for --weights to appear (a training run beside this one)")
+    parser.add_argument("--baselines-only", choices=("phantom", "real"), default=None,
+                        help="only fill the affine/B-spline cache of the phantom pairs after the first, or of the real pair")
     args = parser.parse_args(argv)
     if args.baselines_only:
         torch.set_num_threads(1)
-        cache = json.loads(_baseline_cache().read_text()) if _baseline_cache().is_file() else {}
-        for a, b in TEST_PAIRS[1:]:
-            key = f"{a}-{b}"
+        todo = ([(f"{a}-{b}", lambda a=a, b=b: (phantom(a), phantom(b))) for a, b in TEST_PAIRS[1:]]
+                if args.baselines_only == "phantom" else [("mni152<-colin27", real_pair)])
+        for key, load in todo:
+            cache = json.loads(_baseline_cache().read_text()) if _baseline_cache().is_file() else {}
             if key not in cache:
-                cache[key] = register_pair(phantom(a), phantom(b), ("affine", "bspline"))
-                _baseline_cache().parent.mkdir(parents=True, exist_ok=True)
-                _baseline_cache().write_text(json.dumps(cache, indent=1))
+                cache = _store_baselines(key, register_pair(*load(), ("affine", "bspline")))
             print(key, cache[key])
         return 0
-    result = measure(args.quick, args.reuse_baselines, args.weights)
+    result = measure(args.quick, args.reuse_baselines, args.weights, args.wait_for_weights)
     sec = section(result, args.quick)
     text = "\n\n".join(sec["notes"]) + "\n\n" + "\n\n".join(
         f"{t['caption']}\n\n{markdown_table(t['headers'], t['rows'])}" for t in sec["tables"])
