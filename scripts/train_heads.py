@@ -3,9 +3,11 @@
 Every model is trained on CPU, on phantom subjects with seeds 0-11 at 2 mm
 (recon.data.phantom.Subject; even seeds 3 T, odd seeds 1.5 T), the GAN and the denoiser also on
 the shipped real Colin27 T1 (data/colin27_t1.nii.gz, brain mask data/templates/colin27_bet_mask,
-downsampled to 2 mm). Validation subjects (seeds 100-101) tune the baselines of the benchmark;
-held-out subjects (seeds 200-203) and the real dipy slices (never trained on) give the scores
-in the model cards (benchmarks/heads.py computes them).
+at 2 mm and, for the denoiser, at 1 mm in all three orientations). Validation subjects (seeds
+100-101; the runs' own ``validation`` scores in the cards) tune the settings and the baselines of
+the benchmark; held-out subjects (seeds 200-203) and the real dipy slices (never trained on) give
+the scores in the model cards (benchmarks/heads.py computes them). A run with ``init`` starts
+from the weights another run wrote (a fine-tuning stage; train that one first).
 
     python scripts/train_heads.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR]
     python scripts/train_heads.py cards          # held-out scores -> data/weights/heads/<name>.json
@@ -39,7 +41,8 @@ TRAIN_SEEDS = list(range(0, 12))
 VAL_SEEDS = [100, 101]
 TEST_SEEDS = [200, 201, 202, 203]
 
-#: name -> (HeadConfig fields, time budget in seconds)
+#: name -> (HeadConfig fields, time budget in seconds); "init": the run whose weights it starts from;
+#: "ship": False for a stage that is not bundled (its weights stay in CACHE/runs/<name>/)
 RUNS: dict[str, tuple[dict, float]] = {
     "synthesis-unet-t1w-flair": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8, depth=3,
                                       batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
@@ -51,10 +54,17 @@ RUNS: dict[str, tuple[dict, float]] = {
     "synthesis-resnet3d-t1w-t2w": (dict(task="synthesis", arch="resnet3d", source="t1w", target="t2w", chans=8,
                                         depth=2, batch_size=2, patch_size=24, lr=2e-3, crop_axial=(0.2, 0.8),
                                         steps=5000), 180.0),
-    "cyclegan-t1w-t2w": (dict(task="cyclegan", source="t1w", target="t2w", chans=8, depth=3, batch_size=1,
-                              patch_size=128, lr=2e-4, steps=5000), 360.0),
+    # local (5 x 5 receptive field) generators, no identity loss: T1 and T2 have inverse contrasts
+    "cyclegan-t1w-t2w": (dict(task="cyclegan", arch="local", source="t1w", target="t2w", chans=16, depth=2,
+                              batch_size=4, patch_size=64, lr=5e-4, lambda_identity=0.0, steps=5000,
+                              options={"disc_chans": 16}), 900.0),
     "gan": (dict(task="gan", chans=16, latent_dim=64, image_size=64, batch_size=32, lr=2e-4, steps=5000), 180.0),
-    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=1e-3, steps=10000), 420.0),
+    # stage 1: axial slices; stage 2 (fine-tuning, the bundled file): zero margins (pure Rician
+    # background) and slices in every orientation
+    "denoise-stage1": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=1e-3, steps=10000,
+                            ship=False), 1140.0),
+    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=5e-4, lr_schedule="cosine",
+                     steps=3000, init="denoise-stage1", options={"background_pad": 48, "all_orientations": True}), 600.0),
 }
 
 
@@ -79,12 +89,17 @@ def colin27_1mm() -> dict[str, np.ndarray]:
 def command(name: str, fields: dict, steps: int) -> str:
     parts = ["recon train", f"--task {fields['task']}"]
     for key, value in fields.items():
-        if key in ("task", "steps"):
+        if key in ("task", "steps", "init", "ship", "options"):
             continue
         flag = "--" + key.replace("_", "-")
         parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
-    parts += [f"--steps {steps}", f"--train-data phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}", f"--output-dir runs/{name}",
-              "--num-threads 1"]
+    for key, value in fields.get("options", {}).items():
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    if fields.get("init"):
+        parts.append(f"--init-weights runs/{fields['init']}/{fields['task']}.pt")
+    parts += [f"--steps {steps}", f"--train-data phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}",
+              f"--val-data phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}", f"--output-dir runs/{name}", "--num-threads 1"]
     if fields["task"] in ("gan", "denoise"):
         parts.append("(+ the Colin27 T1 volume: scripts/train_heads.py)")
     return " ".join(parts)
@@ -92,30 +107,41 @@ def command(name: str, fields: dict, steps: int) -> str:
 
 def train(names: list[str], budget_scale: float, cache: str, resume: bool = False) -> None:
     data = phantom_volumes(TRAIN_SEEDS, ["t1w"], cache=cache)
+    val = phantom_volumes(VAL_SEEDS, ["t1w"], cache=cache)
     real = colin27_2mm()
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
         fields, budget = RUNS[name]
+        fields = dict(fields)
+        init, ship = fields.pop("init", None), fields.pop("ship", True)
         config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=resume,
-                            time_budget=budget * budget_scale, num_threads=1, train_data=f"phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}")
+                            time_budget=budget * budget_scale, num_threads=1,
+                            train_data=f"phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}",
+                            val_data=f"phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}",
+                            init_weights=str(Path(cache) / "runs" / init / f"{fields['task']}.pt") if init else None)
         items = data + [real] if fields["task"] in ("gan", "denoise") else data
         if fields["task"] == "denoise":  # real anatomy at its native 1 mm too (sharper than the phantoms)
             items = items + [colin27_1mm()]
         t0 = time.time()
-        result = train_head(config, items)
-        logging.info("%s: %d steps in %.0f s", name, result.steps, time.time() - t0)
+        result = train_head(config, items, val_data=val)
+        logging.info("%s: %d steps in %.0f s, validation %s", name, result.steps, time.time() - t0, result.validation)
+        if not ship:
+            continue
         blob = torch.load(result.weights, weights_only=True)
         blob["card"].update({
-            "command": command(name, fields, result.steps),
+            "command": command(name, RUNS[name][0], result.steps),
             "train_subjects": f"phantom seeds {TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]} (2 mm; even 3 T, odd 1.5 T)"
                               + {"gan": " + Colin27 T1 (real, 2 mm)",
-                                 "denoise": " + Colin27 T1 (real, 2 mm and, in the last part, 1 mm)"}.get(fields["task"], ""),
+                                 "denoise": " + Colin27 T1 (real, 2 mm and 1 mm)"}.get(fields["task"], ""),
             "machine": "2-core CPU shared with other jobs, 1 thread",
         })
+        if init:
+            blob["card"]["initialised_from"] = f"{init} (scripts/train_heads.py run)"
         with atomic_path(OUT / f"{name}.pt") as tmp:
             torch.save(blob, tmp)
         card = OUT / f"{name}.json"
         old = json.loads(card.read_text()) if card.is_file() else {}
+        old.pop("held_out", None)  # stale: `scripts/train_heads.py cards` measures the new weights
         with atomic_path(card) as tmp:
             Path(tmp).write_text(json.dumps({**old, **blob["card"], "config": blob["config"]}, indent=1, default=list))
 

@@ -840,6 +840,8 @@ def build_parser(prog: str = "recon train", task: Optional[str] = None):
                  "val_every", "checkpoint_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lambda-identity", type=float, default=d.lambda_identity,
+                   help="cyclegan: identity loss weight relative to the cycle weight (0 = off)")
     p.add_argument("--lr-schedule", default=d.lr_schedule, choices=("constant", "cosine"),
                    help="cosine: the learning rate decays to 0 at --steps")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")

@@ -25,7 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator
-from recon.heads.synthesis import CycleGAN, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss, sliding_window_3d
+from recon.heads.synthesis import (
+    CycleGAN,
+    ResNet3d,
+    UnetSynthesizer,
+    crop_axial,
+    lsgan_loss,
+    sliding_window_3d,
+    translate_slices,
+)
 from recon.train.tasks_heads import (
     HeadTask,
     StepRunner,
@@ -40,20 +48,23 @@ __all__ = ["SynthesisTask", "CycleGANTask", "GANTask", "predict_volume"]
 
 
 def predict_volume(model: nn.Module, volume: np.ndarray, arch: str = "unet", *, patch_size: int = 64,
-                   overlap: int = 16, batch: int = 16) -> np.ndarray:
+                   overlap: int = 16, flip_average: bool = True) -> np.ndarray:
     """Run a synthesis network on a whole ``(X, Y, Z)`` volume (axial = last axis), as
     :func:`recon.synthesize` does: foreground-mean normalisation, then the 2-D network slice by
-    slice or the 3-D network by overlapping patches. Returns ``(X, Y, Z)`` float32."""
+    slice or the 3-D network by overlapping patches, averaged with the left-right mirrored
+    prediction (``flip_average``, see :func:`recon.heads.synthesis.translate_slices`).
+    Returns ``(X, Y, Z)`` float32."""
     x = torch.from_numpy(normalise_volume(volume)[0])
     param = next(model.parameters())
     with torch.no_grad():
         if arch == "resnet3d":
-            out = sliding_window_3d(model, x[None].to(param.device), patch_size=patch_size, overlap=overlap)[0]
+            v = x[None].to(param.device)
+            out = sliding_window_3d(model, v, patch_size=patch_size, overlap=overlap)[0]
+            if flip_average:
+                out = 0.5 * (out + sliding_window_3d(model, v.flip(1), patch_size=patch_size, overlap=overlap)[0].flip(0))
         else:
             slices = x.permute(2, 0, 1)[:, None].to(param.device)
-            H, W = slices.shape[-2:]
-            out = torch.cat([model(pad_to_multiple(slices[i:i + batch], 16))[..., :H, :W]
-                             for i in range(0, slices.shape[0], batch)])[:, 0].permute(1, 2, 0)
+            out = translate_slices(model, slices, flip_average=flip_average)[:, 0].permute(1, 2, 0)
     return out.float().cpu().numpy()
 
 
@@ -176,7 +187,8 @@ class CycleGANTask(HeadTask):
     ``cyclegan-<source>-<target>``; ships the two generators). ``arch``: the generators,
     ``"unet"`` (:class:`~recon.heads.synthesis.UnetSynthesizer`, ``depth`` pools) or ``"local"``
     (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers); ``--disc-chans``
-    the discriminators' width (default ``chans``).
+    the discriminators' width (default ``chans``), ``--disc-layers`` their depth (3: 70 x 70
+    patches), ``--lambda-cycle`` the cycle weight (10).
 
     The training subjects are split in halves: source slices from the first half, target
     slices from the second (no subject contributes both). Each step: one generator update
@@ -189,6 +201,8 @@ class CycleGANTask(HeadTask):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--disc-chans", type=int, default=None, help="discriminator channels (default --chans)")
+        parser.add_argument("--disc-layers", type=int, default=3, help="discriminator stride-2 layers (3: 70x70 patches)")
+        parser.add_argument("--lambda-cycle", type=float, default=10.0, help="cycle-consistency weight")
 
     def check(self) -> None:
         c = self.config
@@ -208,7 +222,8 @@ class CycleGANTask(HeadTask):
     def build_model(self) -> nn.Module:
         c = self.config
         return CycleGAN(chans=c.chans, num_pool_layers=c.depth, disc_chans=c.options.get("disc_chans") or c.chans,
-                        lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
+                        disc_layers=int(c.options.get("disc_layers", 3)),
+                        lambda_cycle=float(c.options.get("lambda_cycle", 10.0)), lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
                         generator_arch=c.arch)
 
     def shipped_module(self, model: nn.Module) -> nn.Module:

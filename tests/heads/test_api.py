@@ -42,7 +42,7 @@ def test_synthesize_volume_by_patches_matches_whole_volume_network():
     from recon.train.tasks_heads import load_head, normalise_volume
 
     vol = _head()
-    out = recon.synthesize(vol, source="t1", target="flair", patch_size=16, overlap=8)
+    out = recon.synthesize(vol, source="t1", target="flair", patch_size=16, overlap=8, flip_average=False)
     assert out.shape == vol.shape and np.isfinite(out).all()
     model, _, _ = load_head("synthesis-resnet3d-t1w-flair")
     x, _ = normalise_volume(vol)
@@ -50,9 +50,21 @@ def test_synthesize_volume_by_patches_matches_whole_volume_network():
         whole = model(torch.from_numpy(x)[None, None])[0, 0].numpy()
     # one patch covering the volume is the whole-volume network; overlapping patches differ only
     # near patch borders (zero padding there instead of the neighbours), softened by the blending
-    one = recon.synthesize(vol, source="t1", target="flair", patch_size=64)
+    one = recon.synthesize(vol, source="t1", target="flair", patch_size=64, flip_average=False)
     np.testing.assert_allclose(one, whole, rtol=1e-4, atol=1e-4)
     assert np.abs(out - whole).mean() < 0.03 * np.abs(whole).max()
+
+
+@need("synthesis-unet-t1w-flair")
+@need("synthesis-resnet3d-t1w-flair")
+def test_flip_average_is_the_mean_with_the_mirrored_prediction():
+    vol = _head()
+    for image, dims in ((vol[:, :, 12], 2), (vol, 3)):
+        plain = recon.synthesize(image, source="t1", target="flair", dims=dims, flip_average=False)
+        mirrored = recon.synthesize(np.ascontiguousarray(image[::-1]), source="t1", target="flair", dims=dims,
+                                    flip_average=False)[::-1]
+        both = recon.synthesize(image, source="t1", target="flair", dims=dims)
+        np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-4, atol=1e-4)
 
 
 @need("synthesis-unet-t1w-t2w")
