@@ -243,6 +243,11 @@ class HeadTask:
         """Contrasts :func:`load_data` must read for this task (default: ``[config.source]``)."""
         return [self.config.source]
 
+    def voxel_size(self) -> float:
+        """Voxel size (mm) of the ``phantom:A-B`` subjects :func:`load_data` makes for this task
+        (default 2.0; NIfTI folders keep their own grid)."""
+        return 2.0
+
     def weight_name(self) -> str:
         """Stem of the weight file (``OUTPUT_DIR/<name>.pt``, a bundled ``data/weights/heads/<name>.pt``)."""
         return self.config.task
@@ -563,12 +568,13 @@ def folder_volumes(root: str | Path, contrasts: Sequence[str]) -> list[dict[str,
     return out
 
 
-def load_data(spec: str, contrasts: Sequence[str], cache: str | None = None) -> list[dict[str, np.ndarray]]:
-    """``phantom:...`` or a folder (see the module docstring)."""
+def load_data(spec: str, contrasts: Sequence[str], cache: str | None = None,
+              voxel_size: float = 2.0) -> list[dict[str, np.ndarray]]:
+    """``phantom:...`` (at ``voxel_size`` mm) or a folder (see the module docstring)."""
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"train_data must be 'phantom:A-B' or a folder, got {spec!r}")
     if spec.startswith("phantom:"):
-        return phantom_volumes(_parse_seeds(spec), contrasts, cache=cache)
+        return phantom_volumes(_parse_seeds(spec), contrasts, cache=cache, voxel_size=voxel_size)
     return folder_volumes(spec, contrasts)
 
 
@@ -701,11 +707,11 @@ def _train_head(config: HeadConfig, data, val_data, ctx) -> HeadResult:
     task = task_class(config.task)(config)
     name = task.weight_name()
     if data is None:
-        data = load_data(config.train_data, task.contrasts(), config.data_cache)
+        data = load_data(config.train_data, task.contrasts(), config.data_cache, task.voxel_size())
     if not data:
         raise ValueError(f"train_data {config.train_data!r} holds no volumes")
     if val_data is None and config.val_data and ctx.is_main:
-        val_data = load_data(config.val_data, task.contrasts(), config.data_cache)
+        val_data = load_data(config.val_data, task.contrasts(), config.data_cache, task.voxel_size())
     model = build_head(config).to(ctx.device).train()
     task.prepare(data)
     generator = torch.Generator().manual_seed(config.seed + 1_000_003 * ctx.rank)
