@@ -53,7 +53,7 @@ from recon.heads.registration import (
 )
 from recon.train.tasks_heads import HeadTask, StepRunner
 
-__all__ = ["RegisterTask", "LABELS", "aligned_volumes", "label_dice", "build_network"]
+__all__ = ["RegisterTask", "LABELS", "aligned_volumes", "label_dice", "build_network", "labelled_phantoms"]
 
 #: tissue labels the Dice term and the scores use (phantom labels: 1 GM, 2 WM, 3 CSF)
 LABELS = (1, 2, 3)
@@ -66,6 +66,35 @@ def build_network(config) -> RegistrationNet:
     dec = [2 * chans] * depth + [chans, chans]
     return RegistrationNet(ndim=3, enc_chans=enc, dec_chans=dec,
                            integration_steps=int(config.options.get("integration_steps", 7)), int_downsize=2)
+
+
+def labelled_phantoms(seeds, *, voxel_size: float = 2.0, cache=None) -> list[dict[str, np.ndarray]]:
+    """Phantom subjects with what registration needs: ``t1w``, ``labels`` (uint8, 1 GM, 2 WM,
+    3 CSF, ...), ``mask`` (GM/WM/CSF) and ``affine`` (even seeds 3 T, odd 1.5 T).
+
+    With ``cache`` (a folder) each subject is kept as ``register-<seed>-<voxel>mm.npz`` there.
+    """
+    from pathlib import Path
+
+    from recon.data.io import atomic_path
+    from recon.data.phantom import Subject
+
+    out = []
+    for seed in seeds:
+        path = Path(cache) / f"register-{seed}-{voxel_size:g}mm.npz" if cache else None
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                out.append({k: z[k] for k in z.files})
+            continue
+        subject = Subject(seed=int(seed), voxel_size=voxel_size)
+        item = {"t1w": subject.contrast("t1w", field_strength=3.0 if seed % 2 == 0 else 1.5).volume,
+                "labels": subject.labels, "mask": np.isin(subject.labels, LABELS), "affine": subject.affine}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **item)
+        out.append(item)
+    return out
 
 
 def _labels(item: dict) -> np.ndarray:
