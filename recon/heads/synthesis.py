@@ -173,17 +173,25 @@ class LocalSynthesizer(nn.Module):
         out_chans: output channels.
         chans: feature channels.
         num_layers: 3x3 convolution layers (receptive field ``2 num_layers + 1`` pixels).
+        background: None, or an input level (in the input's units, e.g. 0.1 of the foreground
+            mean) below which the output is gated to 0 by ``sigmoid((x - b) / (b / 4))``: air is
+            dark in every MR contrast, so a translator between inverse contrasts (T1 <-> T2)
+            need not learn to keep it dark while it inverts the tissues.
 
     Example:
         >>> LocalSynthesizer(chans=8)(torch.zeros(1, 1, 20, 24)).shape
         torch.Size([1, 1, 20, 24])
     """
 
-    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 32, num_layers: int = 2) -> None:
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 32, num_layers: int = 2,
+                 background: float | None = None) -> None:
         super().__init__()
         for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans), ("num_layers", num_layers)):
             check_int(name, value)
+        if background is not None and not (isinstance(background, (int, float)) and background > 0):
+            raise ValueError(f"background must be a positive number or None, got {background!r}")
         self.in_chans, self.out_chans, self.chans, self.num_layers = in_chans, out_chans, chans, num_layers
+        self.background = background
         layers: list[nn.Module] = []
         ch = in_chans
         for _ in range(num_layers):
@@ -197,7 +205,10 @@ class LocalSynthesizer(nn.Module):
         check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (LocalSynthesizer works on 2-D slices)")
         if image.shape[1] != self.in_chans:
             raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
-        return self.net(image)
+        out = self.net(image)
+        if self.background is not None:  # air stays air: a smooth gate on the input's first channel
+            out = out * torch.sigmoid((image[:, :1] - self.background) / (0.25 * self.background))
+        return out
 
 
 class PatchDiscriminator(nn.Module):
@@ -329,6 +340,7 @@ class CycleGAN(nn.Module):
         generator_arch: ``"unet"`` (:class:`UnetSynthesizer` with ``chans`` and
             ``num_pool_layers``) or ``"local"`` (:class:`LocalSynthesizer` with ``chans`` and
             ``num_pool_layers`` 3x3 layers).
+        background: the local generators' background gate (:class:`LocalSynthesizer`).
 
     Example:
         >>> model = CycleGAN(chans=8, num_pool_layers=2, disc_chans=8)
@@ -339,7 +351,8 @@ class CycleGAN(nn.Module):
 
     def __init__(self, chans: int = 16, num_pool_layers: int = 3, disc_chans: int = 32, disc_layers: int = 3,
                  lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
-                 generator: torch.Generator | None = None, generator_arch: str = "unet") -> None:
+                 generator: torch.Generator | None = None, generator_arch: str = "unet",
+                 background: float | None = None) -> None:
         super().__init__()
         for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -348,8 +361,8 @@ class CycleGAN(nn.Module):
             self.g_ab = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
             self.g_ba = UnetSynthesizer(chans=chans, num_pool_layers=num_pool_layers)
         elif generator_arch == "local":
-            self.g_ab = LocalSynthesizer(chans=chans, num_layers=num_pool_layers)
-            self.g_ba = LocalSynthesizer(chans=chans, num_layers=num_pool_layers)
+            self.g_ab = LocalSynthesizer(chans=chans, num_layers=num_pool_layers, background=background)
+            self.g_ba = LocalSynthesizer(chans=chans, num_layers=num_pool_layers, background=background)
         else:
             raise ValueError(f"generator_arch must be 'unet' or 'local', got {generator_arch!r}")
         self.d_a = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)

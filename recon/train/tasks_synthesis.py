@@ -203,6 +203,9 @@ class CycleGANTask(HeadTask):
         parser.add_argument("--disc-chans", type=int, default=None, help="discriminator channels (default --chans)")
         parser.add_argument("--disc-layers", type=int, default=3, help="discriminator stride-2 layers (3: 70x70 patches)")
         parser.add_argument("--lambda-cycle", type=float, default=10.0, help="cycle-consistency weight")
+        parser.add_argument("--background", type=float, default=None,
+                            help="local generators: gate the output to 0 where the input is below this "
+                                 "(foreground-mean units, e.g. 0.1)")
 
     def check(self) -> None:
         c = self.config
@@ -224,7 +227,7 @@ class CycleGANTask(HeadTask):
         return CycleGAN(chans=c.chans, num_pool_layers=c.depth, disc_chans=c.options.get("disc_chans") or c.chans,
                         disc_layers=int(c.options.get("disc_layers", 3)),
                         lambda_cycle=float(c.options.get("lambda_cycle", 10.0)), lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
-                        generator_arch=c.arch)
+                        generator_arch=c.arch, background=c.options.get("background"))
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})

@@ -206,3 +206,15 @@ def test_local_synthesizer_receptive_field_and_checks():
         CycleGAN(chans=4, generator_arch="resnet")
     model = CycleGAN(chans=4, num_pool_layers=2, disc_chans=4, generator_arch="local")
     assert isinstance(model.g_ab, LocalSynthesizer)
+
+
+def test_local_synthesizer_background_gate():
+    from recon.heads.synthesis import LocalSynthesizer
+
+    torch.manual_seed(0)
+    gated = LocalSynthesizer(chans=4, num_layers=2, background=0.2)
+    x = torch.rand(2, 1, 9, 11)
+    expected = gated.net(x) * (1 / (1 + torch.exp(-(x - 0.2) / 0.05)))
+    torch.testing.assert_close(gated(x), expected)
+    with pytest.raises(ValueError, match="background must be a positive number"):
+        LocalSynthesizer(background=-1.0)
