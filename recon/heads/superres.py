@@ -442,6 +442,8 @@ class MultiScaleFusionSR(nn.Module):
         branch_chans: channels per path (default ``chans // 2``).
         interpolation: ``"cubic"`` or ``"zero_fill"`` (sinc; interpolate whole images, not
             patches, to avoid wrap-around ringing: :func:`upscale_image` does).
+        scale_input: condition on the scale (constant ``log2(s)`` channels per axis): one
+            network for several scales that knows which one it is doing.
 
     Example:
         >>> net = MultiScaleFusionSR(dims=3, chans=8, num_blocks=1)
@@ -450,13 +452,14 @@ class MultiScaleFusionSR(nn.Module):
     """
 
     def __init__(self, dims: int = 2, chans: int = 32, num_blocks: int = 4, kernel_sizes: Sequence[int] | None = None,
-                 branch_chans: int | None = None, interpolation: str = "cubic") -> None:
+                 branch_chans: int | None = None, interpolation: str = "cubic", scale_input: bool = False) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims!r}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
         self.interpolation = interpolation
+        self.scale_input = bool(scale_input)
         check_int("chans", chans)
         check_int("num_blocks", num_blocks, minimum=0)
         kernel_sizes = tuple(kernel_sizes) if kernel_sizes is not None else ((3, 5, 7) if dims == 2 else (3, 5))
@@ -466,7 +469,7 @@ class MultiScaleFusionSR(nn.Module):
         self.dims, self.chans, self.num_blocks = dims, chans, num_blocks
         self.kernel_sizes, self.branch_chans = kernel_sizes, branch_chans
         conv = _conv(dims)
-        self.head = conv(1, chans, 3, padding=1)
+        self.head = conv(1 + (dims if self.scale_input else 0), chans, 3, padding=1)
         self.blocks = nn.Sequential(*[MultiScaleFusionBlock(dims, chans, branch_chans, kernel_sizes)
                                       for _ in range(num_blocks)])
         self.tail = conv(chans, 1, 3, padding=1)
@@ -490,15 +493,23 @@ class MultiScaleFusionSR(nn.Module):
         self._check("lr", lr)
         return interpolate(lr, scale, self.interpolation)
 
-    def refine(self, up: torch.Tensor) -> torch.Tensor:
+    def refine(self, up: torch.Tensor, scale: Sequence[int] | int | None = None) -> torch.Tensor:
         """The learned residual on an interpolated ``(B, 1, *N)`` image: ``up + tail(blocks(ReLU(head(up))))``
-        (fully convolutional on the HR grid: whole volumes can be refined by patches)."""
+        (fully convolutional on the HR grid: whole volumes can be refined by patches). With
+        ``scale_input`` the head also sees one constant channel ``log2(s)`` per axis (``scale`` required)."""
         self._check("up", up)
-        return up + self.tail(self.blocks(F.relu(self.head(up))))
+        x = up
+        if self.scale_input:
+            if scale is None:
+                raise ValueError("scale is required by a network with scale_input=True")
+            s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, self.dims)
+            maps = [torch.full_like(up, math.log2(f)) for f in s]
+            x = torch.cat([up, *maps], 1)
+        return up + self.tail(self.blocks(F.relu(self.head(x))))
 
     def forward(self, lr: torch.Tensor, scale: Sequence[int] | int) -> torch.Tensor:
         """``(B, 1, *n)`` LR -> ``(B, 1, *(s n))`` HR (normalised intensities in, same units out)."""
-        return self.refine(self.interpolate(lr, scale))
+        return self.refine(self.interpolate(lr, scale), scale)
 
 
 # ----------------------------------------------------------------------------- SRGAN
@@ -797,8 +808,8 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
             # interpolate the whole volume, refine it on the HR grid by overlapping patches
             up = model.interpolate(x[None, None], s)[0]
             big = max(s)
-            out = sliding_window_3d(model.refine, up, patch_size=patch_size * big, overlap=overlap * big,
-                                    progress=progress)[0]
+            out = sliding_window_3d(lambda patch: model.refine(patch, s), up, patch_size=patch_size * big,
+                                    overlap=overlap * big, progress=progress)[0]
         else:
             out = superres_volume(model, x[None], s, patch_size=patch_size, overlap=overlap, progress=progress)[0]
     out = out.double().cpu() * unit

@@ -116,6 +116,7 @@ class SuperresConfig:
     num_blocks: int = 4
     kernel_sizes: Optional[tuple] = None    # fusion paths (default (3, 5, 7) in 2-D, (3, 5) in 3-D)
     interpolation: str = "zero_fill"        # fusion base: 'zero_fill' (sinc) or 'cubic'
+    scale_input: bool = False               # fusion: condition on the scale (several scales in one network)
     disc_chans: int = 16                    # srgan
     adv_weight: float = 1e-3                # srgan
     pretrain_steps: int = 0                 # srgan: content-only steps first
@@ -189,7 +190,8 @@ def build_superres(config: SuperresConfig) -> nn.Module:
             return SRGAN3d(config.scales[0], chans=config.chans, num_blocks=config.num_blocks,
                            disc_chans=config.disc_chans, adv_weight=config.adv_weight)
         return MultiScaleFusionSR(dims=config.dims, chans=config.chans, num_blocks=config.num_blocks,
-                                  kernel_sizes=config.kernel_sizes, interpolation=config.interpolation)
+                                  kernel_sizes=config.kernel_sizes, interpolation=config.interpolation,
+                                  scale_input=config.scale_input)
 
 
 def _shipped(config: SuperresConfig, model: nn.Module) -> nn.Module:
@@ -201,7 +203,7 @@ def head_config(config: SuperresConfig) -> HeadConfig:
     options = {"dims": config.dims, "scales": [",".join(map(str, s)) for s in config.scales],
                "degradation": config.degradation, "interpolation": config.interpolation,
                "contrasts": list(config.contrasts), "disc_chans": config.disc_chans, "adv_weight": config.adv_weight,
-               "pretrain_steps": config.pretrain_steps, "name": config.weight_name}
+               "pretrain_steps": config.pretrain_steps, "name": config.weight_name, "scale_input": config.scale_input}
     if config.kernel_sizes is not None:
         options["kernel_sizes"] = list(config.kernel_sizes)
     return HeadConfig(task=config.task, chans=config.chans, depth=config.num_blocks, steps=config.steps,
@@ -482,7 +484,7 @@ def _optimisers(config: SuperresConfig, model: nn.Module) -> dict[str, torch.opt
 def _step(config: SuperresConfig, model: nn.Module, opt: dict, pairs: _Pairs, step: int) -> dict[str, float]:
     lr, hr, s = pairs.batch()
     if config.task == "superres":
-        loss = F.mse_loss(model.refine(lr), hr)  # lr: the interpolated input on the HR grid
+        loss = F.mse_loss(model.refine(lr, s), hr)  # lr: the interpolated input on the HR grid
         opt["model"].zero_grad(set_to_none=True)
         loss.backward()
         opt["model"].step()
@@ -601,7 +603,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
 
 #: task options (``config.options``) -> SuperresConfig fields
 _OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
-            "pretrain_steps", "name")
+            "pretrain_steps", "name", "scale_input")
 
 
 class SuperresTask(HeadTask):
@@ -629,6 +631,8 @@ class SuperresTask(HeadTask):
         parser.add_argument("--interpolation", choices=INTERPOLATIONS, default=d.interpolation,
                             help="fusion network's base: zero_fill (sinc, default) or cubic")
         parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
+        parser.add_argument("--scale-input", action="store_true",
+                            help="fusion: condition on the scale (for several --scales in one network)")
         parser.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
         parser.add_argument("--disc-chans", type=int, default=d.disc_chans, help="srgan discriminator channels")
         parser.add_argument("--adv-weight", type=float, default=d.adv_weight, help="srgan adversarial weight")
@@ -676,7 +680,7 @@ class SuperresTask(HeadTask):
         x, hr, s = self.pairs.batch(run.generator)
         x, hr = x.to(run.device), hr.to(run.device)
         with run.autocast():
-            loss = F.mse_loss(model.refine(x).float(), hr)
+            loss = F.mse_loss(model.refine(x, s).float(), hr)
         return {"loss": run.optimise(loss, "model")}
 
 

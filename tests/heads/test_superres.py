@@ -193,6 +193,22 @@ def test_fusion_network_zero_fill_base_is_sinc_interpolation():
     torch.testing.assert_close(net(lr, (1, 2, 3))[0, 0], ref)
 
 
+def test_scale_conditioned_fusion_network_sees_log2_scale_channels():
+    net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=0, scale_input=True)
+    assert net.head.in_channels == 4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.nn.init.normal_(net.tail.weight)
+    up = torch.rand(1, 1, 6, 6, 6)
+    a, b = net.refine(up, (1, 1, 2)), net.refine(up, (1, 1, 4))
+    assert not torch.allclose(a, b)  # the scale changes the residual
+    # the head's input: the image and constant log2(s) maps (1, 1, 2) -> 0, 0, 1
+    seen = {}
+    net.head.register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    net.refine(up, (1, 1, 4))
+    torch.testing.assert_close(seen["x"][0, 1:], torch.tensor([0.0, 0.0, 2.0]).view(3, 1, 1, 1).expand(3, 6, 6, 6))
+
+
 def test_fusion_network_3d_and_srgan_shapes_and_losses():
     net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1)
     assert net(torch.rand(2, 1, 6, 7, 4), (1, 1, 3)).shape == (2, 1, 6, 7, 12)

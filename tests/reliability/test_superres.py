@@ -127,6 +127,8 @@ def test_not_a_superres_weight_file(tmp_path):
                  "lr must be a 5-D tensor.*3-D network", id="fusion-3d-given-2d"),
     pytest.param(lambda: MultiScaleFusionSR(dims=2, chans=2, num_blocks=0)(torch.rand(1, 2, 8, 8), 2), ValueError,
                  "lr must have 1 channel", id="channels"),
+    pytest.param(lambda: MultiScaleFusionSR(dims=3, chans=2, num_blocks=0, scale_input=True).refine(
+        torch.rand(1, 1, 8, 8, 8)), ValueError, "scale is required", id="scale-input-without-scale"),
     pytest.param(lambda: SRGenerator3d((2, 2, 2), chans=2, num_blocks=0)(torch.rand(1, 1, 8, 8)), ValueError,
                  "lr must be a 5-D tensor.*3-D-only", id="srgan-2d"),
     pytest.param(lambda: SRGenerator3d((2, 2, 2), chans=2, num_blocks=0)(torch.rand(1, 1, 8, 8, 8), 3), ValueError,
