@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SEEDS = [200, 201, 202, 203]
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
 #: central crop of 1 mm heads for the 3-D evaluation (brain; keeps CPU time reasonable)
-CROP_3D = (120, 144, 120)
+CROP_3D = (96, 112, 96)
 
 
 def _cache() -> str:
@@ -93,25 +93,13 @@ APODISE = 8
 
 
 def apodise(x: np.ndarray, width: int = APODISE) -> np.ndarray:
-    """``x`` times a separable Tukey window (cosine ramps over ``width`` voxels at every border).
+    """The truth every method is scored against: ``x`` tapered to 0 over its ``width`` border voxels
+    (recon.heads.superres.taper_borders; k-space truncation assumes a periodic image, as a
+    scanner's is; a phantom head clipped by the field of view, or a crop, is not: without the taper
+    zero-filled interpolation loses ~3-4 dB to cubic on such slices from wrap-around ringing)."""
+    from recon.heads.superres import taper_borders
 
-    An HR image from a scanner is a DFT of measured k-space, so it is consistent with the
-    periodic boundary that k-space truncation assumes; a phantom (or a crop) cut by its field of
-    view is not, and truncating it adds wrap-around Gibbs ringing no acquisition shows (a head
-    clipped by the in-plane FOV: zero-filled interpolation ~3-4 dB below cubic on those slices).
-    Tapering the truth's borders to 0 restores that consistency; every method is scored against
-    the same tapered truth.
-    """
-    out = x.astype(np.float64)
-    for axis, n in enumerate(x.shape):
-        w = np.ones(n)
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
-        w[:width] = ramp
-        w[n - width:] = np.minimum(w[n - width:], ramp[::-1])
-        shape = [1] * x.ndim
-        shape[axis] = n
-        out = out * w.reshape(shape)
-    return out.astype(np.float32)
+    return taper_borders(torch.from_numpy(x.astype(np.float64)), width, spatial_dims=x.ndim).numpy().astype(np.float32)
 
 
 def lowres(hr: np.ndarray, scale: tuple) -> np.ndarray:

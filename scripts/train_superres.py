@@ -46,8 +46,8 @@ RUNS: dict[str, tuple[dict, float]] = {
                                num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, scale_input=True, steps=4000),
                           1000.0),
     "srgan-3d-x2": (dict(task="srgan", dims=3, scales=[(2, 2, 2)], chans=16, num_blocks=3, disc_chans=8,
-                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-3, pretrain_steps=900,
-                         steps=2600), 780.0),
+                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-3, pretrain_steps=700,
+                         steps=2600), 600.0),
 }
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "INTERPOLATIONS",
     "check_scale",
     "crop_to_multiple",
+    "taper_borders",
     "kspace_truncate",
     "kspace_zero_pad",
     "image_degrade",
@@ -152,6 +153,34 @@ def _check_multiple(sizes: tuple[int, ...], s: tuple[int, ...]) -> None:
     if any(n % f for n, f in zip(sizes, s)):
         raise ValueError(f"image size {sizes} must be a multiple of scale {s} along every axis "
                          "(crop first, e.g. crop_to_multiple)")
+
+
+def taper_borders(image: torch.Tensor, width: int = 8, spatial_dims: int | None = None) -> torch.Tensor:
+    """``image`` times a separable Tukey window: cosine ramps to 0 over ``width`` voxels at every
+    border of the trailing spatial axes.
+
+    A scanner's image is the DFT of measured k-space, hence consistent with the periodic
+    boundary that :func:`kspace_truncate` assumes; a phantom or a crop cut by its field of view is
+    not, and truncating it adds wrap-around Gibbs ringing no acquisition has. Tapering the
+    high-resolution truth first removes that (the training data and the benchmark do it).
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a torch.Tensor, got {describe(image)}")
+    check_int("width", width, minimum=0)
+    d = spatial_dims if spatial_dims is not None else min(image.ndim, 3)
+    out = image
+    for axis in range(image.ndim - d, image.ndim):
+        n = image.shape[axis]
+        k = min(width, n // 2)
+        w = torch.ones(n, dtype=torch.float64)
+        if k > 0:
+            ramp = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(k, dtype=torch.float64) + 0.5) / width)
+            w[:k] = ramp
+            w[n - k:] = torch.minimum(w[n - k:], ramp.flip(0))
+        shape = [1] * image.ndim
+        shape[axis] = n
+        out = out * w.reshape(shape).to(image.dtype).to(image.device)
+    return out
 
 
 def _fft(data: torch.Tensor, d: int, inverse: bool) -> torch.Tensor:

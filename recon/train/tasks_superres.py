@@ -23,7 +23,10 @@ its foreground mean (mean of the voxels above the mean) and cropped to the head.
 (LR) is simulated from each whole volume once per training scale, the MRI way
 (:func:`recon.heads.superres.kspace_truncate`, default) or the image way
 (:func:`recon.heads.superres.image_degrade`); the fusion network's input is the whole LR image
-interpolated to the HR grid, so training patches are aligned crops of the same volume.
+interpolated to the HR grid, so training patches are aligned crops of the same volume. Each HR
+image is first tapered to 0 over its 8 border voxels (:func:`~recon.heads.superres.taper_borders`):
+k-space truncation assumes a periodic image, as a scanner's is; a phantom cut by its field of view
+is not.
 
 * ``--task superres --dims 2``: :class:`~recon.heads.superres.MultiScaleFusionSR` on axial
   slices (in-plane scales such as ``--scales 2``), random flips and transposes;
@@ -57,6 +60,7 @@ from torch import nn
 
 from recon.heads.superres import (
     INTERPOLATIONS, SRGAN3d, MultiScaleFusionSR, check_scale, image_degrade, interpolate, kspace_truncate,
+    taper_borders,
 )
 from recon.train.tasks_heads import HeadConfig, HeadTask, StepRunner
 
@@ -399,9 +403,9 @@ class _Pairs:
                 if t.shape[0] == 0:
                     continue
                 X, Y = t.shape[1] // lcm * lcm, t.shape[2] // lcm * lcm
-                t = t[:, :X, :Y].contiguous()
+                t = taper_borders(t[:, :X, :Y], spatial_dims=2).contiguous()
             else:
-                t = t[tuple(slice(0, n // lcm * lcm) for n in t.shape)].contiguous()
+                t = taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)], spatial_dims=3).contiguous()
             inputs = {}
             for s in config.scales:
                 lr = _degrade(config, t, s)
