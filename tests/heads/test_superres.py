@@ -129,6 +129,19 @@ def test_image_degrade_block_average_blur_and_noise():
     assert float(noisy.mean()) == pytest.approx(0.5 * math.sqrt(math.pi / 2), rel=0.03)
 
 
+def test_taper_borders_is_a_separable_cosine_window():
+    from recon.heads.superres import taper_borders
+
+    x = torch.ones(2, 20, 30, dtype=torch.float64)
+    y = taper_borders(x, 4, spatial_dims=2)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(4) + 0.5) / 4)
+    w0 = np.ones(20)
+    w0[:4], w0[-4:] = ramp, ramp[::-1]
+    w1 = np.ones(30)
+    w1[:4], w1[-4:] = ramp, ramp[::-1]
+    np.testing.assert_allclose(y[1].numpy(), np.outer(w0, w1), **F64)
+
+
 def test_crop_to_multiple_and_check_scale():
     x = torch.zeros(2, 13, 17)
     assert crop_to_multiple(x, (2, 4), spatial_dims=2).shape == (2, 12, 16)
