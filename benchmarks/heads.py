@@ -385,7 +385,13 @@ def run(quick: bool, device: torch.device) -> dict:
         "T1 slice. Synthesis scores: z-scored over the brain mask, volume by volume; PSNR peak = range of the "
         "z-scored truth in the mask. Histogram matching maps the T1w brain voxels to a training subject's "
         "target-contrast brain voxels. Target: PSNR >= +2 dB and higher SSIM than histogram matching "
-        "(CycleGAN: above it).",
+        "(CycleGAN: above it). recon.synthesize averages each prediction with the left-right mirrored one "
+        "(flip_average=True, the default). T2w -> T1w: the CycleGAN's other generator.",
+        "FLAIR per subject: in these phantoms 3 T FLAIR has almost no grey/white contrast (literature T1/T2; "
+        "CSF not fully nulled) and each subject's tissue T1/T2/PD vary by 6 % (log-normal), which sets the sign "
+        "and size of that small contrast; the T2 part is invisible in T1w and field strength is only weakly "
+        "visible in it. Histogram matching to the (3 T) training reference is therefore very good for 3 T "
+        "subjects whose parameters are near the mean and poor for 1.5 T ones, and the networks sit in between.",
         "Denoising: baselines tuned per SNR on validation slices (Gaussian sigma in "
         f"{GAUSS_GRID} px, NLM h/sigma in {NLM_GRID}, patch 5, distance 6), each with and without "
         "sqrt(max(x^2 - 2 sigma^2, 0)) using the TRUE sigma; recon.denoise estimates sigma itself. "
