@@ -180,8 +180,8 @@ TOY_MODEL_KWARGS = {
 #: ``full`` preset's, so the scores compare with a full run. ``varnet_ssdu`` is the SSDU twin of
 #: ``varnet`` on a small budget (same data, init, schedule and steps as ``varnet_short``).
 CPU_SCHEDULES: dict[str, dict] = {
-    "varnet": dict(lr=5e-4, lr_step_size=7, epochs=9, val_every=3, train_crop_rows=96),
-    "cascade": dict(lr=1e-3, lr_step_size=4, epochs=6, val_every=2, train_crop_rows=96),
+    "varnet": dict(lr=5e-4, lr_step_size=9, epochs=12, val_every=3, train_crop_rows=96),
+    "cascade": dict(lr=1e-3, lr_step_size=3, epochs=4, val_every=2, train_crop_rows=96),
     "unet": dict(lr=5e-4, lr_step_size=3, epochs=4, val_every=2, batch_size=4),
     "varnet_short": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
     "varnet_ssdu": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
@@ -548,7 +548,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.names is None:
         args.names = CPU_ORDER if args.preset == "cpu" else ["varnet", "varnet_ssdu", "cascade", "unet"]
-    for name in args.names:
+    for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,
             epochs=None, num_threads=args.num_threads, data="corpus", preset=args.preset,
@@ -699,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
     p_rep.add_argument("--data-cache", default=None)
     p_rep.add_argument("--max-slices", type=int, default=None, help="score only the first slices of each split")
     p_rep.add_argument("--api-methods", nargs="*", default=["cs"])
+    p_rep.add_argument("--no-train", action="store_true",
+                       help="score and report the weights already in the run folder (<run-dir>/<name>.pt), train nothing")
     p_rep.add_argument("--reuse-scores", action="store_true",
                        help="keep the scores already in <run-dir>/heldout_scores.json (same held-out files) "
                             "instead of scoring those methods again")
