@@ -166,7 +166,7 @@ def bench_default(val_path: Path, test_files, grid: list[float], repeats: int) -
             scales = np.quantile(np.abs(adjoint).reshape(len(y), -1), 0.99, axis=1)
 
             def ours():
-                return reconstruct(y, mask, device="cpu", progress=False)
+                return reconstruct(y, mask, method="cs", device="cpu", progress=False)
 
             def theirs():
                 return np.stack([

@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: every accepted ``method``
 METHODS = ("zero_filled", "sense", "cs", "tv", "unet", "cascade", "varnet")
-#: the method used when none is given (see docs/reconstruct.md for the measurements behind it)
-DEFAULT_METHOD = "cs"
+#: the method used when none is given: the bundled deep cascade, the best method on the held-out
+#: split at both 4x and 8x (SSIM; data/weights/README.md, docs/reconstruct.md "The default method and why")
+DEFAULT_METHOD = "cascade"
 LEARNED = ("unet", "cascade", "varnet")
 
 Array = Union[np.ndarray, torch.Tensor]
@@ -435,10 +436,13 @@ def reconstruct(
         mask: sampling mask broadcastable to the k-space: a column mask ``(W,)``, a 2-D mask
             ``(H, W)``, fastMRI's ``(1, 1, W, 1)``, ...; 0/1 or boolean.  ``None`` infers it
             from the non-zero points of ``kspace``.  Points outside the mask are ignored.
-        method: ``"cs"`` (default: ESPIRiT maps + L1-wavelet compressed sensing; good on any
-            input without tuning, see docs/reconstruct.md), ``"zero_filled"``, ``"sense"``
-            (Tikhonov CG-SENSE), ``"tv"`` (total variation), or a learned model:
-            ``"unet"``, ``"cascade"``, ``"varnet"``.
+        method: ``"cascade"`` (default: the bundled deep cascade, trained on recon's simulated
+            physics corpus; best SSIM on held-out anatomy and contrasts at 4x and 8x, see
+            docs/reconstruct.md), ``"cs"`` (ESPIRiT maps + L1-wavelet compressed sensing: no
+            training data, good on any input without tuning - the choice for data unlike the
+            corpus, e.g. other body parts), ``"zero_filled"``, ``"sense"`` (Tikhonov CG-SENSE),
+            ``"tv"`` (total variation), or another learned model: ``"unet"``, ``"varnet"``.
+            Learned methods return float32 also for complex128 input.
         weights: learned methods only: a checkpoint path (fastMRI's released state_dicts and
             Lightning ``.ckpt`` files work) or the name of a checkpoint in ``data/weights/``.
         sens_maps: coil maps of the k-space's shape (complex); ``None`` estimates ESPIRiT maps

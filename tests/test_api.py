@@ -123,7 +123,7 @@ def test_classical_methods_beat_zero_filled_and_keep_the_rss_scale(data, method)
 
 def test_default_method_and_given_maps(data):
     kspace, mask = data
-    assert api.DEFAULT_METHOD == "cs"
+    assert api.DEFAULT_METHOD == "cascade"  # issue 12: beats cs on the held-out split at 4x and 8x
     default = reconstruct(kspace, mask)
     assert default.shape == (2, H, W)
     maps = np.ones_like(kspace) / np.sqrt(C)

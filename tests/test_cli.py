@@ -98,7 +98,9 @@ def test_reconstruct_single_file_default_method_with_stored_mask(tmp_path, capsy
     path = tmp_path / "test_file.h5"
     write_fastmri_file(path, kspace * mask, _header(48, 40, 6, 1), mask=mask, attrs={"acquisition": "AXT1"})
     assert main(["reconstruct", str(path), "-o", str(tmp_path / "out")]) == 0
-    assert "test_file.h5: cs ->" in capsys.readouterr().out
+    from recon.api import DEFAULT_METHOD
+
+    assert f"test_file.h5: {DEFAULT_METHOD} ->" in capsys.readouterr().out
     with h5py.File(tmp_path / "out" / "test_file.h5") as hf:
         recon = hf["reconstruction"][()]
     assert recon.shape[0] == 1 and np.isfinite(recon).all()
