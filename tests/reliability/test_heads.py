@@ -63,7 +63,28 @@ CASES = [
                  "n must be a positive int", id="sample-n"),
     pytest.param(lambda: DenoisingAutoencoder(depth=0), ValueError, "depth must be a positive int", id="dae-depth"),
     pytest.param(lambda: max_ncc(torch.rand(2, 8, 8), torch.rand(3, 9, 8)), ValueError, "training must be", id="ncc-shapes"),
+    # the head training configuration (recon.train.tasks_heads.HeadConfig and the task checks)
+    pytest.param(lambda: _config(task="segment"), ValueError, "task must be one of", id="cfg-task"),
+    pytest.param(lambda: _config(arch="vnet"), ValueError, "arch must be one of", id="cfg-arch"),
+    pytest.param(lambda: _config(task="cyclegan", arch="resnet3d"), ValueError, "arch must be one of", id="cfg-cycle-arch"),
+    pytest.param(lambda: _config(lr_schedule="step"), ValueError, "lr_schedule must be", id="cfg-schedule"),
+    pytest.param(lambda: _config(device="tpu"), ValueError, "device must be", id="cfg-device"),
+    pytest.param(lambda: _config(val_every=0), ValueError, "val_every must be", id="cfg-val-every"),
+    pytest.param(lambda: _config(checkpoint_every=0), ValueError, "checkpoint_every must be", id="cfg-ckpt-every"),
+    pytest.param(lambda: _config(amp="yes"), ValueError, "amp must be True or False", id="cfg-amp"),
+    pytest.param(lambda: _config(options=[("a", 1)]), ValueError, "options must be a dict", id="cfg-options"),
+    pytest.param(lambda: _config(options={"brain_weight": -1.0}), ValueError, "brain_weight must be", id="cfg-brain-weight"),
+    pytest.param(lambda: _config(task="denoise", options={"background_pad": 1.5}), ValueError, "background_pad must be",
+                 id="cfg-background-pad"),
+    pytest.param(lambda: _config(task="cyclegan", lambda_identity=-1.0), ValueError, "lambda_identity", id="cfg-identity"),
+    pytest.param(lambda: _config(source="t2", target="t2w"), ValueError, "source and target must differ", id="cfg-same"),
 ]
+
+
+def _config(**fields):
+    from recon.train.tasks_heads import HeadConfig
+
+    return HeadConfig(**fields)
 
 
 @pytest.mark.parametrize("call,exc,match", CASES)
