@@ -180,7 +180,7 @@ TOY_MODEL_KWARGS = {
 #: ``full`` preset's, so the scores compare with a full run. ``varnet_ssdu`` is the SSDU twin of
 #: ``varnet`` on a small budget (same data, init, schedule and steps as ``varnet_short``).
 CPU_SCHEDULES: dict[str, dict] = {
-    "varnet": dict(lr=5e-4, lr_step_size=9, epochs=12, val_every=3, train_crop_rows=96),
+    "varnet": dict(lr=5e-4, lr_step_size=9, epochs=15, val_every=3, train_crop_rows=96),
     "cascade": dict(lr=1e-3, lr_step_size=3, epochs=4, val_every=2, train_crop_rows=96),
     "unet": dict(lr=5e-4, lr_step_size=3, epochs=4, val_every=2, batch_size=4),
     "varnet_short": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
