@@ -91,6 +91,8 @@ def card(args) -> None:
         "pairs": pairs,
         "measured_by": "python -m benchmarks.registration (benchmarks/results/cpu/registration.md)",
     }
+    if args.note:
+        base["note"] = args.note
     shutil.copyfile(run_dir / "register.pt", OUT / "register.pt")
     with atomic_path(OUT / "register.json") as tmp:
         Path(tmp).write_text(json.dumps(base, indent=1))
@@ -108,6 +110,7 @@ def main(argv=None) -> None:
     t.add_argument("--progress", action="store_true")
     c = sub.add_parser("card")
     c.add_argument("--run-dir", default="runs/register")
+    c.add_argument("--note", default=None, help="free text for the card (e.g. how the run was split)")
     args = p.parse_args(argv)
     train(args) if args.cmd == "train" else card(args)
 
