@@ -886,7 +886,8 @@ def register(
             ``recon train --task register``.
         metric: iterative methods: ``"mutual_information"`` or ``"mean_squares"``.
         seed: seed of SimpleITK's metric sampling (deterministic).
-        num_threads: SimpleITK threads (None: its default).
+        num_threads: SimpleITK threads (None: its default; for ``"learned"`` None means 1, which
+            makes its affine pre-alignment reproducible to the bit).
         device: where the network runs (default CPU).
 
     Returns:
@@ -928,7 +929,7 @@ def register(
             raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a registration network")
         transform = register_with_network(model, fixed_data, fa, moving_data, ma,
                                           voxel_size=float(config.options.get("work_voxel", 4.0)),
-                                          num_threads=num_threads,
+                                          num_threads=1 if num_threads is None else num_threads,
                                           device=torch.device(device) if device is not None else "cpu")
         warped = transform.apply(moving_data, order=1)
     else:

@@ -586,7 +586,7 @@ def resample_to_grid(volume: np.ndarray, affine: np.ndarray, shape: Sequence[int
 
 
 def prealign(fixed: np.ndarray, fixed_affine: np.ndarray, moving: np.ndarray, moving_affine: np.ndarray, *,
-             voxel_size: float = WORK_VOXEL_SIZE, num_threads: int | None = None) -> dict:
+             voxel_size: float = WORK_VOXEL_SIZE, num_threads: int | None = 1) -> dict:
     """The learned method's first stage: both images on the working grid, affinely aligned.
 
     Steps: ``fixed`` -> ``voxel_size`` mm (:func:`recon.preprocess.resample`, cubic); ``moving``
@@ -604,6 +604,8 @@ def prealign(fixed: np.ndarray, fixed_affine: np.ndarray, moving: np.ndarray, mo
     fixed_w, work_affine = resample(fixed, fixed_affine, voxel_size, order=3)
     moving_w, moving_w_affine = resample(moving, moving_affine, voxel_size, order=3)
     fixed_w, moving_w = np.maximum(fixed_w, 0), np.maximum(moving_w, 0)
+    # one thread by default: bitwise reproducible (several threads reduce sums in varying order); the
+    # working grid is small, so it costs little
     result = register(fixed_w, moving_w, fixed_affine=work_affine, moving_affine=moving_w_affine,
                       transform="affine", num_threads=num_threads, **PREALIGN_SETTINGS)
     aligned = resample_to_grid(moving, moving_affine, fixed_w.shape, work_affine, order=1, matrix=result.matrix)
@@ -613,7 +615,7 @@ def prealign(fixed: np.ndarray, fixed_affine: np.ndarray, moving: np.ndarray, mo
 
 def register_with_network(model: RegistrationNet, fixed: np.ndarray, fixed_affine: np.ndarray, moving: np.ndarray,
                           moving_affine: np.ndarray, *, voxel_size: float = WORK_VOXEL_SIZE,
-                          num_threads: int | None = None,
+                          num_threads: int | None = 1,
                           device: torch.device | str = "cpu") -> DeformableTransform:
     """Affine pre-alignment (:func:`prealign`) then the network's displacement on the working grid.
 
@@ -622,7 +624,8 @@ def register_with_network(model: RegistrationNet, fixed: np.ndarray, fixed_affin
         fixed, moving: (X, Y, Z) float arrays, finite, any intensity scale.
         fixed_affine, moving_affine: their 4x4 voxel-to-world (RAS mm) affines.
         voxel_size: the working grid the network was trained on (mm).
-        num_threads: SimpleITK threads of the pre-alignment (None: SimpleITK's default).
+        num_threads: SimpleITK threads of the pre-alignment (default 1: reproducible to the bit;
+            None: SimpleITK's default, faster on many cores, results vary with rounding).
         device: where the network runs.
 
     Returns:

@@ -158,7 +158,8 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         moving_affine: moving image's 4x4 affine (default 1 mm identity).
         transform: ``"rigid"``, ``"affine"`` or ``"bspline"``.
         metric: ``"mutual_information"`` or ``"mean_squares"``.
-        seed: seed of the metric's random sampling.
+        seed: seed of the metric's random sampling; every seed, 0 included, is deterministic
+            (SimpleITK's own seed 0 means "wall clock"; recon passes ``seed + 1``).
         fixed_mask: optional boolean mask of ``fixed``'s shape restricting the metric.
         moving_mask: optional boolean mask of ``moving``'s shape: only fixed points that map
             inside it count (e.g. a dilated brain mask when ``moving`` is a skull-stripped
@@ -222,6 +223,8 @@ def register(fixed: np.ndarray | torch.Tensor, moving: np.ndarray | torch.Tensor
         sampling_percentage = [float(sampling_percentage)] * len(shrink)
     if int(n_iterations) < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31 - 1:
+        raise ValueError(f"seed must be an int in [0, 2**31 - 1), got {seed!r}")
     for name, data in (("fixed", fixed_data), ("moving", moving_data)):
         if not np.all(np.isfinite(data)):
             raise ValueError(f"{name} contains NaN or infinite values")
@@ -259,7 +262,8 @@ def _register(s, fixed_data, moving_data, fixed_affine, moving_affine, mask, mma
         else:
             reg.SetMetricAsMeanSquares()
         reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentagePerLevel([float(p) for p in percentage], int(seed))
+        # SimpleITK reads seed 0 as sitkWallClock (a different sample set every call): shift by one
+        reg.SetMetricSamplingPercentagePerLevel([float(p) for p in percentage], int(seed) + 1)
         if mask_image is not None:
             reg.SetMetricFixedMask(mask_image)
         if moving_mask_image is not None:

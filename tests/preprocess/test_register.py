@@ -66,6 +66,23 @@ def test_deterministic_with_seed(scene):
     np.testing.assert_array_equal(a.matrix, b.matrix)  # bitwise with one thread
 
 
+def test_default_seed_zero_is_deterministic(scene):
+    """SimpleITK reads its own seed 0 as 'wall clock'; recon's default seed 0 must not."""
+    fixed, moving, _, _ = scene
+    kwargs = dict(fixed_affine=AFFINE, moving_affine=AFFINE, num_threads=1, shrink_factors=(4, 2),
+                  smoothing_sigmas=(2.0, 1.0), max_samples=5000)
+    a = register(fixed, moving, **kwargs)
+    b = register(fixed, moving, **kwargs)
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 1.5, True, "0"])
+def test_bad_seed_is_refused(scene, seed):
+    fixed, moving, _, _ = scene
+    with pytest.raises(ValueError, match="seed"):
+        register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, seed=seed)
+
+
 def test_apply_labels_and_other_grid(scene):
     fixed, moving, truth, _ = scene
     result = register(fixed, moving, fixed_affine=AFFINE, moving_affine=AFFINE, metric="mean_squares",
