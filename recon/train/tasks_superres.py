@@ -664,6 +664,10 @@ class SuperresTask(HeadTask):
     def contrasts(self) -> list[str]:
         return list(self.sr.contrasts)
 
+    def voxel_size(self) -> float:
+        """1 mm phantoms, as ``scripts/train_superres.py`` (the bundled weights) trains on."""
+        return 1.0
+
     def weight_name(self) -> str:
         return self.sr.weight_name
 
