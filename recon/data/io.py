@@ -33,6 +33,7 @@ __all__ = [
     "is_temporary",
     "remove_stale_temporaries",
     "data_files",
+    "save_npz",
     "save_reconstructions",
     "write_fastmri_file",
     "save_nifti",
@@ -161,6 +162,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically (:func:`atomic_path`), creating its
+    folder; a cache file is either complete or absent. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
 
 
 def _as_numpy(name: str, value: object) -> np.ndarray:

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads._checks import check_image_tensor
-from recon.heads.synthesis import _starts, _taper, lsgan_loss, sliding_window_3d
+from recon.heads.synthesis import _taper, _tiles, lsgan_loss, sliding_window_3d
 from recon.ops._checks import check_int, describe
 from recon.ops.complex import complex_abs
 from recon.ops.fft import fft2c, fft3c, ifft2c, ifft3c
@@ -707,13 +707,8 @@ def superres_volume(model: nn.Module, image: torch.Tensor, scale: Sequence[int],
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4):
         raise ValueError(f"image must be a (C, h, w) or (C, d, h, w) tensor, got {describe(image)}")
     s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, image.ndim - 1)
-    check_int("patch_size", patch_size)
-    check_int("overlap", overlap, minimum=0)
-    if overlap >= patch_size:
-        raise ValueError(f"overlap must be smaller than patch_size ({patch_size}), got {overlap}")
     dims = image.shape[1:]
-    sizes = [min(patch_size, n) for n in dims]
-    starts = [_starts(n, p, patch_size - overlap) for n, p in zip(dims, sizes)]
+    sizes, starts = _tiles(dims, patch_size, overlap)
     tapers = [_taper(p * f, overlap * f if len(st) > 1 else 0, image.dtype).to(image.device)
               for p, f, st in zip(sizes, s, starts)]
     w = tapers[0]

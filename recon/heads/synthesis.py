@@ -460,6 +460,16 @@ def _starts(n: int, patch: int, step: int) -> list[int]:
     return sorted(set(starts))
 
 
+def _tiles(dims: Sequence[int], patch_size: int, overlap: int) -> tuple[list[int], list[list[int]]]:
+    """Validated tiling of a grid ``dims``: per axis the patch size and the patch start indices."""
+    check_int("patch_size", patch_size)
+    check_int("overlap", overlap, minimum=0)
+    if overlap >= patch_size:
+        raise ValueError(f"overlap must be smaller than patch_size ({patch_size}), got {overlap}")
+    sizes = [min(patch_size, n) for n in dims]
+    return sizes, [_starts(n, p, patch_size - overlap) for n, p in zip(dims, sizes)]
+
+
 def sliding_window_3d(model: nn.Module, volume: torch.Tensor, patch_size: int = 64, overlap: int = 16,
                       progress: bool = False) -> torch.Tensor:
     """Run a 3-D network on a volume of any size by overlapping patches, blended linearly.
@@ -480,13 +490,8 @@ def sliding_window_3d(model: nn.Module, volume: torch.Tensor, patch_size: int = 
         ``(C', D, H, W)`` tensor (``volume``'s dtype and device).
     """
     check_image_tensor("volume", volume, 4, "(C, D, H, W)", hint=" (a 3-D volume; this is a 3-D-only path)")
-    check_int("patch_size", patch_size)
-    check_int("overlap", overlap, minimum=0)
-    if overlap >= patch_size:
-        raise ValueError(f"overlap must be smaller than patch_size ({patch_size}), got {overlap}")
     dims = volume.shape[1:]
-    sizes = [min(patch_size, n) for n in dims]
-    starts = [_starts(n, p, patch_size - overlap) for n, p in zip(dims, sizes)]
+    sizes, starts = _tiles(dims, patch_size, overlap)
     out = None
     weight = torch.zeros(dims, dtype=volume.dtype, device=volume.device)
     tapers = [_taper(p, overlap if len(s) > 1 else 0, volume.dtype).to(volume.device) for p, s in zip(sizes, starts)]

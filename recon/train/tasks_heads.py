@@ -531,11 +531,9 @@ def phantom_volumes(seeds: Sequence[int], contrasts: Sequence[str], *, voxel_siz
                 item[c] = subject.contrast(c, field_strength=field_strength).volume
             item["mask"] = np.isin(subject.labels, (1, 2, 3))  # gm, wm, csf
             if path is not None:
-                from recon.data.io import atomic_path
+                from recon.data.io import save_npz
 
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                    np.savez(fh, **item)
+                save_npz(path, item)
         out.append(item)
     return out
 

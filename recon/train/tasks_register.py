@@ -76,7 +76,7 @@ def labelled_phantoms(seeds, *, voxel_size: float = 2.0, cache=None) -> list[dic
     """
     from pathlib import Path
 
-    from recon.data.io import atomic_path
+    from recon.data.io import save_npz
     from recon.data.phantom import Subject
 
     out = []
@@ -90,9 +90,7 @@ def labelled_phantoms(seeds, *, voxel_size: float = 2.0, cache=None) -> list[dic
         item = {"t1w": subject.contrast("t1w", field_strength=3.0 if seed % 2 == 0 else 1.5).volume,
                 "labels": subject.labels, "mask": np.isin(subject.labels, LABELS), "affine": subject.affine}
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **item)
+            save_npz(path, item)
         out.append(item)
     return out
 

@@ -224,3 +224,20 @@ def test_atomic_writes_get_umask_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_npz_round_trip_creates_folder_and_leaves_no_temporary(tmp_path):
+    from recon.data.io import save_npz
+
+    arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "m": np.array([True, False])}
+    path = save_npz(tmp_path / "sub" / "cache.npz", arrays)
+    with np.load(path) as z:
+        assert sorted(z.files) == ["a", "m"]
+        np.testing.assert_array_equal(z["a"], arrays["a"])
+        np.testing.assert_array_equal(z["m"], arrays["m"])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cache.npz"]
+    with pytest.raises(TypeError):  # an unsaveable value: the old file stays, no temporary is left
+        save_npz(path, {"a": np.zeros(2), "bad": object.__new__(type("Unpicklable", (), {"__reduce__": None}))})
+    with np.load(path) as z:
+        assert sorted(z.files) == ["a", "m"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cache.npz"]
