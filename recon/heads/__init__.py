@@ -4,7 +4,7 @@ Networks only (tensors in, tensors out; no file I/O): :mod:`recon.heads.synthesi
 (:class:`~recon.heads.synthesis.ResNet3d`, :class:`~recon.heads.synthesis.UnetSynthesizer`,
 :class:`~recon.heads.synthesis.CycleGAN`), :mod:`recon.heads.gan` (DCGAN and the memorisation
 check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator),
-:mod:`recon.heads.registration` (VoxelMorph network, spatial transformer, NCC; :func:`recon.register`).
+:mod:`recon.heads.registration` (VoxelMorph network, spatial transformer, NCC; :func:`recon.register`),
 :mod:`recon.heads.superres` (multi-scale fusion CNN, 3-D SRGAN, low-resolution simulation; :func:`recon.super_resolve`).
 The one-call functions :func:`recon.synthesize`, :func:`recon.denoise` and :func:`recon.generate`
 load the bundled weights (``data/weights/heads/``) and run them.
@@ -14,10 +14,12 @@ from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
 from recon.heads.registration import DeformableTransform, RegistrationNet, SpatialTransformer, integrate_velocity, local_ncc, warp
 from recon.heads.superres import MultiScaleFusionSR, SRGAN3d, SRDiscriminator3d, SRGenerator3d, high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad
-from recon.heads.synthesis import CycleGAN, ImagePool, PatchDiscriminator, ResNet3d, UnetSynthesizer, crop_axial, lsgan_loss, sliding_window_3d
+from recon.heads.synthesis import (CycleGAN, ImagePool, LocalSynthesizer, PatchDiscriminator, ResNet3d, UnetSynthesizer, crop_axial,
+                                   lsgan_loss, sliding_window_3d, translate_slices)
 
 __all__ = [
-    "ResNet3d", "UnetSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial", "sliding_window_3d",
+    "ResNet3d", "UnetSynthesizer", "LocalSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial",
+    "sliding_window_3d", "translate_slices",
     "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
     "spectrum_distance",
     "DenoisingAutoencoder", "add_rician_noise", "estimate_sigma", "rician_floor_correction", "denoise_image",
