@@ -6,7 +6,7 @@ simulations).  Masks: fastMRI random masks, 4x with an 8% centre and 8x with a 4
 seeded per file as fastMRI's challenge does (``seed = file name``).  Metrics: fastMRI's
 ``evaluate.py`` semantics from :mod:`recon.metrics` — NMSE, PSNR and SSIM per volume against
 ``reconstruction_rss`` with ``maxval`` = the target volume's maximum, then the mean over
-volumes.  Learned methods use the bundled weights (trained on the Colin27 train split).
+volumes.  Learned methods use the bundled weights (retrained on recon's physics corpus, whose held-out sources include these files: see data/weights/README.md).
 
     python -m benchmarks.accuracy [--quick]          # prints the tables
 """
