@@ -246,17 +246,20 @@ def save_results(name: str, device: torch.device, payload: dict, table: str, tit
     return folder
 
 
-def section_main(run, doc: str, argv=None, section=None) -> int:
-    """``main()`` of a section module: ``python -m benchmarks.<name> [--quick] [--device D]``
-    prints the section's notes and tables (figures are made but not saved; the report saves
-    them).  ``--section quick|full`` (the child mode of :func:`section_in_child`) prints
-    ``section(quick, device)`` as JSON instead.
+def section_main(run, doc: str, argv=None, section=None, save_as: str | None = None) -> int:
+    """``main()`` of a section module: ``python -m benchmarks.<name> [--quick] [--device D]
+    [--figures DIR]`` prints the section's notes and tables; ``--figures`` also saves its PNGs
+    there (otherwise only the report saves them). With ``save_as``, a full run (not ``--quick``)
+    also writes ``results/<device>/<save_as>.md`` and ``.json`` (:func:`save_results`; the
+    section's ``results`` as the payload).  ``--section quick|full`` (the child mode of
+    :func:`section_in_child`) prints ``section(quick, device)`` as JSON instead.
     """
     import argparse
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--figures", default=None, metavar="DIR", help="also save the section's PNG figures into DIR")
     parser.add_argument("--section", choices=["quick", "full"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -265,6 +268,23 @@ def section_main(run, doc: str, argv=None, section=None) -> int:
             parser.error("--section: this module has no child mode")
         print(json.dumps(section(args.section == "quick", device), default=str))
         return 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = run(args.quick, device)
+    blocks = [*result.get("notes", [])]
+    for table in result.get("tables", []):
+        blocks.append(f"{table.get('caption', '')}\n\n"
+                      + (table["text"] if "text" in table else markdown_table(table["headers"], table["rows"])))
+    text = "\n\n".join(blocks)
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+        for f in result.get("figures", []):
+            f["figure"].savefig(Path(args.figures) / f"{f['name']}.png", dpi=110, format="png")
+    if save_as is not None and not args.quick:
+        print(f"written to {save_results(save_as, device, result.get('results', {}), text, result['title'])}")
+    print(f"# {result['title']}\n\n{text}\n")
+    return 0
     import matplotlib
 
     matplotlib.use("Agg")

@@ -444,32 +444,12 @@ def run(quick: bool, device: torch.device) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
-    import json
+    """``python -m benchmarks.heads [--quick] [--figures DIR]``; a full run also writes
+    ``results/cpu/heads.md`` and ``.json``."""
+    from benchmarks.common import section_main
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from benchmarks.common import markdown_table, save_results
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--figures", default=None, help="folder to save the PNG figures into")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    section = run(args.quick, torch.device("cpu"))
-    text = "\n\n".join(section["notes"]) + "\n\n" + "\n\n".join(
-        f"{t['caption']}\n\n{markdown_table(t['headers'], t['rows'])}" for t in section["tables"])
-    if args.figures:
-        Path(args.figures).mkdir(parents=True, exist_ok=True)
-        for f in section["figures"]:
-            f["figure"].savefig(Path(args.figures) / f"{f['name']}.png", dpi=110, format="png")
-    if not args.quick:
-        folder = save_results("heads", torch.device("cpu"), section["results"], text, section["title"])
-        print(f"written to {folder}")
-    print(text)
-    print(json.dumps(section["results"], default=str)[:2000])
-    return 0
+    return section_main(run, __doc__, argv, save_as="heads")
 
 
 if __name__ == "__main__":
