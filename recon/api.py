@@ -479,7 +479,7 @@ def reconstruct(
     slices, coils = _layout(shape, single_coil)
     data = data.reshape(slices, coils, *shape[-2:], 2)
     _check_values(data)
-    check_int("batch_size", batch_size, allow_none=True)
+    batch_size = check_int("batch_size", batch_size, allow_none=True)
     if weights is not None and method not in LEARNED:
         raise ValueError(f"weights= is only used by the learned methods {LEARNED}, not by method {method!r}")
     dev = _device(device, kspace)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 
@@ -71,10 +73,11 @@ def check_challenge(value: object, name: str = "challenge") -> str:
 
 
 def check_int(name: str, value: object, minimum: int = 1, *, allow_none: bool = False) -> int | None:
-    """``value`` if it is an int (not a bool) ``>= minimum`` (or ``None`` when allowed).
+    """``value`` as a Python int if it is an integer (``int`` or a numpy integer such as
+    ``np.int64``; not a bool) ``>= minimum`` (or ``None`` when allowed).
 
     Raises:
-        TypeError: not an int.
+        TypeError: not an integer.
         ValueError: below ``minimum``.
     """
     if value is None and allow_none:
@@ -82,8 +85,9 @@ def check_int(name: str, value: object, minimum: int = 1, *, allow_none: bool = 
     what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
     if allow_none:
         what += " or None"
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be {what}, got {describe(value)}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be {what}, got {value}")
     return value

@@ -184,16 +184,19 @@ def test_voxel_shuffle_against_pixel_shuffle_and_loops():
 # ----------------------------------------------------------------------------- networks
 
 def test_fusion_network_starts_as_cubic_interpolation_and_has_its_receptive_field():
-    net = MultiScaleFusionSR(dims=2, chans=4, num_blocks=2, kernel_sizes=(3, 5))
-    lr = torch.rand(1, 1, 10, 12)
-    torch.testing.assert_close(net(lr, 2), cubic_upsample(lr, (2, 2)))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # seeded weights: a run of dead ReLUs at the field's edge cannot hide it
+        net = MultiScaleFusionSR(dims=2, chans=4, num_blocks=2, kernel_sizes=(3, 5))
+        lr = torch.rand(1, 1, 10, 12)
+        torch.testing.assert_close(net(lr, 2), cubic_upsample(lr, (2, 2)))
         torch.nn.init.normal_(net.tail.weight)
-    up = torch.randn(1, 1, 41, 41, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    out = net.tail(net.blocks(F.relu(net.head(up))))
-    out[0, 0, 20, 20].backward()
-    support = (up.grad[0, 0].abs() > 0).nonzero()
+    grad = torch.zeros(41, 41)
+    for seed in range(4):  # union over inputs, so no position is missed by a ReLU that happens to be off
+        up = torch.randn(1, 1, 41, 41, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
+        out = net.tail(net.blocks(F.relu(net.head(up))))
+        out[0, 0, 20, 20].backward()
+        grad += up.grad[0, 0].abs()
+    support = (grad > 0).nonzero()
     width = int(support[:, 0].max() - support[:, 0].min() + 1)
     assert width == net.receptive_field == 1 + 2 + 2 * 4 + 2
 

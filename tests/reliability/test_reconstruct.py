@@ -153,6 +153,14 @@ def test_dtype_in_is_dtype_out(method, dtype, expected):
     assert out.dtype == expected and out.shape == (32, 32) and np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("batch_size", [np.int64(1), np.int32(2)])
+def test_numpy_integer_batch_size_is_accepted(batch_size):
+    """A numpy integer (e.g. from a config array) is an int; the result equals the Python-int call."""
+    volume = np.stack([K, K * 2, K * 3])
+    np.testing.assert_array_equal(reconstruct(volume, M, **ZF, batch_size=batch_size),
+                                  reconstruct(volume, M, **ZF, batch_size=int(batch_size)))
+
+
 def test_torch_complex128_returns_float64():
     out = reconstruct(torch.from_numpy(K.astype(np.complex128)), M, method="zero_filled")
     assert out.dtype == torch.float64
