@@ -396,11 +396,25 @@ def _reconstruct_batch(
     m = mask.to(kspace.dtype)
     kspace = kspace * m
     scale = _unit_scale(kspace)
-    kspace.mul_(scale)
+    _mul_pow2_(kspace, scale)
     out = _learned(method, model, kspace, m) if model is not None else _classical(method, kspace, m, maps)
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"method {method!r} produced non-finite values on this input (please report it)")
-    return out / scale
+    return _mul_pow2_(out, 1.0 / scale)
+
+
+def _mul_pow2_(tensor: torch.Tensor, factor: float) -> torch.Tensor:
+    """``tensor *= factor`` (a power of two) in steps of at most ``2**64``, in place.
+
+    One multiplication by ``2**139`` (the unit scale of subnormal float32 k-space, ~1e-42)
+    would overflow to inf in float32; powers of two in steps are exact.
+    """
+    exponent = round(math.log2(factor))
+    while exponent:
+        step = max(-64, min(64, exponent))
+        tensor.mul_(2.0**step)
+        exponent -= step
+    return tensor
 
 
 # --------------------------------------------------------------------------------------------
