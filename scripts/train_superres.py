@@ -43,11 +43,11 @@ RUNS: dict[str, tuple[dict, float]] = {
     "superres-2d-x4": (dict(task="superres", dims=2, scales=[(4, 4)], chans=32, num_blocks=4, batch_size=8,
                             patch_size=64, lr=5e-4, steps=4000, init_from="superres-2d-x2"), 600.0),
     "superres-3d-thick": (dict(task="superres", dims=3, scales=[(1, 1, 2), (1, 1, 3), (1, 1, 4)], chans=16,
-                               num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, scale_input=True, steps=4000),
-                          1000.0),
+                               num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, scale_input=True, bias=False,
+                               steps=4000), 1200.0),
     "srgan-3d-x2": (dict(task="srgan", dims=3, scales=[(2, 2, 2)], chans=16, num_blocks=3, disc_chans=8,
-                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-3, pretrain_steps=700,
-                         steps=2600), 600.0),
+                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=2e-4, pretrain_steps=1000,
+                         interpolation="zero_fill", bias=False, steps=3000), 900.0),
 }
 
 
@@ -62,6 +62,10 @@ def command(name: str, fields: dict, steps: int) -> str:
             continue
         if key == "init_from":
             value = f"data/weights/heads/{value}.pt"
+        if key == "bias":  # bias-free is the default; --conv-bias asks for biases
+            if value:
+                parts.append("--conv-bias")
+            continue
         flag = f"--{names.get(key, key).replace('_', '-')}"
         parts.append(flag if value is True else f"{flag} {value}")
     parts += [f"--steps {steps}", f"--train-data {TRAIN}", f"--output-dir runs/{name}", "--num-threads 1"]

@@ -21,14 +21,17 @@ Networks (tensors in, tensors out):
 
 * :class:`MultiScaleFusionSR` - the multi-scale fusion CNN of Liu et al. 2018 (BioMed Eng
   OnLine 17:114): the LR image is interpolated to the HR grid (separable cubic convolution,
-  :func:`cubic_upsample`), a 3x3 convolution lifts it to features, ``num_blocks`` fusion blocks
+  :func:`cubic_upsample`, or zero-filled k-space, :func:`kspace_zero_pad`, as the bundled
+  networks do), a 3x3 convolution lifts it to features, ``num_blocks`` fusion blocks
   run parallel convolution paths with different kernel sizes (3, 5, 7 by default), concatenate
   them and fuse with a 1x1 convolution (+ the block's input), and a last convolution adds a
-  residual to the interpolated input. Fully convolutional; 2-D (``dims=2``) or 3-D
+  residual to the interpolated input (initialised at zero: an untrained network is its
+  interpolation exactly). Fully convolutional; 2-D (``dims=2``) or 3-D
   (``dims=3``); one network serves several scales (the scale only enters the interpolation).
 * :class:`SRGAN3d` - the 3-D SRGAN of Sanchez and Vilaplana 2018: :class:`SRGenerator3d`
   (residual blocks, learned upsampling by :func:`voxel_shuffle` sub-voxel convolution, plus the
-  cubic-interpolated input), :class:`SRDiscriminator3d` (strided 3-D convolutions) and the
+  interpolated input - cubic, or zero-filled k-space; an untrained generator is its interpolation),
+  :class:`SRDiscriminator3d` (strided 3-D convolutions) and the
   content (MSE) + adversarial (least squares) generator loss.
 
 :func:`superres_volume` runs a network on a whole image by overlapping LR patches whose HR
@@ -439,14 +442,16 @@ class MultiScaleFusionBlock(nn.Module):
         chans: channels in and out.
         branch_chans: channels of each path.
         kernel_sizes: odd kernel sizes of the paths.
+        bias: convolutions with biases (False: the block is positively homogeneous, ``f(a x) = a f(x)``).
     """
 
-    def __init__(self, dims: int, chans: int, branch_chans: int, kernel_sizes: Sequence[int]) -> None:
+    def __init__(self, dims: int, chans: int, branch_chans: int, kernel_sizes: Sequence[int], bias: bool = True) -> None:
         super().__init__()
         conv = _conv(dims)
         self.branches = nn.ModuleList(
-            [nn.Sequential(conv(chans, branch_chans, k, padding=k // 2), nn.ReLU(inplace=True)) for k in kernel_sizes])
-        self.fuse = conv(branch_chans * len(kernel_sizes), chans, 1)
+            [nn.Sequential(conv(chans, branch_chans, k, padding=k // 2, bias=bias), nn.ReLU(inplace=True))
+             for k in kernel_sizes])
+        self.fuse = conv(branch_chans * len(kernel_sizes), chans, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, chans, *spatial)`` -> same shape."""
@@ -460,8 +465,15 @@ class MultiScaleFusionSR(nn.Module):
     :func:`kspace_zero_pad`, the least-squares linear estimate for k-space-truncated data);
     ``out = up + tail(blocks(ReLU(head(up))))`` with ``head``
     a 3x3(x3) convolution to ``chans`` features, ``num_blocks`` :class:`MultiScaleFusionBlock`
-    s and ``tail`` a 3x3(x3) convolution to one channel, initialised to zero (an untrained network
-    is cubic interpolation). Fully convolutional: any size, any scale (trained ones work best).
+    s and ``tail`` a 3x3(x3) convolution to one channel, initialised to zero: an untrained network
+    is its interpolation exactly, and training only adds a residual to it. Fully convolutional:
+    any size, any scale (trained ones work best).
+
+    ``bias=False`` (the bundled networks since the retraining of 2026-12-07 in 3-D) drops every
+    convolution bias: the residual is then positively homogeneous, ``refine(a up) = a refine(up)``
+    for ``a > 0``, so the network does the same thing at any intensity scale (a brain crop and a
+    whole head normalised by different foreground means; real images). With ``scale_input`` the
+    scale channels are ``log2(s) up`` (not constants) to keep that property.
 
     Args:
         dims: 2 (slices ``(B, 1, h, w)``) or 3 (volumes ``(B, 1, d, h, w)``).
@@ -471,8 +483,10 @@ class MultiScaleFusionSR(nn.Module):
         branch_chans: channels per path (default ``chans // 2``).
         interpolation: ``"cubic"`` or ``"zero_fill"`` (sinc; interpolate whole images, not
             patches, to avoid wrap-around ringing: :func:`upscale_image` does).
-        scale_input: condition on the scale (constant ``log2(s)`` channels per axis): one
-            network for several scales that knows which one it is doing.
+        scale_input: condition on the scale (``log2(s)`` channels per axis: constants with
+            biases, ``log2(s) up`` without): one network for several scales that knows which one
+            it is doing.
+        bias: convolution biases (True: the original networks; False: scale-equivariant residual).
 
     Example:
         >>> net = MultiScaleFusionSR(dims=3, chans=8, num_blocks=1)
@@ -481,7 +495,8 @@ class MultiScaleFusionSR(nn.Module):
     """
 
     def __init__(self, dims: int = 2, chans: int = 32, num_blocks: int = 4, kernel_sizes: Sequence[int] | None = None,
-                 branch_chans: int | None = None, interpolation: str = "cubic", scale_input: bool = False) -> None:
+                 branch_chans: int | None = None, interpolation: str = "cubic", scale_input: bool = False,
+                 bias: bool = True) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims!r}")
@@ -489,6 +504,7 @@ class MultiScaleFusionSR(nn.Module):
             raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
         self.interpolation = interpolation
         self.scale_input = bool(scale_input)
+        self.bias = bool(bias)
         check_int("chans", chans)
         check_int("num_blocks", num_blocks, minimum=0)
         kernel_sizes = tuple(kernel_sizes) if kernel_sizes is not None else ((3, 5, 7) if dims == 2 else (3, 5))
@@ -498,12 +514,13 @@ class MultiScaleFusionSR(nn.Module):
         self.dims, self.chans, self.num_blocks = dims, chans, num_blocks
         self.kernel_sizes, self.branch_chans = kernel_sizes, branch_chans
         conv = _conv(dims)
-        self.head = conv(1 + (dims if self.scale_input else 0), chans, 3, padding=1)
-        self.blocks = nn.Sequential(*[MultiScaleFusionBlock(dims, chans, branch_chans, kernel_sizes)
+        self.head = conv(1 + (dims if self.scale_input else 0), chans, 3, padding=1, bias=self.bias)
+        self.blocks = nn.Sequential(*[MultiScaleFusionBlock(dims, chans, branch_chans, kernel_sizes, self.bias)
                                       for _ in range(num_blocks)])
-        self.tail = conv(chans, 1, 3, padding=1)
+        self.tail = conv(chans, 1, 3, padding=1, bias=self.bias)
         nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        if self.tail.bias is not None:
+            nn.init.zeros_(self.tail.bias)
 
     @property
     def receptive_field(self) -> int:
@@ -525,14 +542,15 @@ class MultiScaleFusionSR(nn.Module):
     def refine(self, up: torch.Tensor, scale: Sequence[int] | int | None = None) -> torch.Tensor:
         """The learned residual on an interpolated ``(B, 1, *N)`` image: ``up + tail(blocks(ReLU(head(up))))``
         (fully convolutional on the HR grid: whole volumes can be refined by patches). With
-        ``scale_input`` the head also sees one constant channel ``log2(s)`` per axis (``scale`` required)."""
+        ``scale_input`` the head also sees one channel ``log2(s)`` per axis (``log2(s) up`` for a
+        bias-free network; ``scale`` required)."""
         self._check("up", up)
         x = up
         if self.scale_input:
             if scale is None:
                 raise ValueError("scale is required by a network with scale_input=True")
             s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, self.dims)
-            maps = [torch.full_like(up, math.log2(f)) for f in s]
+            maps = [torch.full_like(up, math.log2(f)) if self.bias else up * math.log2(f) for f in s]
             x = torch.cat([up, *maps], 1)
         return up + self.tail(self.blocks(F.relu(self.head(x))))
 
@@ -547,11 +565,11 @@ class _ResBlock3d(nn.Module):
     """``x + conv(PReLU(conv(x)))`` (3x3x3; no batch norm, as EDSR - batch statistics of tiny
     CPU batches hurt SR)."""
 
-    def __init__(self, chans: int) -> None:
+    def __init__(self, chans: int, bias: bool = True) -> None:
         super().__init__()
-        self.conv1 = nn.Conv3d(chans, chans, 3, padding=1)
+        self.conv1 = nn.Conv3d(chans, chans, 3, padding=1, bias=bias)
         self.act = nn.PReLU(chans)
-        self.conv2 = nn.Conv3d(chans, chans, 3, padding=1)
+        self.conv2 = nn.Conv3d(chans, chans, 3, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
@@ -560,16 +578,28 @@ class _ResBlock3d(nn.Module):
 class SRGenerator3d(nn.Module):
     """3-D SRGAN generator (Sanchez and Vilaplana 2018): residual blocks and learned upsampling.
 
-    ``f = PReLU(conv9(lr))``; ``g = conv(blocks(f)) + f``; ``up = conv(PReLU(voxel_shuffle(conv(g))))``
+    ``f = PReLU(conv5(lr))``; ``g = conv(blocks(f)) + f``; ``residual = conv(PReLU(voxel_shuffle(conv(g))))``
     (sub-voxel convolution to ``chans prod(scale)`` channels, then :func:`voxel_shuffle`); the
-    output is ``up + cubic_upsample(lr)`` when ``interpolation_skip`` (faster training; the
-    paper's generator learns the whole image) else ``up``.
+    output is ``residual + interpolate(lr)`` when ``interpolation_skip`` (the paper's generator
+    learns the whole image) else ``residual``. The output layer starts at zero, so an untrained
+    generator is its interpolation exactly and training only adds to it.
+
+    ``interpolation="zero_fill"`` (the bundled generators since 2026-12-07): the base is the
+    zero-filled k-space (sinc) interpolation, the least-squares linear estimate for
+    k-space-truncated data; it is a whole-image operation (on a patch it would wrap around), so
+    :func:`upscale_image` interpolates the whole image once and adds the residual computed by
+    overlapping patches, and training passes the whole volume's interpolation cropped to the
+    patch (``base``). ``bias=False`` drops the convolution biases (PReLU keeps the network
+    positively homogeneous: the same output at any intensity scale).
 
     Args:
         scale: per-axis factors ``(s_d, s_h, s_w)`` (fixed: the shuffle learns them).
         chans: feature channels.
         num_blocks: residual blocks.
-        interpolation_skip: add the cubic-interpolated input to the output.
+        interpolation_skip: add the interpolated input to the output.
+        interpolation: ``"cubic"`` (:func:`cubic_upsample`; the original generators) or
+            ``"zero_fill"`` (:func:`kspace_zero_pad`).
+        bias: convolution biases.
 
     Example:
         >>> SRGenerator3d((2, 2, 2), chans=8, num_blocks=1)(torch.rand(1, 1, 6, 6, 6)).shape
@@ -577,21 +607,25 @@ class SRGenerator3d(nn.Module):
     """
 
     def __init__(self, scale: Sequence[int] = (2, 2, 2), chans: int = 32, num_blocks: int = 4,
-                 interpolation_skip: bool = True) -> None:
+                 interpolation_skip: bool = True, interpolation: str = "cubic", bias: bool = True) -> None:
         super().__init__()
         self.scale = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, 3)
         check_int("chans", chans)
         check_int("num_blocks", num_blocks, minimum=0)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
         self.chans, self.num_blocks, self.interpolation_skip = chans, num_blocks, bool(interpolation_skip)
-        self.head = nn.Sequential(nn.Conv3d(1, chans, 5, padding=2), nn.PReLU(chans))
-        self.blocks = nn.Sequential(*[_ResBlock3d(chans) for _ in range(num_blocks)])
-        self.mid = nn.Conv3d(chans, chans, 3, padding=1)
-        self.expand = nn.Conv3d(chans, chans * math.prod(self.scale), 3, padding=1)
+        self.interpolation, self.bias = interpolation, bool(bias)
+        self.head = nn.Sequential(nn.Conv3d(1, chans, 5, padding=2, bias=self.bias), nn.PReLU(chans))
+        self.blocks = nn.Sequential(*[_ResBlock3d(chans, self.bias) for _ in range(num_blocks)])
+        self.mid = nn.Conv3d(chans, chans, 3, padding=1, bias=self.bias)
+        self.expand = nn.Conv3d(chans, chans * math.prod(self.scale), 3, padding=1, bias=self.bias)
         self.up_act = nn.PReLU(chans)
-        self.out = nn.Conv3d(chans, 1, 3, padding=1)
+        self.out = nn.Conv3d(chans, 1, 3, padding=1, bias=self.bias)
         if self.interpolation_skip:
             nn.init.zeros_(self.out.weight)
-            nn.init.zeros_(self.out.bias)
+            if self.out.bias is not None:
+                nn.init.zeros_(self.out.bias)
 
     @property
     def receptive_field(self) -> int:
@@ -599,15 +633,34 @@ class SRGenerator3d(nn.Module):
         lr_rf = 5 + 4 * self.num_blocks + 2 + 2
         return lr_rf * max(self.scale) + 2
 
-    def forward(self, lr: torch.Tensor, scale: Sequence[int] | int | None = None) -> torch.Tensor:
-        """``(B, 1, d, h, w)`` -> ``(B, 1, s_d d, s_h h, s_w w)``; ``scale`` must be the network's."""
-        check_image_tensor("lr", lr, 5, "(B, 1, d, h, w)", hint=" (SRGenerator3d is a 3-D-only network)")
+    def _check_scale(self, scale) -> None:
         if scale is not None and check_scale(scale, 3) != self.scale:
             raise ValueError(f"scale must be this generator's {self.scale}, got {scale!r}")
+
+    def residual(self, lr: torch.Tensor, scale: Sequence[int] | int | None = None) -> torch.Tensor:
+        """The learned part ``(B, 1, *n)`` -> ``(B, 1, *(s n))`` (fully convolutional on the LR grid:
+        whole images can be done by overlapping patches)."""
+        check_image_tensor("lr", lr, 5, "(B, 1, d, h, w)", hint=" (SRGenerator3d is a 3-D-only network)")
+        self._check_scale(scale)
         f = self.head(lr)
         g = self.mid(self.blocks(f)) + f
-        up = self.out(self.up_act(voxel_shuffle(self.expand(g), self.scale)))
-        return up + cubic_upsample(lr, self.scale) if self.interpolation_skip else up
+        return self.out(self.up_act(voxel_shuffle(self.expand(g), self.scale)))
+
+    def forward(self, lr: torch.Tensor, scale: Sequence[int] | int | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1, d, h, w)`` -> ``(B, 1, s_d d, s_h h, s_w w)``; ``scale`` must be the network's.
+
+        ``base``: the interpolation to add, ``(B, 1, *(s n))`` (default: :func:`interpolate` of
+        ``lr`` by the generator's method; pass the whole image's, cropped, for a patch of a
+        ``zero_fill`` generator)."""
+        up = self.residual(lr, scale)
+        if not self.interpolation_skip:
+            return up
+        if base is None:
+            base = interpolate(lr, self.scale, self.interpolation)
+        elif tuple(base.shape) != tuple(up.shape):
+            raise ValueError(f"base must have the output's shape {tuple(up.shape)}, got {tuple(base.shape)}")
+        return up + base
 
 
 class SRDiscriminator3d(nn.Module):
@@ -649,6 +702,7 @@ class SRGAN3d(nn.Module):
         chans, num_blocks: generator size.
         disc_chans, disc_layers: discriminator size.
         adv_weight: weight of the adversarial term (the paper's 1e-3 order).
+        interpolation, bias: the generator's base interpolation and biases (:class:`SRGenerator3d`).
 
     Example:
         >>> m = SRGAN3d((2, 2, 2), chans=8, num_blocks=1, disc_chans=4, disc_layers=2)
@@ -658,21 +712,23 @@ class SRGAN3d(nn.Module):
     """
 
     def __init__(self, scale: Sequence[int] = (2, 2, 2), chans: int = 32, num_blocks: int = 4, disc_chans: int = 16,
-                 disc_layers: int = 3, adv_weight: float = 1e-3) -> None:
+                 disc_layers: int = 3, adv_weight: float = 1e-3, interpolation: str = "cubic", bias: bool = True) -> None:
         super().__init__()
         if isinstance(adv_weight, bool) or not isinstance(adv_weight, (int, float)) or not 0 <= adv_weight < math.inf:
             raise ValueError(f"adv_weight must be a finite number >= 0, got {adv_weight!r}")
-        self.g = SRGenerator3d(scale, chans, num_blocks)
+        self.g = SRGenerator3d(scale, chans, num_blocks, interpolation=interpolation, bias=bias)
         self.d = SRDiscriminator3d(disc_chans, disc_layers)
         self.adv_weight = float(adv_weight)
 
-    def forward(self, lr: torch.Tensor, scale: Sequence[int] | int | None = None) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, scale: Sequence[int] | int | None = None,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         """The generator."""
-        return self.g(lr, scale)
+        return self.g(lr, scale, base)
 
-    def generator_loss(self, lr: torch.Tensor, hr: torch.Tensor):
-        """``(loss, {"content", "adv"}, sr)`` for a batch ``lr (B, 1, *n)``, ``hr (B, 1, *(s n))``."""
-        sr = self.g(lr)
+    def generator_loss(self, lr: torch.Tensor, hr: torch.Tensor, base: torch.Tensor | None = None):
+        """``(loss, {"content", "adv"}, sr)`` for a batch ``lr (B, 1, *n)``, ``hr (B, 1, *(s n))``
+        (``base``: the interpolation to add, see :meth:`SRGenerator3d.forward`)."""
+        sr = self.g(lr, base=base)
         content = F.mse_loss(sr, hr)
         adv = lsgan_loss(self.d(sr), True) if self.adv_weight > 0 else sr.new_zeros(())
         return content + self.adv_weight * adv, {"content": float(content.detach()), "adv": float(adv.detach())}, sr
@@ -834,6 +890,11 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
             big = max(s)
             out = sliding_window_3d(lambda patch: model.refine(patch, s), up, patch_size=patch_size * big,
                                     overlap=overlap * big, progress=progress)[0]
+        elif getattr(model, "interpolation", "cubic") == "zero_fill" and getattr(model, "interpolation_skip", False):
+            # whole-image sinc interpolation (a patch's would wrap around) + the residual by patches
+            base = interpolate(x[None, None], s, "zero_fill")[0, 0]
+            out = base + superres_volume(model.residual, x[None], s, patch_size=patch_size, overlap=overlap,
+                                         progress=progress)[0]
         else:
             out = superres_volume(model, x[None], s, patch_size=patch_size, overlap=overlap, progress=progress)[0]
     out = out.double().cpu() * unit

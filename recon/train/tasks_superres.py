@@ -121,6 +121,7 @@ class SuperresConfig:
     kernel_sizes: Optional[tuple] = None    # fusion paths (default (3, 5, 7) in 2-D, (3, 5) in 3-D)
     interpolation: str = "zero_fill"        # fusion base: 'zero_fill' (sinc) or 'cubic'
     scale_input: bool = False               # fusion: condition on the scale (several scales in one network)
+    bias: bool = False                      # convolution biases (False: scale-equivariant residual)
     disc_chans: int = 16                    # srgan
     adv_weight: float = 1e-3                # srgan
     pretrain_steps: int = 0                 # srgan: content-only steps first
@@ -192,10 +193,11 @@ def build_superres(config: SuperresConfig) -> nn.Module:
         torch.manual_seed(config.seed)
         if config.task == "srgan":
             return SRGAN3d(config.scales[0], chans=config.chans, num_blocks=config.num_blocks,
-                           disc_chans=config.disc_chans, adv_weight=config.adv_weight)
+                           disc_chans=config.disc_chans, adv_weight=config.adv_weight,
+                           interpolation=config.interpolation, bias=config.bias)
         return MultiScaleFusionSR(dims=config.dims, chans=config.chans, num_blocks=config.num_blocks,
                                   kernel_sizes=config.kernel_sizes, interpolation=config.interpolation,
-                                  scale_input=config.scale_input)
+                                  scale_input=config.scale_input, bias=config.bias)
 
 
 def _shipped(config: SuperresConfig, model: nn.Module) -> nn.Module:
@@ -207,7 +209,8 @@ def head_config(config: SuperresConfig) -> HeadConfig:
     options = {"dims": config.dims, "scales": [",".join(map(str, s)) for s in config.scales],
                "degradation": config.degradation, "interpolation": config.interpolation,
                "contrasts": list(config.contrasts), "disc_chans": config.disc_chans, "adv_weight": config.adv_weight,
-               "pretrain_steps": config.pretrain_steps, "name": config.weight_name, "scale_input": config.scale_input}
+               "pretrain_steps": config.pretrain_steps, "name": config.weight_name, "scale_input": config.scale_input,
+               "bias": config.bias}
     if config.kernel_sizes is not None:
         options["kernel_sizes"] = list(config.kernel_sizes)
     return HeadConfig(task=config.task, chans=config.chans, depth=config.num_blocks, steps=config.steps,
@@ -381,13 +384,16 @@ class _Pairs:
 
     The fusion network's input is the whole image interpolated to the HR grid (its own
     interpolation, computed once per image and scale: no patch-border effects); the SRGAN's is
-    the LR image. 3-D arrays are kept in float16 (memory), batches are float32.
+    the LR image, with the whole image's interpolation as ``base`` (zero-filled k-space: it wraps
+    around on a patch). Arrays are float32 (float16 rounding, ~5e-4 of the signal, is of the
+    order of the residual a 2x through-plane network has to learn).
     """
 
     def __init__(self, config: SuperresConfig, volumes: list[np.ndarray], generator: torch.Generator) -> None:
         self.c, self.g = config, generator
         self.on_hr_grid = config.task == "superres"
-        store = torch.float16 if config.dims == 3 else torch.float32
+        self.with_base = config.task == "srgan" and config.interpolation == "zero_fill"
+        store = torch.float32
         lcm = 1
         for s in config.scales:
             for f in s:
@@ -406,35 +412,42 @@ class _Pairs:
                 t = taper_borders(t[:, :X, :Y], spatial_dims=2).contiguous()
             else:
                 t = taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)], spatial_dims=3).contiguous()
-            inputs = {}
+            inputs, bases = {}, {}
             for s in config.scales:
                 lr = _degrade(config, t, s)
-                if self.on_hr_grid:
+                if self.on_hr_grid or self.with_base:
                     with torch.no_grad():
                         batch = lr[:, None] if config.dims == 2 else lr[None, None]
                         up = interpolate(batch, s, config.interpolation)
-                        lr = up[:, 0] if config.dims == 2 else up[0, 0]
+                        up = up[:, 0] if config.dims == 2 else up[0, 0]
+                    if self.on_hr_grid:
+                        lr = up
+                    else:
+                        bases[s] = up.to(store).contiguous()
                 inputs[s] = lr.to(store).contiguous()
-            self.items.append({"hr": t.to(store), "input": inputs})
+            self.items.append({"hr": t.to(store), "input": inputs, "base": bases})
         if not self.items:
             raise ValueError("train_data gives no usable volumes")
 
     def _int(self, high: int) -> int:
         return int(torch.randint(max(high, 1), (), generator=self.g))
 
-    def batch(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
-        """``(input, hr, scale)``: input ``(B, 1, *p)`` (HR grid for the fusion network, LR for the
-        SRGAN), hr ``(B, 1, *P)``; drawn with ``generator`` (default the one given at construction)."""
+    def batch(self, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], torch.Tensor | None]:
+        """``(input, hr, scale, base)``: input ``(B, 1, *p)`` (HR grid for the fusion network, LR for
+        the SRGAN), hr ``(B, 1, *P)``, base the whole image's interpolation cropped like hr (a
+        zero-filling SRGAN) or None; drawn with ``generator`` (default the one given at construction)."""
         if generator is not None:
             self.g = generator
         c = self.c
         s = c.scales[self._int(len(c.scales))]
         grid = (1,) * c.dims if self.on_hr_grid else s
         in_patch = [max(c.patch_size // f, 2) for f in grid]
-        ins, hrs = [], []
+        ins, hrs, bases = [], [], []
         for _ in range(c.batch_size):
             item = self.items[self._int(len(self.items))]
             hr_all, in_all = item["hr"], item["input"][s]
+            base_all = item["base"].get(s)
             for _attempt in range(8):
                 if c.dims == 2:
                     z = self._int(hr_all.shape[0])
@@ -443,25 +456,33 @@ class _Pairs:
                     hr_img, in_img = hr_all, in_all
                 corner = [self._int(n - p + 1) for n, p in zip(in_img.shape, in_patch)]
                 in_p = in_img[tuple(slice(a, a + p) for a, p in zip(corner, in_patch))]
-                hr_p = hr_img[tuple(slice(a * f, (a + p) * f) for a, p, f in zip(corner, in_patch, grid))]
+                hr_region = tuple(slice(a * f, (a + p) * f) for a, p, f in zip(corner, in_patch, grid))
+                hr_p = hr_img[hr_region]
                 if float((hr_p > 0.1).float().mean()) > 0.25:
                     break
+            base_p = base_all[hr_region] if base_all is not None else None
             if tuple(in_p.shape) != tuple(in_patch):  # image smaller than the patch: pad
                 pads = [x for n, p in zip(reversed(in_p.shape), reversed(in_patch)) for x in (0, p - n)]
                 hpads = [x for n, p, f in zip(reversed(hr_p.shape), reversed(in_patch), reversed(grid))
                          for x in (0, p * f - n)]
                 in_p, hr_p = F.pad(in_p, pads), F.pad(hr_p, hpads)
+                base_p = F.pad(base_p, hpads) if base_p is not None else None
             ins.append(in_p.float())
             hrs.append(hr_p.float())
+            if base_p is not None:
+                bases.append(base_p.float())
         x, hr = torch.stack(ins)[:, None], torch.stack(hrs)[:, None]
+        base = torch.stack(bases)[:, None] if bases else None
         # flips (and a transpose of the two in-plane axes when their factors agree)
         for axis in range(c.dims):
             if self._int(2):
                 x, hr = x.flip(2 + axis), hr.flip(2 + axis)
+                base = base.flip(2 + axis) if base is not None else None
         a, b = c.dims, c.dims + 1
         if s[-2] == s[-1] and x.shape[a] == x.shape[b] and self._int(2):
             x, hr = x.transpose(a, b), hr.transpose(a, b)
-        return x.contiguous(), hr.contiguous(), s
+            base = base.transpose(a, b) if base is not None else None
+        return x.contiguous(), hr.contiguous(), s, base.contiguous() if base is not None else None
 
 
 # ----------------------------------------------------------------------------- training
@@ -486,7 +507,7 @@ def _optimisers(config: SuperresConfig, model: nn.Module) -> dict[str, torch.opt
 
 
 def _step(config: SuperresConfig, model: nn.Module, opt: dict, pairs: _Pairs, step: int) -> dict[str, float]:
-    lr, hr, s = pairs.batch()
+    lr, hr, s, base = pairs.batch()
     if config.task == "superres":
         loss = F.mse_loss(model.refine(lr, s), hr)  # lr: the interpolated input on the HR grid
         opt["model"].zero_grad(set_to_none=True)
@@ -497,9 +518,9 @@ def _step(config: SuperresConfig, model: nn.Module, opt: dict, pairs: _Pairs, st
     for p in model.d.parameters():
         p.requires_grad_(False)
     if adversarial:
-        g_loss, parts, sr = model.generator_loss(lr, hr)
+        g_loss, parts, sr = model.generator_loss(lr, hr, base)
     else:
-        sr = model.g(lr)
+        sr = model.g(lr, base=base)
         g_loss = F.mse_loss(sr, hr)
         parts = {"content": g_loss.item(), "adv": 0.0}
     opt["g"].zero_grad(set_to_none=True)
@@ -607,7 +628,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
 
 #: task options (``config.options``) -> SuperresConfig fields
 _OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
-            "pretrain_steps", "name", "scale_input")
+            "pretrain_steps", "name", "scale_input", "bias")
 
 
 class SuperresTask(HeadTask):
@@ -633,10 +654,12 @@ class SuperresTask(HeadTask):
         parser.add_argument("--degradation", choices=("kspace", "image"), default=d.degradation,
                             help="low resolution by k-space truncation (default) or block averaging")
         parser.add_argument("--interpolation", choices=INTERPOLATIONS, default=d.interpolation,
-                            help="fusion network's base: zero_fill (sinc, default) or cubic")
+                            help="the interpolation the network adds its residual to: zero_fill (sinc, default) or cubic")
         parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
         parser.add_argument("--scale-input", action="store_true",
                             help="fusion: condition on the scale (for several --scales in one network)")
+        parser.add_argument("--conv-bias", dest="bias", action="store_true",
+                            help="convolutions with biases (default: bias-free, the same result at any intensity scale)")
         parser.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
         parser.add_argument("--disc-chans", type=int, default=d.disc_chans, help="srgan discriminator channels")
         parser.add_argument("--adv-weight", type=float, default=d.adv_weight, help="srgan adversarial weight")
@@ -654,6 +677,12 @@ class SuperresTask(HeadTask):
         for key in ("kernel_sizes", "contrasts"):
             if key in kw:
                 kw[key] = tuple(kw[key])
+        if "bias" not in o:
+            # a weight file from before the residual-to-sinc retraining (2026-12-07): convolutions
+            # with biases, and the SRGAN generator added cubic interpolation whatever 'interpolation' said
+            kw["bias"] = True
+            if self.task_name == "srgan":
+                kw["interpolation"] = "cubic"
         return SuperresConfig(task=self.task_name, dims=dims, scales=scales, chans=c.chans, num_blocks=c.depth,
                               batch_size=c.batch_size, patch_size=c.patch_size, lr=c.lr, seed=c.seed, steps=c.steps,
                               train_data=c.train_data, **kw)
@@ -685,7 +714,7 @@ class SuperresTask(HeadTask):
         self.pairs = _Pairs(self.sr, arrays, torch.Generator().manual_seed(self.sr.seed))
 
     def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
-        x, hr, s = self.pairs.batch(run.generator)
+        x, hr, s, _ = self.pairs.batch(run.generator)
         x, hr = x.to(run.device), hr.to(run.device)
         with run.autocast():
             loss = F.mse_loss(model.refine(x, s).float(), hr)
@@ -701,17 +730,18 @@ class SRGANTask(SuperresTask):
     task_name = "srgan"
 
     def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
-        lr, hr, s = self.pairs.batch(run.generator)
+        lr, hr, s, base = self.pairs.batch(run.generator)
         lr, hr = lr.to(run.device), hr.to(run.device)
+        base = base.to(run.device) if base is not None else None
         state = run.optimisers["g"].state
         done = int(next(iter(state.values()))["step"]) if state else 0
         for p in model.d.parameters():
             p.requires_grad_(False)
         with run.autocast():
             if done >= self.sr.pretrain_steps:
-                g_loss, parts, sr = model.generator_loss(lr, hr)
+                g_loss, parts, sr = model.generator_loss(lr, hr, base)
             else:
-                sr = model.g(lr)
+                sr = model.g(lr, base=base)
                 g_loss = F.mse_loss(sr.float(), hr)
                 parts = {"content": float(g_loss.detach()), "adv": 0.0}
         loss = run.optimise(g_loss, "g")

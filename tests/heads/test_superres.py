@@ -209,6 +209,87 @@ def test_fusion_network_zero_fill_base_is_sinc_interpolation():
     torch.testing.assert_close(net(lr, (1, 2, 3))[0, 0], ref)
 
 
+def _np_sinc_interpolation(lr: np.ndarray, scale) -> np.ndarray:
+    """Zero-filled k-space interpolation by direct trigonometric sums in float64 (no FFT): along each
+    enlarged axis the LR samples' trigonometric interpolant with the frequencies a centred n-point
+    DFT holds (k = -n//2 .. n - n//2 - 1), evaluated at LR coordinate (i - (s - 1) / 2) / s for HR
+    voxel i (LR voxel j at the centre of HR voxels s j .. s j + s - 1); magnitude at the end."""
+    out = lr.astype(np.complex128)
+    for axis, s in enumerate(scale):
+        if s == 1:
+            continue
+        n = out.shape[axis]
+        t = (np.arange(n * s) - (s - 1) / 2) / s
+        k = np.arange(-(n // 2), n - n // 2)
+        j = np.arange(n)
+        basis = np.exp(2j * np.pi * k[None, None, :] * (t[:, None, None] - j[None, :, None]) / n).sum(-1) / n
+        out = np.moveaxis(np.tensordot(basis, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
+    return np.abs(out)
+
+
+@pytest.mark.parametrize("shape,scale", [((10, 12), (2, 2)), ((9, 8), (4, 3)), ((8, 8, 5), (1, 1, 3)),
+                                         ((10, 12, 10), (2, 2, 2))])
+def test_untrained_networks_are_exactly_sinc_interpolation(shape, scale):
+    """Zero-initialised output layers: an untrained zero-filling network (fusion 2-D/3-D, SRGAN
+    generator, with and without biases) is the numpy zero-padding reference, whole images too."""
+    rng = np.random.default_rng(3)
+    lr = rng.random(shape) + 0.5
+    ref = _np_sinc_interpolation(lr, scale)
+    np.testing.assert_allclose(kspace_zero_pad(torch.from_numpy(lr), scale).numpy(), ref, rtol=0, atol=1e-12)
+    x = torch.from_numpy(lr)[None, None]
+    for bias in (True, False):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            nets = [MultiScaleFusionSR(dims=len(shape), chans=4, num_blocks=1, kernel_sizes=(3,),
+                                       interpolation="zero_fill", scale_input=len(shape) == 3, bias=bias)]
+            if len(shape) == 3:
+                nets.append(SRGenerator3d(scale, chans=4, num_blocks=0, interpolation="zero_fill", bias=bias))
+        for net in nets:
+            net = net.double().eval()
+            with torch.no_grad():
+                np.testing.assert_allclose(net(x, scale)[0, 0].numpy(), ref, rtol=0, atol=1e-12)
+            if isinstance(net, MultiScaleFusionSR) or scale == (2, 2, 2):  # inputs above the receptive field
+                # the one call's path (whole-image interpolation, residual by overlapping patches), float32
+                out = upscale_image(net.float(), torch.from_numpy(lr).float(), scale, patch_size=8, overlap=2)
+                np.testing.assert_allclose(out.numpy(), ref, rtol=2e-6, atol=2e-6)
+
+
+def test_bias_free_networks_are_positively_homogeneous():
+    """No biases: f(a x) = a f(x) for a > 0 with any weights (the same output at any intensity scale)."""
+    x = torch.rand(1, 1, 6, 6, 5, dtype=torch.float64) + 0.2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        fusion = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1, interpolation="zero_fill", scale_input=True,
+                                    bias=False).double()
+        gen = SRGenerator3d((1, 1, 2), chans=4, num_blocks=1, interpolation="zero_fill", bias=False).double()
+        biased = MultiScaleFusionSR(dims=3, chans=4, num_blocks=1, interpolation="zero_fill", bias=True).double()
+        for net in (fusion, gen, biased):
+            for p in net.parameters():
+                torch.nn.init.normal_(p, std=0.3)
+    assert all(m.bias is None for m in fusion.modules() if isinstance(m, torch.nn.Conv3d))
+    with torch.no_grad():
+        for net in (fusion, gen):
+            torch.testing.assert_close(net(7.0 * x, (1, 1, 2)), 7.0 * net(x, (1, 1, 2)), rtol=1e-10, atol=1e-10)
+        assert not torch.allclose(biased(7.0 * x, (1, 1, 2)), 7.0 * biased(x, (1, 1, 2)), rtol=1e-3)
+
+
+def test_weight_files_from_before_the_bias_option_load_as_they_were_trained():
+    """Files without the 'bias' option: biases on, and the SRGAN generator's base cubic whatever
+    'interpolation' said (its network added cubic interpolation then)."""
+    from recon.train.tasks_heads import HeadConfig, task_class
+
+    old = {"dims": 3, "scales": ["2,2,2"], "interpolation": "zero_fill", "disc_chans": 4}
+    sr = task_class("srgan")(HeadConfig(task="srgan", chans=4, depth=1, options=old)).sr_config()
+    assert sr.bias is True and sr.interpolation == "cubic"
+    g = build_superres(sr).g
+    assert g.interpolation == "cubic" and g.head[0].bias is not None
+    new = task_class("srgan")(HeadConfig(task="srgan", chans=4, depth=1, options={**old, "bias": False})).sr_config()
+    assert new.bias is False and new.interpolation == "zero_fill"
+    fusion = task_class("superres")(HeadConfig(task="superres", chans=4, depth=1,
+                                               options={"dims": 2, "interpolation": "zero_fill"})).sr_config()
+    assert fusion.bias is True and fusion.interpolation == "zero_fill"
+
+
 def test_scale_conditioned_fusion_network_sees_log2_scale_channels():
     net = MultiScaleFusionSR(dims=3, chans=4, num_blocks=0, scale_input=True)
     assert net.head.in_channels == 4
