@@ -686,8 +686,10 @@ def _cmd_register(args: argparse.Namespace) -> int:
         if labels.shape != moving.shape and labels_affine is None:
             raise ValueError(f"--labels {args.labels!r} has shape {labels.shape}, MOVING {moving.shape}: "
                              "give a label map on MOVING's grid")
+    if args.refine is not None and args.method != "learned":
+        raise ValueError(f"--refine is only used by --method learned, not by --method {args.method}")
     warped, transform = register(fixed, moving, args.method, fixed_affine=fixed_affine, moving_affine=moving_affine,
-                                 weights=args.weights)
+                                 weights=args.weights, refine=args.refine)
     _write_image(Path(args.output), warped, fixed_affine)
     if labels is not None:
         moved = transform.apply(np.rint(labels).astype(np.int32), order=0, affine=labels_affine)
@@ -981,6 +983,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--labels", default=None, metavar="SEG", help="label map of MOVING to carry along (nearest neighbour)")
     reg.add_argument("--labels-output", default=None, metavar="SEG_OUT", help="where to write the warped label map")
     reg.add_argument("--weights", default=None, metavar="W", help="learned: bundled name or weight file (default: register)")
+    reg.add_argument("--refine", type=int, default=None, metavar="STEPS",
+                     help="learned: Adam steps per level of the instance-specific refinement (default: the built-in "
+                          "schedule, see docs/registration.md; 0: the network's field as is)")
     reg.set_defaults(func=_cmd_register)
 
     train = sub.add_parser(

@@ -250,10 +250,12 @@ def test_register_learned_runs_and_warps_labels():
     fixed = _blob_volume(shape=(44, 48, 40))
     moving = _blob_volume((1.0, 2.0, -1.0), shape=(44, 48, 40))
     affine = np.diag([2.0, 2.0, 2.0, 1.0])  # 2 mm voxels: the network's 4 mm grid is 22 x 24 x 20
-    warped, transform = recon.register(fixed, moving * 7.0, fixed_affine=affine, moving_affine=affine)
+    # a short refinement (the default schedule is measured by benchmarks/registration.py)
+    warped, transform = recon.register(fixed, moving * 7.0, fixed_affine=affine, moving_affine=affine, refine=10)
     assert warped.shape == fixed.shape and warped.dtype == np.float32 and np.isfinite(warped).all()
-    again, _ = recon.register(fixed, moving * 7.0, fixed_affine=affine, moving_affine=affine)
-    np.testing.assert_array_equal(again, warped)  # the default single-threaded pre-alignment is reproducible
+    assert transform.displacement.shape == (3, 44, 48, 40)  # refined on the 2 mm grid
+    again, _ = recon.register(fixed, moving * 7.0, fixed_affine=affine, moving_affine=affine, refine=10)
+    np.testing.assert_array_equal(again, warped)  # single-threaded pre-alignment + Adam: reproducible
     labels = (moving > 150).astype(np.uint8)
     moved = transform.apply(labels, order=0)
     assert moved.dtype == np.uint8
@@ -277,3 +279,123 @@ def test_cli_register_affine_writes_volume_and_labels(tmp_path):
     warped, _, _ = load_nifti(tmp_path / "w.nii.gz")
     seg, _, _ = load_nifti(tmp_path / "seg_w.nii.gz")
     assert warped.shape == fixed.shape and set(np.unique(seg)) <= {0, 1}
+
+
+# ----------------------------------------------------------------------------- instance-specific refinement
+
+def _pattern(x, y):
+    """A smooth closed-form 2-D image."""
+    return np.sin(x / 3.0) * np.cos(y / 4.0) + 0.5 * np.sin((x + y) / 5.0) + 0.02 * x
+
+
+def _known_warp(n=48):
+    """moving = g(x), fixed = g(x + u_true(x)) in closed form, and u_true (2, n, n), up to 1.5 voxels."""
+    x, y = np.indices((n, n), dtype=np.float64)
+    u_true = np.stack([1.5 * np.sin(2 * np.pi * y / n) * np.sin(np.pi * x / n),
+                       1.2 * np.cos(2 * np.pi * x / n) * np.sin(np.pi * y / n)])
+    moving = _pattern(x, y)
+    fixed = _pattern(x + u_true[0], y + u_true[1])
+    t = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    return t(fixed), t(moving), u_true
+
+
+def test_refinement_recovers_a_known_smooth_warp_and_lowers_the_loss():
+    fixed, moving, u_true = _known_warp()
+    zero = torch.zeros(1, 2, 48, 48, dtype=torch.float64)
+    u = R.refine_displacement(fixed, moving, zero, 150, lr=0.1, lambda_smooth=0.1, window=9)
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    err_before = np.abs(u_true[inner]).mean()
+    err_after = np.abs(u[0].numpy()[inner] - u_true[inner]).mean()
+    assert err_after < 0.25 * err_before
+    loss = lambda v: float(-R.local_ncc(fixed, R.warp(moving, v), 9) + 0.1 * R.gradient_loss(v))  # noqa: E731
+    assert loss(u) < loss(zero)
+    # labels of the closed-form image: Dice after refinement beats Dice without
+    truth = (fixed[0, 0].numpy() > 0.3).astype(np.float64)
+    labels = (moving > 0.3).double()
+    moved = R.warp(labels, u, mode="nearest")[0, 0].numpy()
+    dice = lambda a, b: 2 * (a * b).sum() / (a.sum() + b.sum())  # noqa: E731
+    assert 1 - dice(truth, moved) < 0.5 * (1 - dice(truth, labels[0, 0].numpy()))  # half the mismatch or less
+    # starting from a partial answer (what the network gives) also ends near the truth
+    half = torch.from_numpy(0.5 * u_true)[None]
+    u_half = R.refine_displacement(fixed, moving, half, 60, lr=0.1, lambda_smooth=0.1, window=9)
+    assert np.abs(u_half[0].numpy()[inner] - u_true[inner]).mean() < 0.5 * np.abs(0.5 * u_true[inner]).mean()
+    # deterministic, and zero steps returns the start
+    again = R.refine_displacement(fixed, moving, zero, 150, lr=0.1, lambda_smooth=0.1, window=9)
+    assert torch.equal(again, u)
+    assert torch.equal(R.refine_displacement(fixed, moving, half, 0), half)
+
+
+def test_carry_displacement_of_a_linear_field_is_exact_on_a_finer_grid():
+    work_affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    work_affine[:3, 3] = [-10.0, 5.0, 2.0]
+    shape4 = (8, 9, 7)
+    a = np.array([[1.04, 0.05, 0.0], [-0.03, 0.97, 0.02], [0.01, 0.0, 1.05]])
+    t = np.array([0.4, -0.3, 0.2])
+    u4 = _affine_field(shape4, a, t)[0].numpy()
+    grid_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    grid_affine[:3, 3] = work_affine[:3, 3]  # the 2 mm grid starts at the same corner centre
+    u2 = R.carry_displacement(u4, work_affine, (15, 17, 13), grid_affine)
+    # closed form: the 2 mm voxel q is the 4 mm point p = q / 2, mapped to A p + t, i.e. 2 (A p + t) in 2 mm voxels
+    q = np.indices((15, 17, 13), dtype=np.float64)
+    expected = 2 * (np.einsum("ij,j...->i...", a, q / 2) + t.reshape(3, 1, 1, 1)) - q
+    np.testing.assert_allclose(u2, expected, atol=1e-4)
+
+
+def test_refine_transform_recovers_a_known_translation_in_world_space():
+    fixed = _blob_volume(shape=(30, 32, 28))
+    moving = _blob_volume((1.5, -1.0, 1.0), shape=(30, 32, 28))  # 1.5 voxels = 3 mm
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    start = R.DeformableTransform(fixed.shape, affine, np.eye(4), None, np.eye(4), moving.shape, affine)
+    out = R.refine_transform(start, fixed, moving, levels=((4.0, 60), (2.0, 30)), lambda_smooth=1.0)
+    assert out.displacement.shape == (3, 30, 32, 28) and np.allclose(out.work_affine, affine)
+    centre = np.array([15.0, 16.0, 14.0]) * 2.0
+    shift = out.fixed_to_moving(centre.reshape(3, 1)).ravel() - centre
+    np.testing.assert_allclose(shift, [3.0, -2.0, 2.0], atol=0.6)
+    labels = (moving > 150).astype(np.uint8)
+    truth = fixed > 150
+    dice = lambda m: 2 * np.sum(m & truth) / (m.sum() + truth.sum())  # noqa: E731
+    assert dice(out.apply(labels, order=0).astype(bool)) > dice(labels.astype(bool)) + 0.1
+
+
+@pytest.mark.parametrize("refine, error, words", [
+    (-1, ValueError, "refine"), ("yes", TypeError, "refine"), (2.5, TypeError, "refine"),
+    ([(2.0, -1)], ValueError, "refine steps"), ([(0.0, 5)], ValueError, "refine voxel_mm"),
+    ([5], TypeError, "refine levels"),
+])
+def test_refine_argument_is_checked(refine, error, words):
+    with pytest.raises(error, match=words):
+        R.refine_levels(refine)
+
+
+def test_refine_levels_of_the_accepted_forms():
+    assert R.refine_levels(True) == tuple((4.0 if v is None else v, n) for v, n in R.REFINE_LEVELS)
+    assert R.refine_levels(False) == () and R.refine_levels(0) == ()
+    assert R.refine_levels(np.int64(7)) == ((4.0, 7), (2.0, 7))
+    assert R.refine_levels([(None, 3), (3.0, 0), (2, 4)], work_voxel=5.0) == ((5.0, 3), (2.0, 4))
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(steps=-1), ValueError, "steps"), (dict(steps=1.0), TypeError, "steps"),
+    (dict(steps=1, lr=0.0), ValueError, "lr"), (dict(steps=1, lambda_smooth=-1.0), ValueError, "lambda_smooth"),
+    (dict(steps=1, lr="fast"), TypeError, "lr"),
+])
+def test_refine_displacement_bad_settings(kwargs, error, words):
+    f = torch.rand(1, 1, 12, 12)
+    with pytest.raises(error, match=words):
+        R.refine_displacement(f, f, torch.zeros(1, 2, 12, 12), **kwargs)
+
+
+def test_refine_displacement_refuses_images_off_the_field_grid():
+    with pytest.raises(ValueError, match="moving"):
+        R.refine_displacement(torch.rand(1, 1, 12, 12), torch.rand(1, 1, 12, 11), torch.zeros(1, 2, 12, 12), 1)
+
+
+@pytest.mark.skipif("register" not in available_heads(), reason="bundled weights 'register' missing")
+def test_register_refine_bad_input_names_the_argument():
+    fixed = _blob_volume(shape=(20, 20, 20))
+    with pytest.raises(ValueError, match="refine"):
+        recon.register(fixed, fixed, refine=-3)
+    with pytest.raises(TypeError, match="refine"):
+        recon.register(fixed, fixed, refine="many")
+    with pytest.raises(ValueError, match="refine= is only used by method 'learned'"):
+        recon.register(fixed, fixed, "affine", refine=5)
