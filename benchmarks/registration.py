@@ -12,10 +12,11 @@ Held-out data never used in training (training: phantom seeds 0-15, validation 5
 
 For every pair and method (recon.register: ``affine`` and ``bspline`` = SimpleITK via
 recon.preprocess.register with its defaults; ``learned`` = fast affine pre-alignment + the
-bundled VoxelMorph network) the moving labels are carried to the fixed grid (nearest
+bundled VoxelMorph network + its default instance-specific refinement; ``network`` = the same
+without the refinement, ``refine=False``) the moving labels are carried to the fixed grid (nearest
 neighbour) and the Dice of GM, WM and CSF with the fixed labels is computed (mean of the three).
 Times: wall seconds of each recon.register call in this process, SimpleITK and torch on one
-thread each; the learned time includes its affine pre-alignment (reported separately too).
+thread each; the learned time includes its affine pre-alignment, the network and the refinement.
 
     python -m benchmarks.registration [--quick] [--reuse-baselines] [--no-new-bspline]
     python -m benchmarks.registration --baselines-only phantom|real     # fill the baseline cache
@@ -45,7 +46,7 @@ if __package__ in (None, ""):
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PAIRS = [(600, 601), (602, 603)]
 LABEL_NAMES = {1: "GM", 2: "WM", 3: "CSF"}
-METHODS = ("none", "affine", "bspline", "learned", "prealign")
+METHODS = ("none", "affine", "bspline", "network", "learned", "prealign")
 
 
 def _cache() -> Path:
@@ -108,7 +109,7 @@ def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterati
     label_affine = moving.get("labels_affine", moving["affine"])
     out = {}
     for method in methods:
-        if method == "learned" and wait_for_weights and weights:
+        if method in ("learned", "network") and wait_for_weights and weights:
             deadline = time.time() + wait_for_weights
             while not Path(weights).is_file() and time.time() < deadline:  # a training run still writing it
                 time.sleep(10)
@@ -129,14 +130,19 @@ def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterati
                                  moving_affine=moving["affine"], transform="bspline", num_threads=1,
                                  n_iterations=bspline_iterations)
         else:
-            _, transform = recon.register(fixed["t1w"], moving["t1w"], method, fixed_affine=fixed["affine"],
-                                          moving_affine=moving["affine"], num_threads=1,
-                                          **({"weights": weights} if method == "learned" and weights else {}))
+            learned = method in ("learned", "network")
+            extra = {"weights": weights} if learned and weights else {}
+            if method == "network":
+                extra["refine"] = False
+            _, transform = recon.register(fixed["t1w"], moving["t1w"], "learned" if learned else method,
+                                          fixed_affine=fixed["affine"], moving_affine=moving["affine"], num_threads=1,
+                                          **extra)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         moved = transform.apply(moving["labels"], order=0, affine=label_affine)
         out[method] = {**dice(truth, moved), "seconds": seconds, "cpu_seconds": cpu}
         if method == "learned":
             out[method]["_transform"] = transform
+        if method in ("learned", "network"):
             jac = transform.jacobian_determinant()
             out[method]["jacobian_min"] = float(jac.min())
             out[method]["folding_fraction"] = float((jac <= 0).mean())
@@ -259,6 +265,11 @@ def summarise(rows: dict) -> dict:
         targets["bspline_minus_learned"] = mean("bspline", keys) - mean("learned", keys)
         targets["bspline_minus_learned_pairs"] = keys
         targets["met_within_0.03_of_bspline"] = targets["bspline_minus_learned"] <= 0.03
+    real = rows.get("mni152<-colin27", {})
+    if "bspline" in real and "learned" in real:
+        targets["real_bspline_minus_learned"] = real["bspline"]["mean"] - real["learned"]["mean"]
+    if "affine" in real and "learned" in real:
+        targets["real_learned_minus_affine"] = real["learned"]["mean"] - real["affine"]["mean"]
     if targets["speedup_vs_bspline"]:
         targets["met_20x"] = min(targets["speedup_vs_bspline"].values()) >= 20
     return {"phantom_mean_dice": summary, "targets": targets}
@@ -272,17 +283,22 @@ def _rows(result: dict) -> list[list]:
                 continue
             r = res[m]
             timed = m not in ("prealign", "none")
+            folding = 100 * r["folding_fraction"] if "folding_fraction" in r else None
             rows.append([key, m, r["GM"], r["WM"], r["CSF"], r["mean"], r["seconds"] if timed else None,
-                         r.get("cpu_seconds") if timed else None, "yes" if r.get("cached") else ""])
+                         r.get("cpu_seconds") if timed else None, folding, "yes" if r.get("cached") else ""])
     return rows
 
 
 def run(quick: bool, device: torch.device) -> dict:
     """Report section: Dice after registration and time, learned vs SimpleITK (CPU; device unused).
 
-    Quick: one phantom pair, affine and learned only (no B-spline), no real pair.
+    Quick: one phantom pair, affine and learned only (no B-spline), no real pair. Full: every
+    pair; affine and B-spline results come from the baseline cache where it has them, and
+    B-spline is not run where it has none (about an hour of a core per pair: fill the cache with
+    ``--baselines-only phantom|real``; ``RECON_REGISTRATION_NEW_BSPLINE=1`` runs the missing ones).
     """
-    return section(measure(quick), quick)
+    new_bspline = os.environ.get("RECON_REGISTRATION_NEW_BSPLINE", "0") == "1"
+    return section(measure(quick, reuse_baselines=not quick, new_bspline=new_bspline), quick)
 
 
 def section(result: dict, quick: bool) -> dict:
@@ -295,7 +311,10 @@ def section(result: dict, quick: bool) -> dict:
         "Held-out phantom pairs (seeds 600-603; training 0-15) at 2 mm, T1w, and the real pair Colin27 (1 mm, "
         "BET-stripped) -> MNI152 2009a template (2 mm). Dice of GM/WM/CSF labels of the moving subject carried to the "
         "fixed grid by nearest neighbour. none = no registration (world coordinates as given); prealign = the learned "
-        "method's own fast affine stage alone; affine / bspline = recon.preprocess.register defaults (Mattes MI).",
+        "method's own fast affine stage alone; network = that stage + the network's field (refine=False); learned = "
+        "the default recon.register(method='learned'): the network's field refined for the pair (Adam on local NCC + "
+        "smoothness, coarse to fine); affine / bspline = recon.preprocess.register defaults (Mattes MI). "
+        "det J <= 0 %: share of the deformable field's voxels with a non-positive Jacobian determinant (folding).",
         f"Phantom means (each method over the phantom pairs it ran on): affine {fmt(s.get('affine'))}, learned "
         f"{fmt(s.get('learned'))}, bspline {fmt(s.get('bspline'))}. Targets, each over the phantom pairs that have "
         f"both methods: learned - affine = {fmt(t.get('learned_minus_affine'))} on "
@@ -303,7 +322,9 @@ def section(result: dict, quick: bool) -> dict:
         f"bspline - learned = {fmt(t.get('bspline_minus_learned'))} on "
         f"{', '.join(t.get('bspline_minus_learned_pairs', []))} (target <= 0.03: "
         f"{t.get('met_within_0.03_of_bspline')}). B-spline / learned wall time: {speed} (target >= 20: "
-        f"{t.get('met_20x')}); the learned time includes its affine pre-alignment.",
+        f"{t.get('met_20x')}); the learned time includes its affine pre-alignment, the network and the refinement. "
+        f"Network alone (no refinement): {fmt(s.get('network'))}. Real pair: learned - affine = "
+        f"{fmt(t.get('real_learned_minus_affine'))}, bspline - learned = {fmt(t.get('real_bspline_minus_learned'))}.",
         "Times: wall and CPU seconds of each call, SimpleITK and torch on 1 thread, on a 2-core CPU shared with other "
         "jobs; rows marked cached were measured by an earlier process of this script (--baselines-only) running at "
         "the same time on the same machine, not in this process." + (
@@ -312,7 +333,8 @@ def section(result: dict, quick: bool) -> dict:
     return {
         "title": "Learned registration (VoxelMorph) vs SimpleITK (issue 14)",
         "tables": [{"caption": "Dice after registration (moving labels on the fixed grid) and seconds per call",
-                    "headers": ["pair", "method", "GM", "WM", "CSF", "mean", "wall s", "CPU s", "cached"],
+                    "headers": ["pair", "method", "GM", "WM", "CSF", "mean", "wall s", "CPU s", "det J <= 0 %",
+                                "cached"],
                     "rows": _rows(result)}],
         "figures": [],
         "notes": notes,
