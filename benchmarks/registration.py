@@ -152,8 +152,9 @@ def register_pair(fixed: dict, moving: dict, methods=METHODS, *, bspline_iterati
 
 
 def figure(pair=TEST_PAIRS[0], weights=None):
-    """Mid axial slice of a held-out pair: fixed, moving after the affine stage, after the network,
-    with the fixed image's GM/WM boundary drawn on each (matplotlib figure)."""
+    """Mid axial slice of a held-out pair: fixed, moving after the affine stage, after the network
+    alone, after the refined network (the default), with the fixed image's WM boundary drawn on
+    each (matplotlib figure)."""
     import matplotlib.pyplot as plt
 
     import recon
@@ -163,13 +164,17 @@ def figure(pair=TEST_PAIRS[0], weights=None):
     _, learned = recon.register(fixed["t1w"], moving["t1w"], fixed_affine=fixed["affine"],
                                 moving_affine=moving["affine"], num_threads=1,
                                 **({"weights": weights} if weights else {}))
+    _, network = recon.register(fixed["t1w"], moving["t1w"], fixed_affine=fixed["affine"],
+                                moving_affine=moving["affine"], num_threads=1, refine=False,
+                                **({"weights": weights} if weights else {}))
     affine_only = DeformableTransform(learned.fixed_shape, learned.fixed_affine, learned.matrix, None, np.eye(4),
                                       learned.moving_shape, learned.moving_affine)
     z = fixed["t1w"].shape[2] // 2 + 8
     panels = [("fixed", fixed["t1w"], fixed["labels"]),
               ("moving, affine stage", affine_only.apply(moving["t1w"]), affine_only.apply(moving["labels"], 0)),
-              ("moving, learned", learned.apply(moving["t1w"]), learned.apply(moving["labels"], 0))]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 4.2))
+              ("moving, network", network.apply(moving["t1w"]), network.apply(moving["labels"], 0)),
+              ("moving, network + refinement", learned.apply(moving["t1w"]), learned.apply(moving["labels"], 0))]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 4.2))
     vmax = float(np.percentile(fixed["t1w"], 99.5))
     for ax, (title, image, labels) in zip(axes, panels):
         ax.imshow(np.rot90(image[:, :, z]), cmap="gray", vmin=0, vmax=vmax)
