@@ -731,7 +731,7 @@ def refine_levels(refine: object, work_voxel: float = WORK_VOXEL_SIZE) -> tuple[
 
 
 def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: np.ndarray, *,
-                     levels: Sequence[tuple[float, int]] = ((WORK_VOXEL_SIZE, 100), (2.0, 30)),
+                     levels: Sequence[tuple[float, int]] | None = None,
                      lr: float = REFINE_SETTINGS["lr"], lambda_smooth: float = REFINE_SETTINGS["lambda_smooth"],
                      window: int = REFINE_SETTINGS["window"], start: dict | None = None) -> DeformableTransform:
     """Instance-specific refinement of a learned transform, coarse to fine (:func:`refine_displacement`).
@@ -745,7 +745,8 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
     Args:
         transform: the network's :class:`DeformableTransform` (its displacement, or None: zero).
         fixed, moving: the volumes it maps (on ``transform.fixed_affine`` / ``moving_affine``).
-        levels: ``(voxel_mm, steps)`` from coarse to fine (:func:`refine_levels`).
+        levels: ``(voxel_mm, steps)`` from coarse to fine (:func:`refine_levels`; None:
+            :data:`REFINE_LEVELS` with the working grid of :data:`WORK_VOXEL_SIZE`).
         lr, lambda_smooth, window: :func:`refine_displacement` settings.
         start: the working-grid images already made (``prealign``'s dict), reused at the level
             of its grid.
@@ -756,6 +757,7 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
     from recon.preprocess import resample
     from recon.preprocess.resample import voxel_sizes
 
+    levels = refine_levels(True) if levels is None else refine_levels(tuple(levels))
     finest = float(np.min(voxel_sizes(transform.fixed_affine)))
     u, grid_affine = transform.displacement, transform.work_affine
     for voxel, steps in levels:

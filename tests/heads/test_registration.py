@@ -399,3 +399,14 @@ def test_register_refine_bad_input_names_the_argument():
         recon.register(fixed, fixed, refine="many")
     with pytest.raises(ValueError, match="refine= is only used by method 'learned'"):
         recon.register(fixed, fixed, "affine", refine=5)
+
+
+def test_cli_register_refine_is_for_the_learned_method_only(tmp_path, capsys):
+    from recon.cli import main
+    from recon.data.io import save_nifti
+
+    save_nifti(tmp_path / "f.nii.gz", _blob_volume(shape=(16, 16, 16)), affine=np.eye(4))
+    code = main(["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "f.nii.gz"), "-o", str(tmp_path / "w.nii.gz"),
+                 "--method", "affine", "--refine", "5"])
+    assert code == 2 and "--refine" in capsys.readouterr().err
+    assert not (tmp_path / "w.nii.gz").exists()
