@@ -44,10 +44,10 @@ RUNS: dict[str, tuple[dict, float]] = {
                             patch_size=64, lr=5e-4, steps=4000, init_from="superres-2d-x2"), 600.0),
     "superres-3d-thick": (dict(task="superres", dims=3, scales=[(1, 1, 2), (1, 1, 3), (1, 1, 4)], chans=16,
                                num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, scale_input=True, bias=False,
-                               steps=4000), 1200.0),
+                               crop_taper=0.5, steps=4000), 1200.0),
     "srgan-3d-x2": (dict(task="srgan", dims=3, scales=[(2, 2, 2)], chans=16, num_blocks=3, disc_chans=8,
                          batch_size=4, patch_size=24, lr=5e-4, adv_weight=2e-4, pretrain_steps=1000,
-                         interpolation="zero_fill", bias=False, steps=3000), 900.0),
+                         interpolation="zero_fill", bias=False, crop_taper=0.5, steps=3000), 900.0),
 }
 
 

@@ -122,6 +122,7 @@ class SuperresConfig:
     interpolation: str = "zero_fill"        # fusion base: 'zero_fill' (sinc) or 'cubic'
     scale_input: bool = False               # fusion: condition on the scale (several scales in one network)
     bias: bool = False                      # convolution biases (False: scale-equivariant residual)
+    crop_taper: float = 0.0                 # 3-D: probability that a patch comes from a tapered crop
     disc_chans: int = 16                    # srgan
     adv_weight: float = 1e-3                # srgan
     pretrain_steps: int = 0                 # srgan: content-only steps first
@@ -163,6 +164,9 @@ class SuperresConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(self.pretrain_steps, bool) or not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}")
+        if isinstance(self.crop_taper, bool) or not isinstance(self.crop_taper, (int, float)) \
+                or not 0 <= self.crop_taper <= 1:
+            raise ValueError(f"crop_taper must be a probability in [0, 1], got {self.crop_taper!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {self.lr!r}")
         big = max(max(s) for s in self.scales)
@@ -210,7 +214,7 @@ def head_config(config: SuperresConfig) -> HeadConfig:
                "degradation": config.degradation, "interpolation": config.interpolation,
                "contrasts": list(config.contrasts), "disc_chans": config.disc_chans, "adv_weight": config.adv_weight,
                "pretrain_steps": config.pretrain_steps, "name": config.weight_name, "scale_input": config.scale_input,
-               "bias": config.bias}
+               "bias": config.bias, "crop_taper": config.crop_taper}
     if config.kernel_sizes is not None:
         options["kernel_sizes"] = list(config.kernel_sizes)
     return HeadConfig(task=config.task, chans=config.chans, depth=config.num_blocks, steps=config.steps,
@@ -432,6 +436,25 @@ class _Pairs:
     def _int(self, high: int) -> int:
         return int(torch.randint(max(high, 1), (), generator=self.g))
 
+    def _tapered_crop(self, hr_all: torch.Tensor, s: tuple[int, ...]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A random box of the volume (patch + 0-16 voxels per axis, multiples of ``s``) tapered to 0
+        over its 8 border voxels, as a crop of a scan is evaluated: ``(input, hr, base)`` of the box
+        with the low resolution and the interpolation done on the box itself."""
+        c = self.c
+        box = [min(n // f * f, -(-(c.patch_size + self._int(17)) // f) * f) for n, f in zip(hr_all.shape, s)]
+        for _attempt in range(8):
+            corner = [self._int(n - b + 1) for n, b in zip(hr_all.shape, box)]
+            hr = hr_all[tuple(slice(a, a + b) for a, b in zip(corner, box))]
+            if float((hr > 0.1).float().mean()) > 0.25:
+                break
+        hr = taper_borders(hr.float(), spatial_dims=3)
+        lr = _degrade(c, hr, s)
+        up = interpolate(lr[None, None], s, c.interpolation)[0, 0] if (self.on_hr_grid or self.with_base) else None
+        if self.on_hr_grid:
+            return up, hr, None
+        return lr, hr, up if self.with_base else None
+
     def batch(self, generator: torch.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], torch.Tensor | None]:
         """``(input, hr, scale, base)``: input ``(B, 1, *p)`` (HR grid for the fusion network, LR for
@@ -448,6 +471,9 @@ class _Pairs:
             item = self.items[self._int(len(self.items))]
             hr_all, in_all = item["hr"], item["input"][s]
             base_all = item["base"].get(s)
+            if c.dims == 3 and c.crop_taper > 0 and float(torch.rand((), generator=self.g)) < c.crop_taper:
+                with torch.no_grad():
+                    in_all, hr_all, base_all = self._tapered_crop(hr_all, s)
             for _attempt in range(8):
                 if c.dims == 2:
                     z = self._int(hr_all.shape[0])
@@ -628,7 +654,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
 
 #: task options (``config.options``) -> SuperresConfig fields
 _OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
-            "pretrain_steps", "name", "scale_input", "bias")
+            "pretrain_steps", "name", "scale_input", "bias", "crop_taper")
 
 
 class SuperresTask(HeadTask):
@@ -658,6 +684,9 @@ class SuperresTask(HeadTask):
         parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
         parser.add_argument("--scale-input", action="store_true",
                             help="fusion: condition on the scale (for several --scales in one network)")
+        parser.add_argument("--crop-taper", type=float, default=d.crop_taper, metavar="P",
+                            help="3-D: probability that a training patch comes from a random crop of the head "
+                                 "tapered at its borders, its low resolution simulated on the crop (default 0)")
         parser.add_argument("--conv-bias", dest="bias", action="store_true",
                             help="convolutions with biases (default: bias-free, the same result at any intensity scale)")
         parser.add_argument("--contrasts", nargs="+", default=list(d.contrasts), choices=CONTRASTS)
