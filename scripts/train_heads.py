@@ -46,8 +46,14 @@ TEST_SEEDS = [200, 201, 202, 203]
 RUNS: dict[str, tuple[dict, float]] = {
     # session 2: 8000 steps with a cosine learning rate (validation 100-105: 23.8 dB vs 23.6 for the
     # first 5000-step constant-rate model, both flip-averaged)
+    "synthesis-unet-t1w-flair-stage1": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8,
+                                             depth=3, batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine",
+                                             steps=8000, ship=False), 900.0),
+    # session 3 (the bundled file): fine-tuned on 48 subjects (seeds 0-47: more draws of the
+    # subject-specific tissue parameters that set the FLAIR grey/white contrast)
     "synthesis-unet-t1w-flair": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8, depth=3,
-                                      batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine", steps=8000), 900.0),
+                                      batch_size=4, patch_size=128, lr=1e-3, lr_schedule="cosine", steps=3000,
+                                      init="synthesis-unet-t1w-flair-stage1", train_seeds=list(range(48))), 1500.0),
     "synthesis-unet-t1w-t2w": (dict(task="synthesis", arch="unet", source="t1w", target="t2w", chans=8, depth=3,
                                     batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
     "synthesis-resnet3d-t1w-flair": (dict(task="synthesis", arch="resnet3d", source="t1w", target="flair", chans=8,
@@ -62,12 +68,18 @@ RUNS: dict[str, tuple[dict, float]] = {
     "cyclegan-t1w-t2w": (dict(task="cyclegan", source="t1w", target="t2w", chans=8, depth=3, batch_size=1,
                               patch_size=128, lr=2e-4, steps=5000), 360.0),
     "gan": (dict(task="gan", chans=16, latent_dim=64, image_size=64, batch_size=32, lr=2e-4, steps=5000), 180.0),
-    # stage 1: axial slices; stage 2 (fine-tuning, the bundled file): zero margins (pure Rician
-    # background) and slices in every orientation
+    # stage 1: axial slices; stage 2 (fine-tuning): zero margins (pure Rician background) and
+    # slices in every orientation; stage 3 below
     "denoise-stage1": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=1e-3, steps=10000,
                             ship=False), 1140.0),
-    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=5e-4, lr_schedule="cosine",
-                     steps=3000, init="denoise-stage1", options={"background_pad": 48, "all_orientations": True}), 600.0),
+    "denoise-stage2": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=5e-4,
+                            lr_schedule="cosine", steps=3000, init="denoise-stage1",
+                            options={"background_pad": 48, "all_orientations": True}, ship=False), 600.0),
+    # stage 3 (session 3, the bundled file): Immerkaer sigma estimator (the network's noise input
+    # changed) and skull-stripped slices (brain mask x image) 30 % of the time
+    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=3e-4, lr_schedule="cosine",
+                     steps=2000, init="denoise-stage2",
+                     options={"background_pad": 48, "all_orientations": True, "skull_strip": 0.3}), 1500.0),
 }
 
 
@@ -89,10 +101,16 @@ def colin27_1mm() -> dict[str, np.ndarray]:
     return {"t1w": np.ascontiguousarray(t1, dtype=np.float32), "mask": mask > 0.5}
 
 
+def _weight_name(fields: dict) -> str:
+    """The weight-file name a run of these fields writes (``synthesis-unet-t1w-flair``, ``denoise``)."""
+    keep = {k: v for k, v in fields.items() if k not in ("steps", "init", "ship", "train_seeds")}
+    return HeadConfig(**keep).name
+
+
 def command(name: str, fields: dict, steps: int) -> str:
     parts = ["recon train", f"--task {fields['task']}"]
     for key, value in fields.items():
-        if key in ("task", "steps", "init", "ship", "options"):
+        if key in ("task", "steps", "init", "ship", "options", "train_seeds"):
             continue
         flag = "--" + key.replace("_", "-")
         parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
@@ -100,8 +118,9 @@ def command(name: str, fields: dict, steps: int) -> str:
         flag = "--" + key.replace("_", "-")
         parts.append(flag if value is True else f"{flag} {value}")
     if fields.get("init"):
-        parts.append(f"--init-weights runs/{fields['init']}/{fields['task']}.pt")
-    parts += [f"--steps {steps}", f"--train-data phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}",
+        parts.append(f"--init-weights runs/{fields['init']}/{_weight_name(fields)}.pt")
+    seeds = fields.get("train_seeds", TRAIN_SEEDS)
+    parts += [f"--steps {steps}", f"--train-data phantom:{seeds[0]}-{seeds[-1]}",
               f"--val-data phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}", f"--output-dir runs/{name}", "--num-threads 1"]
     if fields["task"] in ("gan", "denoise"):
         parts.append("(+ the Colin27 T1 volume: scripts/train_heads.py)")
@@ -116,13 +135,19 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
     for name in names:
         fields, budget = RUNS[name]
         fields = dict(fields)
+        weight_name = _weight_name(fields)
         init, ship = fields.pop("init", None), fields.pop("ship", True)
+        seeds = fields.pop("train_seeds", TRAIN_SEEDS)
+        init_path = None
+        if init:
+            init_fields = {k: v for k, v in RUNS[init][0].items() if k not in ("init", "ship", "train_seeds")}
+            init_path = str(Path(cache) / "runs" / init / f"{_weight_name(init_fields)}.pt")
         config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=resume,
                             time_budget=budget * budget_scale, num_threads=1,
-                            train_data=f"phantom:{TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}",
-                            val_data=f"phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}",
-                            init_weights=str(Path(cache) / "runs" / init / f"{fields['task']}.pt") if init else None)
-        items = data + [real] if fields["task"] in ("gan", "denoise") else data
+                            train_data=f"phantom:{seeds[0]}-{seeds[-1]}",
+                            val_data=f"phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}", init_weights=init_path)
+        run_data = data if seeds == TRAIN_SEEDS else phantom_volumes(seeds, ["t1w"], cache=cache)
+        items = run_data + [real] if fields["task"] in ("gan", "denoise") else run_data
         if fields["task"] == "denoise":  # real anatomy at its native 1 mm too (sharper than the phantoms)
             items = items + [colin27_1mm()]
         t0 = time.time()
@@ -133,16 +158,16 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
         blob = torch.load(result.weights, weights_only=True)
         blob["card"].update({
             "command": command(name, RUNS[name][0], result.steps),
-            "train_subjects": f"phantom seeds {TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]} (2 mm; even 3 T, odd 1.5 T)"
+            "train_subjects": f"phantom seeds {seeds[0]}-{seeds[-1]} (2 mm; even 3 T, odd 1.5 T)"
                               + {"gan": " + Colin27 T1 (real, 2 mm)",
                                  "denoise": " + Colin27 T1 (real, 2 mm and 1 mm)"}.get(fields["task"], ""),
             "machine": "2-core CPU shared with other jobs, 1 thread",
         })
         if init:
             blob["card"]["initialised_from"] = f"{init} (scripts/train_heads.py run)"
-        with atomic_path(OUT / f"{name}.pt") as tmp:
+        with atomic_path(OUT / f"{weight_name}.pt") as tmp:
             torch.save(blob, tmp)
-        card = OUT / f"{name}.json"
+        card = OUT / f"{weight_name}.json"
         old = json.loads(card.read_text()) if card.is_file() else {}
         old.pop("held_out", None)  # stale: `scripts/train_heads.py cards` measures the new weights
         with atomic_path(card) as tmp:

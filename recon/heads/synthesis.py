@@ -42,11 +42,13 @@ __all__ = [
     "ResidualBlock3d",
     "ResNet3d",
     "UnetSynthesizer",
+    "ResizeConvUnet",
     "LocalSynthesizer",
     "PatchDiscriminator",
     "ImagePool",
     "CycleGAN",
     "lsgan_loss",
+    "local_ncc_squared",
     "crop_axial",
     "sliding_window_3d",
     "translate_slices",
@@ -158,6 +160,74 @@ class UnetSynthesizer(nn.Module):
         return out + image[:, : self.out_chans] if self.residual else out
 
 
+class ResizeConvUnet(nn.Module):
+    """2-D U-Net whose up-sampling is bilinear resizing followed by a 3x3 convolution.
+
+    Transposed convolutions with stride 2 overlap their kernels unevenly and, early in training
+    (and in a GAN, whose discriminator rewards any texture it cannot tell apart), print a
+    checkerboard on the output (Odena et al. 2016, "Deconvolution and checkerboard artifacts");
+    resize-convolution cannot. Used as the CycleGAN generator (``generator_arch="resize"``).
+    Each level: ``(conv3x3, InstanceNorm, LeakyReLU 0.2) x 2``, 2x2 average pooling down;
+    up: bilinear x2, conv3x3, concatenation with the skip, the same double conv; a final 1x1
+    convolution. Any ``H, W`` (zero-padded at the bottom/right to a multiple of
+    ``2 ** num_pool_layers``, cropped back).
+
+    Args:
+        in_chans: input channels.
+        out_chans: output channels.
+        chans: channels of the first level (doubled per level).
+        num_pool_layers: down-/up-sampling steps.
+
+    Example:
+        >>> ResizeConvUnet(chans=4, num_pool_layers=2)(torch.zeros(1, 1, 20, 24)).shape
+        torch.Size([1, 1, 20, 24])
+    """
+
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 16, num_pool_layers: int = 3) -> None:
+        super().__init__()
+        for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans),
+                            ("num_pool_layers", num_pool_layers)):
+            check_int(name, value)
+        self.in_chans, self.out_chans, self.chans, self.num_pool_layers = in_chans, out_chans, chans, num_pool_layers
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(cout, cout, 3, padding=1), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2))
+
+        self.down = nn.ModuleList()
+        ch, cin = chans, in_chans
+        for _ in range(num_pool_layers):
+            self.down.append(block(cin, ch))
+            cin, ch = ch, ch * 2
+        self.bottom = block(cin, ch)
+        self.up_conv = nn.ModuleList()
+        self.up_block = nn.ModuleList()
+        for _ in range(num_pool_layers):
+            self.up_conv.append(nn.Conv2d(ch, ch // 2, 3, padding=1))
+            self.up_block.append(block(ch, ch // 2))
+            ch //= 2
+        self.out = nn.Conv2d(ch, out_chans, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
+        check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (ResizeConvUnet works on 2-D slices)")
+        if image.shape[1] != self.in_chans:
+            raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
+        H, W = image.shape[-2:]
+        m = 2 ** self.num_pool_layers
+        h = F.pad(image, (0, (-W) % m, 0, (-H) % m)) if (H % m or W % m) else image
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+            h = F.avg_pool2d(h, 2)
+        h = self.bottom(h)
+        for conv, block in zip(self.up_conv, self.up_block):
+            h = conv(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False))
+            h = block(torch.cat([h, skips.pop()], 1))
+        return self.out(h)[..., :H, :W]
+
+
 class LocalSynthesizer(nn.Module):
     """A small-receptive-field translator: each output pixel sees a ``(2 k + 1)^2`` neighbourhood.
 
@@ -266,6 +336,35 @@ def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
     return (prediction - target).square().mean()
 
 
+def local_ncc_squared(a: torch.Tensor, b: torch.Tensor, window: int = 7, eps: float = 1e-3) -> torch.Tensor:
+    """Mean squared local normalised cross-correlation of two ``(B, 1, H, W)`` images.
+
+    For every ``window x window`` neighbourhood (box filter, valid positions):
+    ``ncc = cov(a, b) / sqrt((var(a) + eps) (var(b) + eps))``; returns the mean of ``ncc^2``
+    in ``[0, 1]``. Squared, it is blind to the sign of the local intensity relation, so an
+    image and its contrast-inverted version (T1w and T2w: tissue edges flip polarity, fat edges
+    do not) score as alike as two copies, while structure present in one image and not in the
+    other (invented edges, blotches) lowers it: the structure term of the CycleGAN
+    (``lambda_structure``; in the spirit of the structure-constrained CycleGAN of Yang et al.
+    2018, which used MIND descriptors). ``eps`` damps flat windows (in the images' units).
+
+    Example:
+        >>> x = torch.rand(1, 1, 16, 16)
+        >>> float(local_ncc_squared(x, 1 - x)) > 0.95  # inverted: as alike as a copy (eps aside)
+        True
+    """
+    check_image_tensor("a", a, 4, "(B, 1, H, W)")
+    check_image_tensor("b", b, 4, "(B, 1, H, W)")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    check_int("window", window)
+    mu_a, mu_b = F.avg_pool2d(a, window, 1), F.avg_pool2d(b, window, 1)
+    var_a = (F.avg_pool2d(a * a, window, 1) - mu_a ** 2).clamp(min=0)
+    var_b = (F.avg_pool2d(b * b, window, 1) - mu_b ** 2).clamp(min=0)
+    cov = F.avg_pool2d(a * b, window, 1) - mu_a * mu_b
+    return (cov ** 2 / ((var_a + eps) * (var_b + eps))).mean()
+
+
 class ImagePool:
     """Buffer of previously generated images (Shrivastava et al. 2017; CycleGAN's ``ImagePool``).
 
@@ -325,7 +424,9 @@ class CycleGAN(nn.Module):
 
     * generators: ``LS(d_b(g_ab(a)), real) + LS(d_a(g_ba(b)), real)
       + lambda_cycle (|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1)
-      + lambda_identity lambda_cycle (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)``;
+      + lambda_identity lambda_cycle (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)``
+      ``+ lambda_structure (2 - lncc2(a, g_ab(a)) - lncc2(b, g_ba(b)))`` (optional structure
+      term, :func:`local_ncc_squared`);
     * each discriminator: ``(LS(d(real), real) + LS(d(pool(fake)), fake)) / 2``.
 
     Args:
@@ -338,9 +439,12 @@ class CycleGAN(nn.Module):
         pool_size: :class:`ImagePool` size (50 in the paper).
         generator: ``torch.Generator`` for the pools.
         generator_arch: ``"unet"`` (:class:`UnetSynthesizer` with ``chans`` and
-            ``num_pool_layers``) or ``"local"`` (:class:`LocalSynthesizer` with ``chans`` and
-            ``num_pool_layers`` 3x3 layers).
+            ``num_pool_layers``), ``"resize"`` (:class:`ResizeConvUnet`, the same with
+            resize-convolution up-sampling: no checkerboard) or ``"local"``
+            (:class:`LocalSynthesizer` with ``chans`` and ``num_pool_layers`` 3x3 layers).
         background: the local generators' background gate (:class:`LocalSynthesizer`).
+        lambda_structure: weight of the structure term ``(1 - local_ncc_squared(a, g_ab(a)))
+            + (1 - local_ncc_squared(b, g_ba(b)))`` (:func:`local_ncc_squared`; 0 off).
 
     Example:
         >>> model = CycleGAN(chans=8, num_pool_layers=2, disc_chans=8)
@@ -352,9 +456,10 @@ class CycleGAN(nn.Module):
     def __init__(self, chans: int = 16, num_pool_layers: int = 3, disc_chans: int = 32, disc_layers: int = 3,
                  lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
                  generator: torch.Generator | None = None, generator_arch: str = "unet",
-                 background: float | None = None) -> None:
+                 background: float | None = None, lambda_structure: float = 0.0) -> None:
         super().__init__()
-        for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity)):
+        for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity),
+                            ("lambda_structure", lambda_structure)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if generator_arch == "unet":
@@ -363,12 +468,16 @@ class CycleGAN(nn.Module):
         elif generator_arch == "local":
             self.g_ab = LocalSynthesizer(chans=chans, num_layers=num_pool_layers, background=background)
             self.g_ba = LocalSynthesizer(chans=chans, num_layers=num_pool_layers, background=background)
+        elif generator_arch == "resize":
+            self.g_ab = ResizeConvUnet(chans=chans, num_pool_layers=num_pool_layers)
+            self.g_ba = ResizeConvUnet(chans=chans, num_pool_layers=num_pool_layers)
         else:
-            raise ValueError(f"generator_arch must be 'unet' or 'local', got {generator_arch!r}")
+            raise ValueError(f"generator_arch must be 'unet', 'resize' or 'local', got {generator_arch!r}")
         self.d_a = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
         self.d_b = PatchDiscriminator(chans=disc_chans, num_layers=disc_layers)
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
+        self.lambda_structure = float(lambda_structure)
         self.pool_a = ImagePool(pool_size, generator)
         self.pool_b = ImagePool(pool_size, generator)
 
@@ -409,6 +518,10 @@ class CycleGAN(nn.Module):
             parts["idt_b"] = F.l1_loss(self.g_ab(real_b), real_b)
             parts["idt_a"] = F.l1_loss(self.g_ba(real_a), real_a)
             loss = loss + self.lambda_identity * self.lambda_cycle * (parts["idt_a"] + parts["idt_b"])
+        if self.lambda_structure > 0:  # each translation keeps its input's local structure (any polarity)
+            parts["struct_ab"] = 1 - local_ncc_squared(real_a, fake_b)
+            parts["struct_ba"] = 1 - local_ncc_squared(real_b, fake_a)
+            loss = loss + self.lambda_structure * (parts["struct_ab"] + parts["struct_ba"])
         return loss, {k: float(v.detach()) for k, v in parts.items()}, fake_a, fake_b
 
     def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,

@@ -12,7 +12,10 @@ given to the network; MSE to the clean crop. Options (``recon train --task denoi
   noise over zero signal) - real scans have much more of it than the tight phantom fields
   of view, and a denoiser that never saw it leaves residual noise there;
 * ``--all-orientations``: axial, coronal and sagittal slices of every volume (real held-out
-  slices come in any orientation); default axial only.
+  slices come in any orientation); default axial only;
+* ``--skull-strip P``: with probability ``P`` a training slice is multiplied by its brain mask
+  before the noise is added (skull-stripped images, common in public data, have a sharp
+  brain/air edge that the whole-head phantoms and Colin27 lack); default 0.
 
 Validation (``--val-data``): PSNR of :func:`recon.heads.denoise.denoise_image` (sigma
 estimated) on brain slices of the validation volumes at Rician SNR 5, 10 and 20 (fixed seed),
@@ -52,11 +55,16 @@ class DenoiseTask(HeadTask):
                             help="zero margin of up to this many pixels per side added to training slices")
         parser.add_argument("--all-orientations", action="store_true",
                             help="train on axial, coronal and sagittal slices (default axial only)")
+        parser.add_argument("--skull-strip", type=float, default=0.0,
+                            help="probability that a training slice is multiplied by its brain mask")
 
     def check(self) -> None:
         pad = self.config.options.get("background_pad", 0)
         if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
             raise ValueError(f"background_pad must be an int >= 0, got {pad!r}")
+        strip = self.config.options.get("skull_strip", 0.0)
+        if isinstance(strip, bool) or not isinstance(strip, (int, float)) or not 0 <= strip <= 1:
+            raise ValueError(f"skull_strip must be a probability in [0, 1], got {strip!r}")
 
     def contrasts(self) -> list[str]:
         return ["t1w"]
@@ -66,16 +74,19 @@ class DenoiseTask(HeadTask):
 
     def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
         axes = (2, 1, 0) if self.config.options.get("all_orientations", False) else (2,)
-        slices = []
+        slices, masks = [], []
         for k in ("t1w", "t2w", "flair", "pd"):
             for i in volumes:
                 if k not in i:
                     continue
                 for axis in axes:  # the slicing axis goes last
                     order = [a for a in range(3) if a != axis] + [axis]
-                    slices.append(axial_slices(i[k].transpose(order), i["mask"].transpose(order), 0.1))
+                    m = i["mask"].transpose(order)
+                    slices.append(axial_slices(i[k].transpose(order), m, 0.1))
+                    masks.append(axial_slices(m, m, 0.1))
         # a list of (1, H, W) slices: volumes of different grids (2 mm phantoms, 1 mm real) mix
         self.x = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in slices for sl in s]
+        self.m = [torch.from_numpy(np.ascontiguousarray(sl, dtype=np.float32))[None] for s in masks for sl in s]
 
     def step(self, model: nn.Module, run: StepRunner) -> dict[str, float]:
         c = self.config
@@ -83,8 +94,12 @@ class DenoiseTask(HeadTask):
         clean, noisy, sig = [], [], []
         lo, hi = math.log(c.snr_range[0]), math.log(c.snr_range[1])
         pad_max = int(c.options.get("background_pad", 0))
+        strip = float(c.options.get("skull_strip", 0.0))
         for _ in range(c.batch_size):
-            s = self.x[int(run.randint(len(self.x)))][None]
+            k = int(run.randint(len(self.x)))
+            s = self.x[k][None]
+            if strip and float(torch.rand((), generator=run.generator)) < strip:
+                s = s * self.m[k][None]
             if pad_max:
                 s = F.pad(s, tuple(int(v) for v in run.randint(pad_max + 1, 4)))
             snr = math.exp(lo + (hi - lo) * float(torch.rand((), generator=run.generator)))

@@ -72,6 +72,13 @@ def _mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]} if scores else {}
 
 
+def _optimiser_steps(run: StepRunner, name: str) -> int:
+    """Updates the optimiser ``name`` has made (Adam's per-parameter step count; 0 before the first)."""
+    opt = run.optimisers[name]
+    state = opt.state.get(opt.param_groups[0]["params"][0], {})
+    return int(state.get("step", 0))
+
+
 class _Crops:
     """Random square crops shared by the 2-D tasks."""
 
@@ -196,13 +203,19 @@ class CycleGANTask(HeadTask):
     then one discriminator update on images from the :class:`~recon.heads.synthesis.ImagePool`.
     """
 
-    ARCHS = ("unet", "local")
+    ARCHS = ("unet", "resize", "local")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--disc-chans", type=int, default=None, help="discriminator channels (default --chans)")
         parser.add_argument("--disc-layers", type=int, default=3, help="discriminator stride-2 layers (3: 70x70 patches)")
         parser.add_argument("--lambda-cycle", type=float, default=10.0, help="cycle-consistency weight")
+        parser.add_argument("--lambda-structure", type=float, default=0.0,
+                            help="weight of the structure term (1 - squared local NCC of input and "
+                                 "translation, each direction; 0: off)")
+        parser.add_argument("--cycle-warmup", type=int, default=0,
+                            help="ramp the cycle (and identity) weight linearly from 0 over this many steps "
+                                 "(lets the generators leave the identity map first; 0: off)")
         parser.add_argument("--background", type=float, default=None,
                             help="local generators: gate the output to 0 where the input is below this "
                                  "(foreground-mean units, e.g. 0.1)")
@@ -215,6 +228,9 @@ class CycleGANTask(HeadTask):
             raise ValueError(f"source and target must differ, got {c.source!r} twice")
         if isinstance(c.lambda_identity, bool) or not isinstance(c.lambda_identity, (int, float)) or c.lambda_identity < 0:
             raise ValueError(f"lambda_identity must be a number >= 0, got {c.lambda_identity!r}")
+        warmup = c.options.get("cycle_warmup", 0)
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"cycle_warmup must be an int >= 0, got {warmup!r}")
 
     def contrasts(self) -> list[str]:
         return [self.config.source, self.config.target]
@@ -227,7 +243,8 @@ class CycleGANTask(HeadTask):
         return CycleGAN(chans=c.chans, num_pool_layers=c.depth, disc_chans=c.options.get("disc_chans") or c.chans,
                         disc_layers=int(c.options.get("disc_layers", 3)),
                         lambda_cycle=float(c.options.get("lambda_cycle", 10.0)), lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
-                        generator_arch=c.arch, background=c.options.get("background"))
+                        generator_arch=c.arch, background=c.options.get("background"),
+                        lambda_structure=float(c.options.get("lambda_structure", 0.0)))
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})
@@ -250,6 +267,9 @@ class CycleGANTask(HeadTask):
         a = pad_to_multiple(_Crops.crop(run, c.patch_size, self.a[run.randint(len(self.a), c.batch_size)])[0], 16)
         b = pad_to_multiple(_Crops.crop(run, c.patch_size, self.b[run.randint(len(self.b), c.batch_size)])[0], 16)
         a, b = a.to(run.device), b.to(run.device)
+        warmup = int(c.options.get("cycle_warmup", 0) or 0)
+        if warmup:  # the step count from the optimiser's state, so a resumed run continues the ramp
+            model.lambda_cycle = float(c.options.get("lambda_cycle", 10.0)) * min(1.0, _optimiser_steps(run, "g") / warmup)
         for p in model.discriminators():
             p.requires_grad_(False)
         with run.autocast():

@@ -218,3 +218,84 @@ def test_local_synthesizer_background_gate():
     torch.testing.assert_close(gated(x), expected)
     with pytest.raises(ValueError, match="background must be a positive number"):
         LocalSynthesizer(background=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(20, 24), (33, 17)])
+def test_resize_conv_unet_any_size_and_no_checkerboard(shape):
+    from recon.heads.synthesis import ResizeConvUnet
+
+    torch.manual_seed(0)
+    net = ResizeConvUnet(chans=4, num_pool_layers=2)
+    x = torch.rand(2, 1, *shape, requires_grad=True)
+    y = net(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    # bilinear up-sampling then a 3x3 conv: a constant deepest feature map gives a constant
+    # up-sampled map (transposed convs with stride 2 give a 2-periodic checkerboard instead)
+    h = torch.ones(1, 16, 4, 4)
+    up = net.up_conv[0](F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False))
+    inner = up[..., 1:-1, 1:-1]
+    torch.testing.assert_close(inner, inner[..., :1, :1].expand_as(inner))
+    with pytest.raises(ValueError, match="image must be a 4-D tensor"):
+        net(torch.zeros(1, 8, 8))
+    model = CycleGAN(chans=4, num_pool_layers=2, disc_chans=4, generator_arch="resize")
+    assert isinstance(model.g_ab, ResizeConvUnet) and isinstance(model.g_ba, ResizeConvUnet)
+
+
+def test_cycle_warmup_ramps_the_cycle_weight(tmp_path):
+    from recon.train.tasks_heads import HeadConfig, StepRunner, build_head, task_class
+
+    config = HeadConfig(task="cyclegan", source="t1w", target="t2w", chans=4, depth=2, batch_size=1, patch_size=32,
+                        output_dir=str(tmp_path), options={"cycle_warmup": 2, "lambda_cycle": 8.0, "disc_layers": 2})
+    task = task_class("cyclegan")(config)
+    rng = np.random.default_rng(0)
+    mask = np.zeros((32, 32, 2), bool)
+    mask[6:26, 6:26] = True
+    task.prepare([{"t1w": rng.random((32, 32, 2)).astype(np.float32) * mask + 0.01,
+                   "t2w": rng.random((32, 32, 2)).astype(np.float32) * mask + 0.01, "mask": mask}] * 2)
+    model = build_head(config)
+    run = StepRunner(task.optimisers(model), torch.Generator().manual_seed(0))
+    seen = []
+    for _ in range(3):
+        task.step(model, run)
+        seen.append(model.lambda_cycle)
+    assert seen == pytest.approx([0.0, 4.0, 8.0])  # lambda x min(1, updates so far / warmup)
+    with pytest.raises(ValueError, match="cycle_warmup must be an int >= 0"):
+        HeadConfig(task="cyclegan", source="t1w", target="t2w", options={"cycle_warmup": -1})
+
+
+def test_local_ncc_squared_against_numpy_windows():
+    from recon.heads.synthesis import local_ncc_squared
+
+    rng = np.random.default_rng(5)
+    a = rng.random((1, 1, 9, 10))
+    b = -2 * a + rng.normal(0, 0.3, a.shape)  # inverted and noisy
+    w, eps = 3, 1e-3
+    vals = []
+    for i in range(9 - w + 1):  # float64 reference: every valid window, population moments
+        for j in range(10 - w + 1):
+            x, y = a[0, 0, i:i + w, j:j + w].ravel(), b[0, 0, i:i + w, j:j + w].ravel()
+            cov = np.mean(x * y) - x.mean() * y.mean()
+            vals.append(cov ** 2 / ((x.var() + eps) * (y.var() + eps)))
+    got = local_ncc_squared(torch.from_numpy(a), torch.from_numpy(b), window=w, eps=eps)
+    assert float(got) == pytest.approx(np.mean(vals), rel=1e-9)
+    # polarity-blind: an inverted copy scores like a copy
+    assert float(local_ncc_squared(torch.from_numpy(a), torch.from_numpy(1 - a), w, 0.0)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        local_ncc_squared(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9))
+
+
+def test_cyclegan_structure_term():
+    torch.manual_seed(0)
+    model = CycleGAN(chans=4, num_pool_layers=2, disc_chans=4, lambda_identity=0.0, lambda_structure=3.0)
+    a, b = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    loss, parts, fake_a, fake_b = model.generator_loss(a, b)
+    from recon.heads.synthesis import local_ncc_squared
+
+    assert parts["struct_ab"] == pytest.approx(1 - float(local_ncc_squared(a, fake_b)), rel=1e-5)
+    expected = (parts["adv_ab"] + parts["adv_ba"] + 10 * (parts["cycle_a"] + parts["cycle_b"])
+                + 3 * (parts["struct_ab"] + parts["struct_ba"]))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="lambda_structure must be a number >= 0"):
+        CycleGAN(chans=4, lambda_structure=-1.0)
