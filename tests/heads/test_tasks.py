@@ -313,10 +313,16 @@ def test_denoise_task_options(tmp_path):
     from recon.train.tasks_denoise import DenoiseTask
 
     config = T.config_from_argv(["--task", "denoise", "--background-pad", "8", "--all-orientations",
-                                 "--output-dir", str(tmp_path)])
-    assert config.options == {"background_pad": 8, "all_orientations": True}
+                                 "--skull-strip", "1", "--output-dir", str(tmp_path)])
+    assert config.options == {"background_pad": 8, "all_orientations": True, "skull_strip": 1.0}
     task = DenoiseTask(config)
     task.prepare(_items(1))
+    # --skull-strip 1: every training slice is multiplied by its brain mask (aligned slice by slice)
+    assert len(task.m) == len(task.x) and all(m.shape == x.shape for m, x in zip(task.m, task.x))
+    assert all(set(torch.unique(m).tolist()) <= {0.0, 1.0} for m in task.m)
+    assert any(bool(((x > 0) & (m == 0)).any()) for m, x in zip(task.m, task.x))  # stripping removes signal
+    with pytest.raises(ValueError, match="skull_strip must be a probability"):
+        T.HeadConfig(task="denoise", options={"skull_strip": 1.5})
     axial = DenoiseTask(T.HeadConfig(task="denoise"))
     axial.prepare(_items(1))
     # (20, 24, 12) volumes: axial slices are 20 x 24; coronal 20 x 12 and sagittal 24 x 12 ones join them
