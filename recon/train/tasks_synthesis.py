@@ -192,10 +192,16 @@ class SynthesisTask(HeadTask):
 class CycleGANTask(HeadTask):
     """Unpaired ``source <-> target`` CycleGAN on 2-D slices (weight name
     ``cyclegan-<source>-<target>``; ships the two generators). ``arch``: the generators,
-    ``"unet"`` (:class:`~recon.heads.synthesis.UnetSynthesizer`, ``depth`` pools) or ``"local"``
-    (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers); ``--disc-chans``
-    the discriminators' width (default ``chans``), ``--disc-layers`` their depth (3: 70 x 70
-    patches), ``--lambda-cycle`` the cycle weight (10).
+    ``"unet"`` (:class:`~recon.heads.synthesis.UnetSynthesizer`, ``depth`` pools), ``"resize"``
+    (:class:`~recon.heads.synthesis.ResizeConvUnet`: resize-convolution, no checkerboard) or
+    ``"local"`` (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers);
+    ``--disc-chans`` the discriminators' width (default ``chans``), ``--disc-layers`` their depth
+    (3: 70 x 70 patches), ``--lambda-cycle`` the cycle weight (10), ``--lambda-structure`` the
+    polarity-blind structure term (:func:`~recon.heads.synthesis.local_ncc_squared`; 0),
+    ``--cycle-warmup N`` ramps the cycle, identity and structure weights from 0 over the first
+    ``N`` generator updates (each of them resists the generators' passage from a copy of the
+    input to the inverted contrast of T1w <-> T2w: the path crosses non-invertible,
+    structure-less outputs).
 
     The training subjects are split in halves: source slices from the first half, target
     slices from the second (no subject contributes both). Each step: one generator update
@@ -214,8 +220,8 @@ class CycleGANTask(HeadTask):
                             help="weight of the structure term (1 - squared local NCC of input and "
                                  "translation, each direction; 0: off)")
         parser.add_argument("--cycle-warmup", type=int, default=0,
-                            help="ramp the cycle (and identity) weight linearly from 0 over this many steps "
-                                 "(lets the generators leave the identity map first; 0: off)")
+                            help="ramp the cycle (and identity and structure) weights linearly from 0 over this "
+                                 "many steps (lets the generators leave the identity map first; 0: off)")
         parser.add_argument("--background", type=float, default=None,
                             help="local generators: gate the output to 0 where the input is below this "
                                  "(foreground-mean units, e.g. 0.1)")
@@ -269,7 +275,9 @@ class CycleGANTask(HeadTask):
         a, b = a.to(run.device), b.to(run.device)
         warmup = int(c.options.get("cycle_warmup", 0) or 0)
         if warmup:  # the step count from the optimiser's state, so a resumed run continues the ramp
-            model.lambda_cycle = float(c.options.get("lambda_cycle", 10.0)) * min(1.0, _optimiser_steps(run, "g") / warmup)
+            ramp = min(1.0, _optimiser_steps(run, "g") / warmup)
+            model.lambda_cycle = float(c.options.get("lambda_cycle", 10.0)) * ramp
+            model.lambda_structure = float(c.options.get("lambda_structure", 0.0)) * ramp
         for p in model.discriminators():
             p.requires_grad_(False)
         with run.autocast():

@@ -247,7 +247,8 @@ def test_cycle_warmup_ramps_the_cycle_weight(tmp_path):
     from recon.train.tasks_heads import HeadConfig, StepRunner, build_head, task_class
 
     config = HeadConfig(task="cyclegan", source="t1w", target="t2w", chans=4, depth=2, batch_size=1, patch_size=32,
-                        output_dir=str(tmp_path), options={"cycle_warmup": 2, "lambda_cycle": 8.0, "disc_layers": 2})
+                        output_dir=str(tmp_path), options={"cycle_warmup": 2, "lambda_cycle": 8.0, "lambda_structure": 2.0,
+                                                               "disc_layers": 2})
     task = task_class("cyclegan")(config)
     rng = np.random.default_rng(0)
     mask = np.zeros((32, 32, 2), bool)
@@ -259,8 +260,9 @@ def test_cycle_warmup_ramps_the_cycle_weight(tmp_path):
     seen = []
     for _ in range(3):
         task.step(model, run)
-        seen.append(model.lambda_cycle)
-    assert seen == pytest.approx([0.0, 4.0, 8.0])  # lambda x min(1, updates so far / warmup)
+        seen.append((model.lambda_cycle, model.lambda_structure))
+    # lambda x min(1, generator updates so far / warmup), cycle and structure alike
+    assert seen == [pytest.approx((0.0, 0.0)), pytest.approx((4.0, 1.0)), pytest.approx((8.0, 2.0))]
     with pytest.raises(ValueError, match="cycle_warmup must be an int >= 0"):
         HeadConfig(task="cyclegan", source="t1w", target="t2w", options={"cycle_warmup": -1})
 
