@@ -842,7 +842,8 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
 
     The image is divided by its foreground mean (mean of the voxels above the mean), run through
     ``model`` - whole for a 2-D network on a slice, slice by slice (last axis) for a 2-D network
-    on a volume (``scale[-1]`` must be 1), by overlapping patches (:func:`superres_volume`) for a
+    on a volume with ``scale[-1] == 1``, on every X-Z and every Y-Z plane (averaged) for a 2-D
+    network on a volume with ``scale == (1, 1, s)`` (thick slices), by overlapping patches (:func:`superres_volume`) for a
     3-D network - and multiplied back, so the output is in the input's units; clipped at 0 when
     the input has no negative values.
 
@@ -858,8 +859,8 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
         ``(s_h h, s_w w)`` / ``(s_d d, s_h h, s_w w)`` tensor, ``image``'s dtype and device.
 
     Raises:
-        ValueError: a 2-D image for a 3-D network, a 2-D network with ``scale[-1] != 1`` on a
-            volume, an image smaller than the receptive field, no positive signal.
+        ValueError: a 2-D image for a 3-D network, a 2-D network on a volume with a scale other
+            than ``(s, s, 1)`` or ``(1, 1, s)``, an image smaller than the receptive field, no positive signal.
     """
     if not isinstance(image, torch.Tensor) or image.ndim not in (2, 3) or not image.is_floating_point():
         raise ValueError(f"image must be a floating-point (h, w) slice or (d, h, w) volume, got {describe(image)}")
@@ -868,11 +869,16 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
     if dims == 3 and image.ndim == 2:
         raise ValueError(f"image is a 2-D slice of shape {tuple(image.shape)} but the network is 3-D only; "
                          "pass a (d, h, w) volume or 2-D weights")
-    if dims == 2 and image.ndim == 3 and s[-1] != 1:
-        raise ValueError(f"scale {s} enlarges the last axis, which a 2-D network applied slice by slice cannot; "
-                         "use 3-D weights or scale (s, s, 1)")
-    plane = s[:2] if dims == 2 else s
-    check_input_size(image.shape[:2] if dims == 2 else image.shape, plane, model.receptive_field)
+    through = dims == 2 and image.ndim == 3 and s[-1] != 1
+    if through and s[:2] != (1, 1):
+        raise ValueError(f"scale {s} enlarges the last axis and another, which a 2-D network cannot; "
+                         "use 3-D weights, scale (s, s, 1) (slice by slice) or (1, 1, s) (thick slices)")
+    plane = ((1, s[2]) if through else s[:2]) if dims == 2 else s
+    if through:
+        for axis in (0, 1):
+            check_input_size((image.shape[axis], image.shape[2]), plane, model.receptive_field)
+    else:
+        check_input_size(image.shape[:2] if dims == 2 else image.shape, plane, model.receptive_field)
     unit = _foreground_mean(image.double())
     if not unit > 0:
         raise ValueError("image has no positive signal to super-resolve")
@@ -881,6 +887,13 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
     with torch.no_grad():
         if dims == 2 and image.ndim == 2:
             out = model(x[None, None], plane)[0, 0]
+        elif through:
+            # thick slices: the network on every X-Z plane and every Y-Z plane, the two averaged
+            def planes(stack: torch.Tensor) -> torch.Tensor:
+                return torch.cat([model(stack[i:i + 8], plane) for i in range(0, stack.shape[0], 8)])[:, 0]
+
+            xz = planes(x.permute(1, 0, 2)[:, None]).permute(1, 0, 2)
+            out = 0.5 * (xz + planes(x[:, None]))
         elif dims == 2:
             slices = x.permute(2, 0, 1)[:, None]
             out = torch.cat([model(slices[i:i + 8], plane) for i in range(0, slices.shape[0], 8)])[:, 0].permute(1, 2, 0)

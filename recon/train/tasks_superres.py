@@ -85,6 +85,8 @@ logger = logging.getLogger("recon.train")
 #: training tasks of this module
 TASKS: tuple[str, ...] = ("superres", "srgan")
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
+#: the bundled network for thick slices (one enlarged axis of a volume)
+THICK_DEFAULT = "superres-3d-thick"
 
 
 def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:
@@ -122,7 +124,8 @@ class SuperresConfig:
     interpolation: str = "zero_fill"        # fusion base: 'zero_fill' (sinc) or 'cubic'
     scale_input: bool = False               # fusion: condition on the scale (several scales in one network)
     bias: bool = False                      # convolution biases (False: scale-equivariant residual)
-    crop_taper: float = 0.0                 # 3-D: probability that a patch comes from a tapered crop
+    crop_taper: float = 0.0                 # probability that a patch comes from a tapered crop
+    planes: str = "axial"                   # 2-D: 'axial' slices, or 'through' (X-Z and Y-Z planes, thick slices)
     disc_chans: int = 16                    # srgan
     adv_weight: float = 1e-3                # srgan
     pretrain_steps: int = 0                 # srgan: content-only steps first
@@ -164,6 +167,8 @@ class SuperresConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(self.pretrain_steps, bool) or not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}")
+        if self.planes not in ("axial", "through"):
+            raise ValueError(f"planes must be 'axial' or 'through', got {self.planes!r}")
         if isinstance(self.crop_taper, bool) or not isinstance(self.crop_taper, (int, float)) \
                 or not 0 <= self.crop_taper <= 1:
             raise ValueError(f"crop_taper must be a probability in [0, 1], got {self.crop_taper!r}")
@@ -214,7 +219,7 @@ def head_config(config: SuperresConfig) -> HeadConfig:
                "degradation": config.degradation, "interpolation": config.interpolation,
                "contrasts": list(config.contrasts), "disc_chans": config.disc_chans, "adv_weight": config.adv_weight,
                "pretrain_steps": config.pretrain_steps, "name": config.weight_name, "scale_input": config.scale_input,
-               "bias": config.bias, "crop_taper": config.crop_taper}
+               "bias": config.bias, "crop_taper": config.crop_taper, "planes": config.planes}
     if config.kernel_sizes is not None:
         options["kernel_sizes"] = list(config.kernel_sizes)
     return HeadConfig(task=config.task, chans=config.chans, depth=config.num_blocks, steps=config.steps,
@@ -307,7 +312,7 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
         if ndim == 2:
             weights = "superres-2d-x2" if max(scale) <= 2 else "superres-2d-x4"
         elif len(enlarged) == 1:
-            weights = "superres-3d-thick"
+            weights = THICK_DEFAULT
         elif tuple(scale) == (2, 2, 2):
             weights = "srgan-3d-x2-mse"
         elif scale[2] == 1 and scale[0] == scale[1]:
@@ -322,14 +327,17 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
                          "or 2-D weights")
     axes = None
     want = tuple(scale)
-    if config.dims == 3 and len(enlarged) == 1 and all(s[0] == s[1] == 1 for s in config.scales) and enlarged[0] != 2:
+    through = all(max(s[:-1]) == 1 for s in config.scales)  # trained through-plane only (thick slices)
+    if ndim == 3 and len(enlarged) == 1 and through and enlarged[0] != 2:
         axes = tuple(a for a in range(3) if a != enlarged[0]) + (enlarged[0],)
         want = tuple(scale[a] for a in axes)
+    if config.dims == 2 and ndim == 3:  # the planes the 2-D network sees: axial, or X-Z / Y-Z for thick slices
+        want = want[:2] if want[2] == 1 else (1, want[2])
     if config.task == "srgan":
         if want != tuple(config.scales[0]):
             raise ValueError(f"scale {tuple(scale)} is not the scale {tuple(config.scales[0])} the SRGAN generator "
                              f"{str(weights)!r} learned")
-    elif (want if config.dims == 3 or ndim == 2 else want[:2]) not in [tuple(s) for s in config.scales]:
+    elif want not in [tuple(s) for s in config.scales]:
         warnings.warn(f"weights {str(weights)!r} were trained for scales {[tuple(s) for s in config.scales]}, "
                       f"not {tuple(scale)}: expect results closer to cubic interpolation", stacklevel=3)
     return model, config, axes
@@ -403,19 +411,23 @@ class _Pairs:
             for f in s:
                 lcm = lcm * f // math.gcd(lcm, f)
         self.items: list[dict] = []
+        stacks = []
         for vol in volumes:
             t = torch.from_numpy(vol)
-            if config.dims == 2:
-                # axial slices (Z, X, Y) with some signal, each axis a multiple of every factor
-                t = t.permute(2, 0, 1)
+            if config.dims == 3:
+                stacks.append(taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)], spatial_dims=3))
+                continue
+            # 2-D: axial slices (Z, X, Y), or every third X-Z (Y, X, Z) and Y-Z (X, Y, Z) plane
+            planes = [t.permute(2, 0, 1)] if config.planes == "axial" else [t.permute(1, 0, 2)[::3], t[::3]]
+            for t in planes:
                 keep = (t > 0.1).float().mean(dim=(1, 2)) > 0.1
                 t = t[keep]
                 if t.shape[0] == 0:
                     continue
                 X, Y = t.shape[1] // lcm * lcm, t.shape[2] // lcm * lcm
-                t = taper_borders(t[:, :X, :Y], spatial_dims=2).contiguous()
-            else:
-                t = taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)], spatial_dims=3).contiguous()
+                stacks.append(taper_borders(t[:, :X, :Y], spatial_dims=2))
+        for t in stacks:
+            t = t.contiguous()
             inputs, bases = {}, {}
             for s in config.scales:
                 lr = _degrade(config, t, s)
@@ -442,15 +454,17 @@ class _Pairs:
         over its 8 border voxels, as a crop of a scan is evaluated: ``(input, hr, base)`` of the box
         with the low resolution and the interpolation done on the box itself."""
         c = self.c
-        box = [min(n // f * f, -(-(c.patch_size + self._int(17)) // f) * f) for n, f in zip(hr_all.shape, s)]
+        box = [min(n // f * f, -(-(c.patch_size + self._int(17)) // f) * f) for n, f in zip(hr_all.shape[-c.dims:], s)]
         for _attempt in range(8):
             corner = [self._int(n - b + 1) for n, b in zip(hr_all.shape, box)]
             hr = hr_all[tuple(slice(a, a + b) for a, b in zip(corner, box))]
             if float((hr > 0.1).float().mean()) > 0.25:
                 break
-        hr = taper_borders(hr.float(), spatial_dims=3)
+        hr = taper_borders(hr.float(), spatial_dims=c.dims)
         lr = _degrade(c, hr, s)
         up = interpolate(lr[None, None], s, c.interpolation)[0, 0] if (self.on_hr_grid or self.with_base) else None
+        if c.dims == 2:  # a stack of one slice
+            hr, lr, up = hr[None], lr[None], up[None] if up is not None else None
         if self.on_hr_grid:
             return up, hr, None
         return lr, hr, up if self.with_base else None
@@ -471,9 +485,10 @@ class _Pairs:
             item = self.items[self._int(len(self.items))]
             hr_all, in_all = item["hr"], item["input"][s]
             base_all = item["base"].get(s)
-            if c.dims == 3 and c.crop_taper > 0 and float(torch.rand((), generator=self.g)) < c.crop_taper:
+            if c.crop_taper > 0 and float(torch.rand((), generator=self.g)) < c.crop_taper:
                 with torch.no_grad():
-                    in_all, hr_all, base_all = self._tapered_crop(hr_all, s)
+                    hr_src = hr_all if c.dims == 3 else hr_all[self._int(hr_all.shape[0])]
+                    in_all, hr_all, base_all = self._tapered_crop(hr_src, s)
             for _attempt in range(8):
                 if c.dims == 2:
                     z = self._int(hr_all.shape[0])
@@ -654,7 +669,7 @@ def train_superres(config: SuperresConfig, volumes: list[np.ndarray] | None = No
 
 #: task options (``config.options``) -> SuperresConfig fields
 _OPTIONS = ("dims", "scales", "degradation", "interpolation", "kernel_sizes", "contrasts", "disc_chans", "adv_weight",
-            "pretrain_steps", "name", "scale_input", "bias", "crop_taper")
+            "pretrain_steps", "name", "scale_input", "bias", "crop_taper", "planes")
 
 
 class SuperresTask(HeadTask):
@@ -684,8 +699,12 @@ class SuperresTask(HeadTask):
         parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
         parser.add_argument("--scale-input", action="store_true",
                             help="fusion: condition on the scale (for several --scales in one network)")
+        parser.add_argument("--planes", choices=("axial", "through"), default=d.planes,
+                            help="2-D: train on axial slices (in-plane scales such as 2), or on the X-Z and Y-Z "
+                                 "planes (through-plane scales such as 1,3: thick slices, the network then runs "
+                                 "on both plane families of a volume)")
         parser.add_argument("--crop-taper", type=float, default=d.crop_taper, metavar="P",
-                            help="3-D: probability that a training patch comes from a random crop of the head "
+                            help="probability that a training patch comes from a random crop of the head "
                                  "tapered at its borders, its low resolution simulated on the crop (default 0)")
         parser.add_argument("--conv-bias", dest="bias", action="store_true",
                             help="convolutions with biases (default: bias-free, the same result at any intensity scale)")

@@ -254,6 +254,27 @@ def test_untrained_networks_are_exactly_sinc_interpolation(shape, scale):
                 np.testing.assert_allclose(out.numpy(), ref, rtol=2e-6, atol=2e-6)
 
 
+def test_2d_network_on_the_planes_through_thick_slices():
+    """A 2-D network with a (1, 1, s) volume runs on every X-Z and Y-Z plane (averaged): untrained,
+    it is sinc interpolation along z (numpy reference); a residual shows in both plane families."""
+    rng = np.random.default_rng(4)
+    vol = rng.random((9, 10, 6)) + 0.5
+    net = MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, kernel_sizes=(3,), interpolation="zero_fill",
+                             scale_input=True, bias=False).eval()
+    out = upscale_image(net, torch.from_numpy(vol).float(), (1, 1, 3))
+    np.testing.assert_allclose(out.numpy(), _np_sinc_interpolation(vol, (1, 1, 3)), rtol=2e-6, atol=2e-6)
+    torch.nn.init.constant_(net.tail.weight, 0.01)  # a residual: the mean of the two plane families
+    x = torch.from_numpy(vol / vol[vol > vol.mean()].mean()).float()
+    with torch.no_grad():
+        xz = torch.stack([net(x[:, j][None, None], (1, 3))[0, 0] for j in range(10)], 1)
+        yz = torch.stack([net(x[i][None, None], (1, 3))[0, 0] for i in range(9)], 0)
+    unit = float(vol[vol > vol.mean()].mean())
+    torch.testing.assert_close(upscale_image(net, torch.from_numpy(vol).float(), (1, 1, 3)),
+                               (0.5 * (xz + yz) * unit).clamp(min=0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="enlarges the last axis and another"):
+        upscale_image(net, torch.from_numpy(vol).float(), (1, 2, 2))
+
+
 def test_bias_free_networks_are_positively_homogeneous():
     """No biases: f(a x) = a f(x) for a > 0 with any weights (the same output at any intensity scale)."""
     x = torch.rand(1, 1, 6, 6, 5, dtype=torch.float64) + 0.2
