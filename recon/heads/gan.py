@@ -50,26 +50,40 @@ class DCGANGenerator(nn.Module):
     """DCGAN generator: latent ``(B, latent_dim)`` -> slice ``(B, 1, size, size)`` in ``[-1, 1]``.
 
     ``ConvT4x4(latent -> c 2^(k-1)) -> 4x4``, then ``k - 1`` x ``(ConvT4x4 s2, BN, ReLU)``
-    halving the channels, and ``ConvT4x4 s2 -> tanh`` to ``size`` (``size = 4 * 2^k``).
+    halving the channels, and ``ConvT4x4 s2 -> tanh`` to ``size`` (``size = 4 * 2^k``). With
+    ``upsample="resize"`` every stride-2 transposed convolution is replaced by bilinear x2
+    up-sampling and a 3x3 convolution (resize-convolution, Odena et al. 2016): no
+    checkerboard, whose excess power near the Nyquist frequency makes the transposed-conv
+    generator's radial spectrum depart from real slices.
 
     Args:
         latent_dim: latent vector length.
         chans: channels of the last hidden layer.
         size: output side, a power of two >= 8.
+        upsample: ``"transpose"`` (DCGAN) or ``"resize"``.
     """
 
-    def __init__(self, latent_dim: int = 64, chans: int = 32, size: int = 64) -> None:
+    def __init__(self, latent_dim: int = 64, chans: int = 32, size: int = 64, upsample: str = "transpose") -> None:
         super().__init__()
         check_int("latent_dim", latent_dim)
         check_int("chans", chans)
-        self.latent_dim, self.chans, self.size = latent_dim, chans, _check_size(size)
+        if upsample not in ("transpose", "resize"):
+            raise ValueError(f"upsample must be 'transpose' or 'resize', got {upsample!r}")
+        self.latent_dim, self.chans, self.size, self.upsample = latent_dim, chans, _check_size(size), upsample
         steps = int(math.log2(size)) - 2  # 4 -> size in `steps` doublings
         ch = chans * 2 ** (steps - 1)
+
+        def up(cin: int, cout: int) -> list[nn.Module]:
+            if upsample == "transpose":
+                return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
+            return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                    nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
+
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
         for _ in range(steps - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [*up(ch, ch // 2), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, 1, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [*up(ch, 1), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):

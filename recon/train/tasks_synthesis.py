@@ -201,7 +201,9 @@ class CycleGANTask(HeadTask):
     ``--cycle-warmup N`` ramps the cycle, identity and structure weights from 0 over the first
     ``N`` generator updates (each of them resists the generators' passage from a copy of the
     input to the inverted contrast of T1w <-> T2w: the path crosses non-invertible,
-    structure-less outputs).
+    structure-less outputs); ``--skull-strip`` trains on brain-masked slices (each volume
+    multiplied by its brain mask, then normalised), so the generators expect skull-stripped
+    input.
 
     The training subjects are split in halves: source slices from the first half, target
     slices from the second (no subject contributes both). Each step: one generator update
@@ -219,6 +221,9 @@ class CycleGANTask(HeadTask):
         parser.add_argument("--lambda-structure", type=float, default=0.0,
                             help="weight of the structure term (1 - squared local NCC of input and "
                                  "translation, each direction; 0: off)")
+        parser.add_argument("--skull-strip", action="store_true",
+                            help="train (and validate) on brain-masked slices: the generators then expect "
+                                 "skull-stripped input")
         parser.add_argument("--cycle-warmup", type=int, default=0,
                             help="ramp the cycle (and identity and structure) weights linearly from 0 over this "
                                  "many steps (lets the generators leave the identity map first; 0: off)")
@@ -263,8 +268,8 @@ class CycleGANTask(HeadTask):
     def prepare(self, volumes: list[dict[str, np.ndarray]]) -> None:
         c = self.config
         half = max(len(volumes) // 2, 1)
-        a = [axial_slices(normalise_volume(i[c.source])[0], i["mask"]) for i in volumes[:half]]
-        b = [axial_slices(normalise_volume(i[c.target])[0], i["mask"]) for i in volumes[half:] or volumes[:half]]
+        a = [axial_slices(normalise_volume(self._input(i, c.source))[0], i["mask"]) for i in volumes[:half]]
+        b = [axial_slices(normalise_volume(self._input(i, c.target))[0], i["mask"]) for i in volumes[half:] or volumes[:half]]
         self.a = torch.from_numpy(np.concatenate(a))[:, None]
         self.b = torch.from_numpy(np.concatenate(b))[:, None]
 
@@ -290,9 +295,13 @@ class CycleGANTask(HeadTask):
         d = run.optimise(d_loss, "d")
         return {"g": g, "d": d, **parts}
 
+    def _input(self, item: dict[str, np.ndarray], contrast: str) -> np.ndarray:
+        """A volume as the generators see it: brain-masked with ``--skull-strip``, else whole."""
+        return item[contrast] * item["mask"] if self.config.options.get("skull_strip") else item[contrast]
+
     def evaluate(self, model: nn.Module, volumes: list[dict[str, np.ndarray]]) -> dict[str, float]:
         c = self.config
-        return _mean_scores([synthesis_scores(predict_volume(model.g_ab, v[c.source]), v[c.target], v["mask"])
+        return _mean_scores([synthesis_scores(predict_volume(model.g_ab, self._input(v, c.source)), v[c.target], v["mask"])
                              for v in volumes])
 
 
@@ -302,12 +311,23 @@ class GANTask(HeadTask):
     batch norm (DCGAN's BCE + batch-norm discriminator wins outright on these mostly-background
     slices and the generator stalls)."""
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
+                            help="generator up-sampling: DCGAN's transposed convolutions or resize-convolution")
+
+    def check(self) -> None:
+        up = self.config.options.get("upsample", "transpose")
+        if up not in ("transpose", "resize"):
+            raise ValueError(f"upsample must be 'transpose' or 'resize', got {up!r}")
+
     def contrasts(self) -> list[str]:
         return ["t1w"]
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return nn.ModuleDict({"g": DCGANGenerator(c.latent_dim, c.chans, c.image_size),
+        return nn.ModuleDict({"g": DCGANGenerator(c.latent_dim, c.chans, c.image_size,
+                                                 upsample=c.options.get("upsample", "transpose")),
                               "d": DCGANDiscriminator(c.chans, c.image_size, batch_norm=False)})
 
     def shipped_module(self, model: nn.Module) -> nn.Module:

@@ -11,9 +11,10 @@ from recon.heads.gan import (
 )
 
 
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
 @pytest.mark.parametrize("size", [16, 32, 64])
-def test_dcgan_shapes_range_and_gradients(size):
-    g = DCGANGenerator(latent_dim=8, chans=4, size=size)
+def test_dcgan_shapes_range_and_gradients(size, upsample):
+    g = DCGANGenerator(latent_dim=8, chans=4, size=size, upsample=upsample)
     d = DCGANDiscriminator(chans=4, size=size)
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
     x = g(z)
@@ -39,6 +40,14 @@ def test_dcgan_checks():
         DCGANGenerator(latent_dim=8, chans=4, size=16)(torch.zeros(2, 9))
     with pytest.raises(ValueError, match="image must be"):
         DCGANDiscriminator(chans=4, size=16)(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="upsample must be 'transpose' or 'resize'"):
+        DCGANGenerator(latent_dim=8, chans=4, size=16, upsample="nearest")
+
+
+def test_dcgan_resize_generator_has_no_transposed_conv_after_the_first_layer():
+    g = DCGANGenerator(latent_dim=8, chans=4, size=32, upsample="resize")
+    kinds = [type(m).__name__ for m in g.model]
+    assert kinds.count("ConvTranspose2d") == 1 and kinds.count("Upsample") == 3  # 4 -> 8 -> 16 -> 32
 
 
 def test_max_ncc_against_numpy():

@@ -301,3 +301,21 @@ def test_cyclegan_structure_term():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="lambda_structure must be a number >= 0"):
         CycleGAN(chans=4, lambda_structure=-1.0)
+
+
+def test_cyclegan_skull_strip_option(tmp_path):
+    from recon.train.tasks_heads import HeadConfig, normalise_volume, task_class
+
+    rng = np.random.default_rng(1)
+    mask = np.zeros((32, 32, 3), bool)
+    mask[6:26, 8:24] = True
+    items = [{"t1w": rng.random((32, 32, 3)).astype(np.float32) + 0.5,
+              "t2w": rng.random((32, 32, 3)).astype(np.float32) + 0.5, "mask": mask} for _ in range(2)]
+    config = HeadConfig(task="cyclegan", source="t1w", target="t2w", chans=4, depth=2, output_dir=str(tmp_path),
+                        options={"skull_strip": True})
+    task = task_class("cyclegan")(config)
+    task.prepare(items)
+    # slices of (volume x mask) / its own foreground mean: zero outside the brain
+    expected = np.moveaxis(normalise_volume(items[0]["t1w"] * mask)[0], -1, 0)
+    np.testing.assert_allclose(task.a[:, 0].numpy(), expected, rtol=1e-6)
+    assert float(task.b[:, 0][:, ~mask[..., 0]].abs().max()) == 0.0
