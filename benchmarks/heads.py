@@ -79,6 +79,13 @@ def _mean_parameter_image(seed: int, contrast: str) -> np.ndarray:
     subject = Subject(seed=int(seed), voxel_size=2.0, variation=0.0, texture=0.0)
     return subject.contrast(contrast, field_strength=3.0 if seed % 2 == 0 else 1.5).volume
 
+def _cyclegan_skull_stripped() -> bool:
+    """Whether the bundled CycleGAN was trained on brain-masked slices (``--skull-strip``)."""
+    from recon.train.tasks_heads import load_head
+
+    return bool(load_head("cyclegan-t1w-t2w")[1].options.get("skull_strip"))
+
+
 def synthesis_section(quick: bool) -> tuple[list, dict, object]:
     import recon
     from recon.train.tasks_heads import available_heads, synthesis_scores
@@ -95,6 +102,8 @@ def synthesis_section(quick: bool) -> tuple[list, dict, object]:
             methods["3-D ResNet"] = dict(dims=3)
         if {source, target} == {"t1w", "t2w"} and "cyclegan-t1w-t2w" in have:
             methods["CycleGAN (unpaired)"] = dict(weights="cyclegan-t1w-t2w")
+            if _cyclegan_skull_stripped():  # trained on brain-masked slices: give it the masked input
+                methods["CycleGAN (unpaired)"]["strip"] = True
         if len(methods) == 1:
             continue
         if target == "flair":  # not a method: the subject's exact anatomy, mean tissue parameters, no texture
@@ -108,7 +117,9 @@ def synthesis_section(quick: bool) -> tuple[list, dict, object]:
                 elif kwargs == "oracle":
                     pred = _mean_parameter_image(TEST_SEEDS[k], target)
                 else:
-                    pred = np.asarray(recon.synthesize(image, source=source, target=target, **kwargs))
+                    kw = {k: v for k, v in kwargs.items() if k != "strip"}
+                    pred = np.asarray(recon.synthesize(image * mask if kwargs.get("strip") else image,
+                                                       source=source, target=target, **kw))
                 scores[name].append(synthesis_scores(pred, truth, mask))
                 if k == 0 and source == "t1w":
                     example[(target, name)] = pred

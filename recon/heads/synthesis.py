@@ -445,6 +445,10 @@ class CycleGAN(nn.Module):
         background: the local generators' background gate (:class:`LocalSynthesizer`).
         lambda_structure: weight of the structure term ``(1 - local_ncc_squared(a, g_ab(a)))
             + (1 - local_ncc_squared(b, g_ba(b)))`` (:func:`local_ncc_squared`; 0 off).
+        source_negatives: each discriminator also learns the other domain's real images as
+            fakes (:meth:`discriminator_loss`), so that a copy of the input - an attractor of
+            the game early in training, when the discriminators do not know the contrasts yet -
+            is rejected from the start. Uses no pairs.
 
     Example:
         >>> model = CycleGAN(chans=8, num_pool_layers=2, disc_chans=8)
@@ -456,7 +460,8 @@ class CycleGAN(nn.Module):
     def __init__(self, chans: int = 16, num_pool_layers: int = 3, disc_chans: int = 32, disc_layers: int = 3,
                  lambda_cycle: float = 10.0, lambda_identity: float = 0.5, pool_size: int = 50,
                  generator: torch.Generator | None = None, generator_arch: str = "unet",
-                 background: float | None = None, lambda_structure: float = 0.0) -> None:
+                 background: float | None = None, lambda_structure: float = 0.0,
+                 source_negatives: bool = False) -> None:
         super().__init__()
         for name, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity),
                             ("lambda_structure", lambda_structure)):
@@ -478,6 +483,9 @@ class CycleGAN(nn.Module):
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
         self.lambda_structure = float(lambda_structure)
+        if not isinstance(source_negatives, bool):
+            raise TypeError(f"source_negatives must be a bool, got {describe(source_negatives)}")
+        self.source_negatives = source_negatives
         self.pool_a = ImagePool(pool_size, generator)
         self.pool_b = ImagePool(pool_size, generator)
 
@@ -526,11 +534,18 @@ class CycleGAN(nn.Module):
 
     def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
                            fake_b: torch.Tensor) -> torch.Tensor:
-        """``0.5 (LS(d_a(a), 1) + LS(d_a(pool_a(fake_a)), 0)) + 0.5 (same for B)`` (fakes detached)."""
+        """``0.5 (LS(d_a(a), 1) + LS(d_a(pool_a(fake_a)), 0)) + 0.5 (same for B)`` (fakes detached).
+
+        With ``source_negatives`` (constructor) each discriminator also learns the *other*
+        domain's real images as fakes: ``+ 0.5 LS(d_a(b), 0)`` and ``+ 0.5 LS(d_b(a), 0)``.
+        """
         fa = self.pool_a.query(fake_a.detach())
         fb = self.pool_b.query(fake_b.detach())
         loss_a = 0.5 * (lsgan_loss(self.d_a(real_a), True) + lsgan_loss(self.d_a(fa), False))
         loss_b = 0.5 * (lsgan_loss(self.d_b(real_b), True) + lsgan_loss(self.d_b(fb), False))
+        if self.source_negatives:  # a copy of the input is not a translation (unpaired: no pair is used)
+            loss_a = loss_a + 0.5 * lsgan_loss(self.d_a(real_b), False)
+            loss_b = loss_b + 0.5 * lsgan_loss(self.d_b(real_a), False)
         return loss_a + loss_b
 
 

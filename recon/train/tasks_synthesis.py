@@ -201,7 +201,8 @@ class CycleGANTask(HeadTask):
     ``--cycle-warmup N`` ramps the cycle, identity and structure weights from 0 over the first
     ``N`` generator updates (each of them resists the generators' passage from a copy of the
     input to the inverted contrast of T1w <-> T2w: the path crosses non-invertible,
-    structure-less outputs); ``--skull-strip`` trains on brain-masked slices (each volume
+    structure-less outputs); ``--source-negatives`` shows each discriminator the other
+    contrast's real slices as fakes; ``--skull-strip`` trains on brain-masked slices (each volume
     multiplied by its brain mask, then normalised), so the generators expect skull-stripped
     input.
 
@@ -221,6 +222,9 @@ class CycleGANTask(HeadTask):
         parser.add_argument("--lambda-structure", type=float, default=0.0,
                             help="weight of the structure term (1 - squared local NCC of input and "
                                  "translation, each direction; 0: off)")
+        parser.add_argument("--source-negatives", action="store_true",
+                            help="each discriminator also learns the other contrast's real slices as fakes "
+                                 "(rejects copies of the input)")
         parser.add_argument("--skull-strip", action="store_true",
                             help="train (and validate) on brain-masked slices: the generators then expect "
                                  "skull-stripped input")
@@ -255,7 +259,8 @@ class CycleGANTask(HeadTask):
                         disc_layers=int(c.options.get("disc_layers", 3)),
                         lambda_cycle=float(c.options.get("lambda_cycle", 10.0)), lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
                         generator_arch=c.arch, background=c.options.get("background"),
-                        lambda_structure=float(c.options.get("lambda_structure", 0.0)))
+                        lambda_structure=float(c.options.get("lambda_structure", 0.0)),
+                        source_negatives=bool(c.options.get("source_negatives", False)))
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})

@@ -319,3 +319,16 @@ def test_cyclegan_skull_strip_option(tmp_path):
     expected = np.moveaxis(normalise_volume(items[0]["t1w"] * mask)[0], -1, 0)
     np.testing.assert_allclose(task.a[:, 0].numpy(), expected, rtol=1e-6)
     assert float(task.b[:, 0][:, ~mask[..., 0]].abs().max()) == 0.0
+
+
+def test_cyclegan_source_negatives_term():
+    torch.manual_seed(0)
+    kw = dict(chans=4, num_pool_layers=2, disc_chans=4, pool_size=0)
+    plain, neg = CycleGAN(**kw), CycleGAN(**kw, source_negatives=True)
+    neg.load_state_dict(plain.state_dict())
+    a, b, fa, fb = (torch.rand(1, 1, 32, 32) for _ in range(4))
+    expected = plain.discriminator_loss(a, b, fa, fb) + 0.5 * (lsgan_loss(plain.d_a(b), False)
+                                                               + lsgan_loss(plain.d_b(a), False))
+    torch.testing.assert_close(neg.discriminator_loss(a, b, fa, fb), expected)
+    with pytest.raises(TypeError, match="source_negatives must be a bool"):
+        CycleGAN(chans=4, source_negatives=1)
