@@ -204,8 +204,14 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
     vols = _volumes_3d(quick)
     rows, results, example = [], {}, {}
     seconds = 0.0
-    cases = [((1, 1, 2), None), ((1, 1, 3), None), ((1, 1, 4), None), ((2, 2, 2), "srgan-3d-x2-mse"),
-             ((2, 2, 2), "srgan-3d-x2")]
+    from recon.train.tasks_superres import available_superres, thick_default
+
+    # the default thick-slice network (None) and the other bundled one, for comparison
+    bundled = available_superres()
+    thick = [(s, w) for s in ((1, 1, 2), (1, 1, 3), (1, 1, 4))
+             for w in [None, *[n for n in ("superres-2d-thick", "superres-3d-thick")
+                               if n != thick_default(s[2]) and n in bundled]]]
+    cases = thick + [((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
     if quick:
         cases = [((1, 1, 3), None), ((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
     base_cache: dict = {}
@@ -220,7 +226,7 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                     base_cache[(key_base, i)] = {"cubic B-spline": cubic(lr, scale), "zero-padded (sinc)": sinc(lr, scale)}
                 preds = dict(base_cache[(key_base, i)])
                 t0 = time.perf_counter()
-                label = f"recon.super_resolve ({weights or 'superres-3d-thick'})"
+                label = f"recon.super_resolve ({weights or thick_default(scale[2])})"
                 preds[label] = np.asarray(recon.super_resolve(lr, scale, weights))
                 seconds += time.perf_counter() - t0
                 for k, p in preds.items():
@@ -232,8 +238,8 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
             need = 1.5 if max(scale) == 2 else (1.0 if max(scale) == 4 else None)
             tag = "x".join(map(str, scale))
             for k, v in acc.items():
-                if weights == "srgan-3d-x2" and k in ("cubic B-spline", "zero-padded (sinc)"):
-                    continue  # already listed with the content-only generator
+                if weights is not None and weights != "srgan-3d-x2-mse" and not k.startswith("recon"):
+                    continue  # already listed with the default network
                 p_, s_, hf = _mean(v, "psnr"), _mean(v, "ssim"), _mean(v, "hf_ratio")
                 results[f"3d/{tag}/{name}/{k}"] = {"psnr": p_, "ssim": s_, "hf_ratio": hf, "psnr_gain_db": p_ - base_p,
                                                    "ssim_gain": s_ - base_s, "volumes": len(v)}
@@ -241,6 +247,8 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                     met = "-"
                 elif weights == "srgan-3d-x2":
                     met = "see HF"
+                elif weights is not None and weights != "srgan-3d-x2-mse":
+                    met = "(not the default)" if need is not None else "(no target)"
                 elif need is None:
                     met = "(no target)"
                 else:

@@ -85,8 +85,15 @@ logger = logging.getLogger("recon.train")
 #: training tasks of this module
 TASKS: tuple[str, ...] = ("superres", "srgan")
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
-#: the bundled network for thick slices (one enlarged axis of a volume)
-THICK_DEFAULT = "superres-3d-thick"
+#: the bundled network for thick slices (one enlarged axis of a volume) by slice-thickness factor,
+#: chosen on validation phantoms (seeds 6-7, tapered brain crops): at 2x the 3-D fusion CNN, at 3x
+#: and 4x the 2-D one on the planes through the slices; other factors the 3-D one
+THICK_DEFAULT = {2: "superres-3d-thick", 3: "superres-2d-thick", 4: "superres-2d-thick"}
+
+
+def thick_default(factor: int) -> str:
+    """The bundled thick-slice network for a slice-thickness ``factor`` (:data:`THICK_DEFAULT`)."""
+    return THICK_DEFAULT.get(int(factor), "superres-3d-thick")
 
 
 def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:
@@ -292,8 +299,10 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
     """The network for an LR image of ``ndim`` axes and per-axis ``scale`` (bundled default or ``weights``).
 
     Defaults: 2-D ``superres-2d-x2`` (largest factor 2) or ``superres-2d-x4``; a volume with one
-    enlarged axis (thick slices) ``superres-3d-thick`` (trained through-plane on the last axis:
-    another thick axis is moved there, see the returned permutation); ``(2, 2, 2)``
+    enlarged axis (thick slices) :func:`thick_default` - ``superres-3d-thick`` at 2x,
+    ``superres-2d-thick`` (the 2-D network on the planes through the slices) at 3x and 4x; both
+    trained through-plane on the last axis: another thick axis is moved there, see the returned
+    permutation; ``(2, 2, 2)``
     ``srgan-3d-x2-mse``; an in-plane ``(s, s, 1)`` on a volume the 2-D network slice by slice.
 
     Returns:
@@ -312,7 +321,7 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
         if ndim == 2:
             weights = "superres-2d-x2" if max(scale) <= 2 else "superres-2d-x4"
         elif len(enlarged) == 1:
-            weights = THICK_DEFAULT
+            weights = thick_default(scale[enlarged[0]])
         elif tuple(scale) == (2, 2, 2):
             weights = "srgan-3d-x2-mse"
         elif scale[2] == 1 and scale[0] == scale[1]:

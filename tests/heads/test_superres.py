@@ -435,13 +435,15 @@ def test_default_networks_are_chosen_by_scale():
     from recon.train.tasks_superres import available_superres
 
     bundled = available_superres()
-    needed = {"superres-2d-x2", "superres-2d-x4", "superres-3d-thick", "srgan-3d-x2-mse"}
+    needed = {"superres-2d-x2", "superres-2d-x4", "superres-3d-thick", "superres-2d-thick", "srgan-3d-x2-mse"}
     if not needed <= set(bundled):
         pytest.skip("bundled super-resolution weights not present")
     assert select_superres(2, (2, 2))[1].weight_name == "superres-2d-x2"
     assert select_superres(2, (4, 4))[1].weight_name == "superres-2d-x4"
-    _, config, axes = select_superres(3, (3, 1, 1))
+    _, config, axes = select_superres(3, (2, 1, 1))
     assert config.weight_name == "superres-3d-thick" and axes == (1, 2, 0)
+    _, config, axes = select_superres(3, (1, 4, 1))
+    assert config.weight_name == "superres-2d-thick" and config.dims == 2 and axes == (0, 2, 1)
     assert select_superres(3, (2, 2, 2))[1].weight_name == "srgan-3d-x2-mse"
     assert select_superres(3, (2, 2, 1))[1].dims == 2
 
