@@ -180,11 +180,11 @@ TOY_MODEL_KWARGS = {
 #: ``full`` preset's, so the scores compare with a full run. ``varnet_ssdu`` is the SSDU twin of
 #: ``varnet`` on a small budget (same data, init, schedule and steps as ``varnet_short``).
 #: VarNet: 7,200 steps, lr x0.3 every 9 epochs (still improving on val at 3,000 steps); U-Net:
-#: 2,400 steps of 4 slices, lr x0.3 every 16 epochs (200 steps had left it far behind).
+#: 2,200 steps of 4 slices, lr x0.3 every 16 epochs (200 steps had left it far behind).
 CPU_SCHEDULES: dict[str, dict] = {
     "varnet": dict(lr=5e-4, lr_step_size=9, epochs=36, val_every=3, train_crop_rows=96),
     "cascade": dict(lr=1e-3, lr_step_size=3, epochs=4, val_every=2, train_crop_rows=96),
-    "unet": dict(lr=5e-4, lr_step_size=16, epochs=48, val_every=2, batch_size=4),
+    "unet": dict(lr=5e-4, lr_step_size=16, epochs=44, val_every=2, batch_size=4),
     "varnet_short": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
     "varnet_ssdu": dict(lr=5e-4, lr_step_size=100, epochs=1, val_every=1, train_crop_rows=96),
 }
