@@ -795,12 +795,15 @@ def super_resolve(
     ``diag(1/s)`` shifted by ``(1/s - 1)/2`` voxels, see ``recon superres``). Networks: a 2-D
     slice goes through the multi-scale fusion CNN (bundled ``superres-2d-x2``/``-x4``); a volume
     with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) through the 3-D fusion CNN
-    ``superres-3d-thick``; an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
+    ``superres-3d-thick`` at 2x, the 2-D one on the planes through the slices
+    (``superres-2d-thick``) at 3x and 4x; an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
     SRGAN generator ``srgan-3d-x2-mse`` (``weights="srgan-3d-x2"`` for the adversarial one:
     sharper texture, lower PSNR); an in-plane ``(s, s, 1)`` volume slice by slice through the 2-D
     network. Volumes run by overlapping patches blended linearly (any size; memory one patch).
-    The bundled networks were trained on 1 mm phantom heads with low resolution made by k-space
-    truncation (see ``data/weights/heads/superres-*.json``, docs/superres.md).
+    Every bundled network adds a learned residual to the zero-filled k-space (sinc)
+    interpolation of the input, the least-squares linear estimate for k-space-truncated data.
+    They were trained on 1 mm phantom heads with low resolution made by k-space truncation (see
+    ``data/weights/heads/superres-*.json``, docs/superres.md).
 
     Args:
         image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume, numpy or torch, any intensity scale.
