@@ -49,7 +49,7 @@ RUNS: dict[str, tuple[dict, float]] = {
                                batch_size=8, patch_size=48, lr=1e-3, scale_input=True, bias=False, planes="through",
                                crop_taper=0.5, steps=4000), 900.0),
     "srgan-3d-x2": (dict(task="srgan", dims=3, scales=[(2, 2, 2)], chans=16, num_blocks=3, disc_chans=8,
-                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=1e-3, pretrain_steps=1000,
+                         batch_size=4, patch_size=24, lr=5e-4, adv_weight=3e-4, pretrain_steps=1000,
                          interpolation="zero_fill", bias=False, crop_taper=0.5, steps=3000), 900.0),
 }
 
