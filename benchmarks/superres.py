@@ -13,8 +13,10 @@ the scale. Methods, all on the same geometry (LR voxel j covers HR voxels s j ..
   target's baseline);
 * zero-padded k-space (sinc) interpolation: recon.heads.superres.kspace_zero_pad - for
   k-space-truncated data the least-squares linear estimate, reported alongside;
-* ``recon.super_resolve`` with the bundled networks (2-D fusion CNN x2/x4, 3-D fusion CNN for thick
-  slices, 3-D SRGAN and its content-only generator for isotropic x2).
+* ``recon.super_resolve`` with the bundled networks (2-D fusion CNN x2/x4; for thick slices the
+  default per factor - the 3-D fusion CNN at 2x, the 2-D one on the planes through the slices at
+  3x and 4x - and the other one for comparison; 3-D SRGAN and its content-only generator for
+  isotropic x2). Every one is residual to zero-filled (sinc) interpolation.
 
 PSNR (recon.metrics.psnr, peak = the truth's maximum) and SSIM (recon.metrics.ssim, fastMRI
 semantics: 7x7 windows per slice; 3-D thick slices scored on coronal X-Z planes, which hold the
