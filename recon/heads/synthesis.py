@@ -147,17 +147,25 @@ class UnetSynthesizer(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
-        check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (UnetSynthesizer works on 2-D slices)")
-        if image.shape[1] != self.in_chans:
-            raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
-        H, W = image.shape[-2:]
-        m = 2 ** self.num_pool_layers
         # zero-pad bottom/right to a multiple of 2^pools (as in training) and crop back: the
         # U-Net's own odd-size handling (reflect-padding of up-sampled maps) gives different,
         # worse outputs at sizes the network was not trained on
-        padded = F.pad(image, (0, (-W) % m, 0, (-H) % m)) if (H % m or W % m) else image
+        padded, (H, W) = _padded_slices(image, self.in_chans, self.num_pool_layers, "UnetSynthesizer")
         out = self.unet(padded)[..., :H, :W]
         return out + image[:, : self.out_chans] if self.residual else out
+
+
+def _padded_slices(image: torch.Tensor, in_chans: int, num_pool_layers: int, network: str
+                   ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Check a ``(B, in_chans, H, W)`` input of a 2-D U-Net and zero-pad it at the bottom/right
+    to a multiple of ``2 ** num_pool_layers``; returns the padded tensor and the original ``(H, W)``."""
+    check_image_tensor("image", image, 4, "(B, C, H, W)", hint=f" ({network} works on 2-D slices)")
+    if image.shape[1] != in_chans:
+        raise ValueError(f"image must have {in_chans} channel(s), got shape {tuple(image.shape)}")
+    H, W = image.shape[-2:]
+    m = 2**num_pool_layers
+    padded = F.pad(image, (0, (-W) % m, 0, (-H) % m)) if (H % m or W % m) else image
+    return padded, (H, W)
 
 
 class ResizeConvUnet(nn.Module):
@@ -210,12 +218,7 @@ class ResizeConvUnet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
-        check_image_tensor("image", image, 4, "(B, C, H, W)", hint=" (ResizeConvUnet works on 2-D slices)")
-        if image.shape[1] != self.in_chans:
-            raise ValueError(f"image must have {self.in_chans} channel(s), got shape {tuple(image.shape)}")
-        H, W = image.shape[-2:]
-        m = 2 ** self.num_pool_layers
-        h = F.pad(image, (0, (-W) % m, 0, (-H) % m)) if (H % m or W % m) else image
+        h, (H, W) = _padded_slices(image, self.in_chans, self.num_pool_layers, "ResizeConvUnet")
         skips = []
         for block in self.down:
             h = block(h)
