@@ -36,12 +36,13 @@ from recon.train.tasks_superres import SuperresConfig, load_superres, train_supe
 OUT = ROOT / "data" / "weights" / "heads"
 TRAIN = "phantom:0-5"
 
-#: name -> (SuperresConfig fields, time budget in seconds); run in this order (x4 starts from x2)
+#: name -> (SuperresConfig fields, time budget in seconds); run in this order (x4 starts from x2);
+#: the 2-D x2/x4 networks predate the bias-free default (SuperresConfig.bias) and keep their biases
 RUNS: dict[str, tuple[dict, float]] = {
     "superres-2d-x2": (dict(task="superres", dims=2, scales=[(2, 2)], chans=32, num_blocks=4, batch_size=8,
-                            patch_size=48, lr=1e-3, steps=4000), 720.0),
+                            patch_size=48, lr=1e-3, bias=True, steps=4000), 720.0),
     "superres-2d-x4": (dict(task="superres", dims=2, scales=[(4, 4)], chans=32, num_blocks=4, batch_size=8,
-                            patch_size=64, lr=5e-4, steps=4000, init_from="superres-2d-x2"), 600.0),
+                            patch_size=64, lr=5e-4, bias=True, steps=4000, init_from="superres-2d-x2"), 600.0),
     "superres-3d-thick": (dict(task="superres", dims=3, scales=[(1, 1, 2), (1, 1, 3), (1, 1, 4)], chans=16,
                                num_blocks=3, batch_size=4, patch_size=24, lr=1e-3, scale_input=True, bias=False,
                                crop_taper=0.5, steps=4000), 1200.0),

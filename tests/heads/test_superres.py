@@ -497,3 +497,25 @@ def test_recon_train_task_superres_through_the_head_loop_and_recon_superres_comm
     np.testing.assert_allclose(np.diag(hr_affine)[:3], [1.0, 1.0, 3.0])
     # HR voxel 0 is centred half an HR voxel inside the LR voxel 0's edge: x0 - 2/2 + 1/2
     np.testing.assert_allclose(hr_affine[:3, 3], [9.5, -5.5, 7.0])
+
+
+def test_train_superres_runs_rebuild_the_bundled_architectures():
+    """Every run of scripts/train_superres.py builds the network its bundled weight file holds
+    (same parameter names and shapes, same base interpolation): the reproduce command in each card
+    must give that network, and superres-2d-x4 starts from superres-2d-x2's weights."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_superres.py"
+    spec = importlib.util.spec_from_file_location("train_superres_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, (fields, _) in module.RUNS.items():
+        fields = {k: v for k, v in fields.items() if k != "init_from"}
+        built = build_superres(SuperresConfig(**fields, train_data="phantom:0-1"))
+        built = built.g if fields["task"] == "srgan" else built
+        shipped, _, _ = load_superres(name)
+        want = {k: tuple(v.shape) for k, v in shipped.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+        assert got == want, name
+        assert built.interpolation == shipped.interpolation, name
