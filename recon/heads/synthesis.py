@@ -361,6 +361,9 @@ def local_ncc_squared(a: torch.Tensor, b: torch.Tensor, window: int = 7, eps: fl
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     check_int("window", window)
+    if window > min(a.shape[-2:]):
+        raise ValueError(f"window must be at most the images' smaller side {min(a.shape[-2:])}, "
+                         f"got {window} for images of shape {tuple(a.shape)}")
     mu_a, mu_b = F.avg_pool2d(a, window, 1), F.avg_pool2d(b, window, 1)
     var_a = (F.avg_pool2d(a * a, window, 1) - mu_a ** 2).clamp(min=0)
     var_b = (F.avg_pool2d(b * b, window, 1) - mu_b ** 2).clamp(min=0)

@@ -286,6 +286,10 @@ def test_local_ncc_squared_against_numpy_windows():
     assert float(local_ncc_squared(torch.from_numpy(a), torch.from_numpy(1 - a), w, 0.0)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
         local_ncc_squared(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9))
+    # a window larger than the image has no valid position: a clear error, not torch's pooling one
+    with pytest.raises(ValueError, match="window"):
+        local_ncc_squared(torch.zeros(1, 1, 5, 9), torch.zeros(1, 1, 5, 9), window=7)
+    assert float(local_ncc_squared(torch.from_numpy(a), torch.from_numpy(a), window=9, eps=0.0)) == pytest.approx(1.0)
 
 
 def test_cyclegan_structure_term():
