@@ -687,12 +687,10 @@ def carry_displacement(displacement: np.ndarray, work_affine: np.ndarray, shape:
     Returns:
         ``(3, *shape)`` float32.
     """
-    u = np.asarray(displacement, dtype=np.float32)
     q = _index_grid(shape)
-    p = _apply_matrix(np.linalg.inv(work_affine), _apply_matrix(grid_affine, q))
-    clipped = np.stack([np.clip(p[a], 0, u.shape[a + 1] - 1) for a in range(3)])
-    du = np.stack([_sample(u[a], clipped, 1, 0.0) for a in range(3)])
-    moved = _apply_matrix(np.linalg.inv(grid_affine), _apply_matrix(work_affine, p + du))
+    # the deformable part of DeformableTransform.fixed_to_moving (identity affine), back in grid voxels
+    t = DeformableTransform(shape, grid_affine, np.eye(4), displacement, work_affine, shape, grid_affine)
+    moved = _apply_matrix(np.linalg.inv(grid_affine), t.fixed_to_moving(_apply_matrix(grid_affine, q)))
     return (moved - q).astype(np.float32)
 
 
