@@ -378,15 +378,17 @@ def _default_batch_size(method: str, dev: torch.device, coils: int, height: int,
     return max(1, budget // max(1, coils * height * width * 2))
 
 
-def _unit_scale(kspace: torch.Tensor) -> float:
-    """A power of two ``f`` with ``max |f kspace|`` in ``[1, 2)`` (1 for all-zero k-space).
+def _unit_exponent(kspace: torch.Tensor) -> int:
+    """The exponent ``e`` of the power of two ``f = 2**e`` with ``max |f kspace|`` in ``[1, 2)``
+    (0 for all-zero k-space).
 
     Every method works on ``f kspace`` and its image is divided by ``f``: exact in floating point,
     so the same k-space at any scale (1e-30 ... 1e20) gives the same image up to that scale,
-    without underflow or overflow inside the methods.
+    without underflow or overflow inside the methods. An exponent, not ``f``: float64 k-space of
+    subnormal magnitude (~1e-310) needs ``f`` beyond the largest double (``2.0**1030`` overflows).
     """
     peak = float(torch.linalg.vector_norm(kspace, float("inf")))
-    return 2.0 ** -math.floor(math.log2(peak)) if peak > 0 else 1.0
+    return -math.floor(math.log2(peak)) if peak > 0 else 0
 
 
 def _reconstruct_batch(
@@ -395,21 +397,20 @@ def _reconstruct_batch(
     """One batch ``(B, C, H, W, 2)`` k-space (masked here), bool mask ``(B, 1, H, W, 1)`` -> ``(B, H, W)``."""
     m = mask.to(kspace.dtype)
     kspace = kspace * m
-    scale = _unit_scale(kspace)
-    _mul_pow2_(kspace, scale)
+    exponent = _unit_exponent(kspace)
+    _mul_pow2_(kspace, exponent)
     out = _learned(method, model, kspace, m) if model is not None else _classical(method, kspace, m, maps)
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"method {method!r} produced non-finite values on this input (please report it)")
-    return _mul_pow2_(out, 1.0 / scale)
+    return _mul_pow2_(out, -exponent)
 
 
-def _mul_pow2_(tensor: torch.Tensor, factor: float) -> torch.Tensor:
-    """``tensor *= factor`` (a power of two) in steps of at most ``2**64``, in place.
+def _mul_pow2_(tensor: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``tensor *= 2**exponent`` in steps of at most ``2**64``, in place.
 
     One multiplication by ``2**139`` (the unit scale of subnormal float32 k-space, ~1e-42)
     would overflow to inf in float32; powers of two in steps are exact.
     """
-    exponent = round(math.log2(factor))
     while exponent:
         step = max(-64, min(64, exponent))
         tensor.mul_(2.0**step)
