@@ -164,9 +164,10 @@ def estimate_sigma(image: torch.Tensor) -> torch.Tensor:
     20 % of those windows with the strongest Sobel gradient are left out (Tai and Yang 2008); for
     white noise the Sobel responses (odd) are independent of the mask's (even), so that selection
     does not bias the estimate in flat regions. Relative error at SNR 20 on real T1 slices
-    (dipy, Colin27, MNI152): -1 % to +6 %, against +5 % to +22 % for the diagonal Haar detail
-    used before; on the textured phantoms +20 % (their pixel-scale texture is noise to any
-    single-image estimator).
+    (dipy, Colin27, MNI152, development checks): -1 % to +6 %, against +5 % to +22 % for the
+    diagonal Haar detail used before; in the held-out benchmark (docs/heads.md) +3.5 % on the
+    dipy slice, +7.6 % on the MNI152 axial/sagittal slices and +15 % on the textured phantoms
+    (their pixel-scale texture is noise to any single-image estimator).
 
     Args:
         image: ``(..., H, W)`` magnitude image(s) (a slice, a volume, a batch); ``H, W >= 3``.
