@@ -231,6 +231,8 @@ def denoise_image(model: DenoisingAutoencoder, image: torch.Tensor, sigma: float
     if not isinstance(image, torch.Tensor) or image.ndim not in (2, 3) or not image.is_floating_point():
         raise ValueError(f"image must be a floating-point (H, W) slice or (D, H, W) volume, got {describe(image)}")
     check_finite("image", image)
+    if not isinstance(self_ensemble, bool):
+        raise TypeError(f"self_ensemble must be a bool, got {describe(self_ensemble)}")
     if sigma is None:
         sigma = estimate_sigma(image)
     sigma_t = torch.as_tensor(sigma, dtype=torch.float64)

@@ -135,3 +135,5 @@ def test_denoise_image_self_ensemble_is_the_mean_over_the_8_symmetries():
     # (clipping at 0 happens after the mean; the inputs are >= 0.5 so the outputs stay positive)
     torch.testing.assert_close(ens, torch.stack(refs).mean(0), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(ens, single)
+    with pytest.raises(TypeError, match="self_ensemble"):  # a truthy string would silently mean True
+        denoise_image(net, img, sigma=0.05, self_ensemble="False")
