@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads._checks import check_finite, check_image_tensor
-from recon.ops._checks import check_int, describe
+from recon.ops._checks import check_int, check_number, describe
 
 __all__ = [
     "RegistrationNet",
@@ -315,15 +315,6 @@ def jacobian_determinant(displacement: torch.Tensor) -> torch.Tensor:
             + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0]))
 
 
-def _check_number(name: str, value: object, minimum: float, *, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {describe(value)}")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
-    return value
-
-
 def refine_displacement(fixed: torch.Tensor, moving: torch.Tensor, displacement: torch.Tensor, steps: int, *,
                         lr: float = 0.1, lambda_smooth: float = 3.0, window: int = 9) -> torch.Tensor:
     """Instance-specific optimisation of a displacement for one pair (VoxelMorph, section IV-E).
@@ -356,8 +347,8 @@ def refine_displacement(fixed: torch.Tensor, moving: torch.Tensor, displacement:
         torch.Size([1, 2, 24, 24])
     """
     steps = check_int("steps", steps, minimum=0)
-    lr = _check_number("lr", lr, 0.0, strict=True)
-    lambda_smooth = _check_number("lambda_smooth", lambda_smooth, 0.0, strict=False)
+    lr = check_number("lr", lr, low=0.0, strict=True)
+    lambda_smooth = check_number("lambda_smooth", lambda_smooth, low=0.0)
     check_int("window", window, minimum=3)
     _check_field("displacement", displacement)
     for name, image in (("fixed", fixed), ("moving", moving)):
@@ -720,7 +711,7 @@ def refine_levels(refine: object, work_voxel: float = WORK_VOXEL_SIZE) -> tuple[
                 raise TypeError(f"refine levels must be (voxel_mm, steps) pairs, got {level!r}")
             voxel, steps = level
             if voxel is not None:
-                _check_number("refine voxel_mm", voxel, 0.0, strict=True)
+                check_number("refine voxel_mm", voxel, low=0.0, strict=True)
             check_int("refine steps", steps, minimum=0)
     else:
         raise TypeError(f"refine must be True, False, an int >= 0 (Adam steps per level) or a sequence of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -101,3 +102,21 @@ def sampled_points(kspace: torch.Tensor, coil_dim: int | None = 1) -> torch.Tens
     """
     sampled = (kspace != 0).any(dim=-1)
     return sampled if coil_dim is None else sampled.any(dim=coil_dim, keepdim=True)
+
+
+def check_number(name: str, value: object, *, low: float | None = None, strict: bool = False) -> float:
+    """``value`` as a Python float if it is a finite real number (not a bool), ``>= low``
+    (``> low`` when ``strict``; no bound when ``low`` is None).
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: NaN/Inf or below the bound.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if strict else value < low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+    return value

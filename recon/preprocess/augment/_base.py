@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from recon.ops._checks import describe
+from recon.ops._checks import check_number, describe
 
 __all__ = ["Transform", "Batch", "Params"]
 
@@ -42,17 +42,6 @@ def check_probability(name: str, p: object) -> float:
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {p!r}")
     return float(p)
-
-
-def check_number(name: str, value: object, *, low: float | None = None, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {describe(value)}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-    return value
 
 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
