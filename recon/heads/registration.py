@@ -722,7 +722,8 @@ def refine_levels(refine: object, work_voxel: float = WORK_VOXEL_SIZE) -> tuple[
 def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: np.ndarray, *,
                      levels: Sequence[tuple[float, int]] | None = None,
                      lr: float = REFINE_SETTINGS["lr"], lambda_smooth: float = REFINE_SETTINGS["lambda_smooth"],
-                     window: int = REFINE_SETTINGS["window"], start: dict | None = None) -> DeformableTransform:
+                     window: int = REFINE_SETTINGS["window"], start: dict | None = None,
+                     device: torch.device | str = "cpu") -> DeformableTransform:
     """Instance-specific refinement of a learned transform, coarse to fine (:func:`refine_displacement`).
 
     At each level ``(voxel_mm, steps)`` the fixed image is resampled to ``voxel_mm`` (cubic; never
@@ -739,6 +740,8 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
         lr, lambda_smooth, window: :func:`refine_displacement` settings.
         start: the working-grid images already made (``prealign``'s dict), reused at the level
             of its grid.
+        device: where the Adam steps run (the images and field are moved there level by level;
+            the returned displacement is a CPU array).
 
     Returns:
         A new :class:`DeformableTransform` whose displacement lives on the last level's grid.
@@ -763,10 +766,11 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
         elif u.shape[1:] != f.shape or not np.allclose(grid_affine, level_affine):
             u = carry_displacement(u, grid_affine, f.shape, level_affine)
         grid_affine = level_affine
-        refined = refine_displacement(torch.from_numpy(f)[None, None], torch.from_numpy(m)[None, None],
-                                      torch.from_numpy(np.ascontiguousarray(u))[None], steps, lr=lr,
+        dev = torch.device(device)
+        refined = refine_displacement(torch.from_numpy(f)[None, None].to(dev), torch.from_numpy(m)[None, None].to(dev),
+                                      torch.from_numpy(np.ascontiguousarray(u))[None].to(dev), steps, lr=lr,
                                       lambda_smooth=lambda_smooth, window=window)
-        u = refined[0].numpy()
+        u = refined[0].cpu().numpy()
     return DeformableTransform(transform.fixed_shape, transform.fixed_affine, transform.matrix, u, grid_affine,
                                transform.moving_shape, transform.moving_affine)
 
@@ -813,7 +817,8 @@ def register_with_network(model: RegistrationNet, fixed: np.ndarray, fixed_affin
         voxel_size: the working grid the network was trained on (mm).
         num_threads: SimpleITK threads of the pre-alignment (default 1: reproducible to the bit;
             None: SimpleITK's default, faster on many cores, results vary with rounding).
-        device: where the network runs (the refinement runs on the CPU).
+        device: where the network and the refinement's Adam steps run (the affine pre-alignment
+            and the resampling are SimpleITK / scipy on the CPU).
         refine: True (:data:`REFINE_LEVELS`), False / 0 (the network's field as is), an int
             (Adam steps per level) or ``(voxel_mm, steps)`` levels (:func:`refine_levels`).
 
@@ -831,5 +836,5 @@ def register_with_network(model: RegistrationNet, fixed: np.ndarray, fixed_affin
     transform = DeformableTransform(np.shape(fixed), fixed_affine, pair["matrix"], u, pair["affine"],
                                     np.shape(moving), moving_affine)
     if levels:
-        transform = refine_transform(transform, fixed, moving, levels=levels, start=pair)
+        transform = refine_transform(transform, fixed, moving, levels=levels, start=pair, device=dev)
     return transform

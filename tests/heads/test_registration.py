@@ -357,6 +357,19 @@ def test_refine_transform_recovers_a_known_translation_in_world_space():
     assert dice(out.apply(labels, order=0).astype(bool)) > dice(labels.astype(bool)) + 0.1
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_refine_transform_on_cuda_matches_the_cpu():
+    fixed = _blob_volume(shape=(30, 32, 28))
+    moving = _blob_volume((1.5, -1.0, 1.0), shape=(30, 32, 28))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    start = R.DeformableTransform(fixed.shape, affine, np.eye(4), None, np.eye(4), moving.shape, affine)
+    kwargs = dict(levels=((4.0, 30), (2.0, 10)), lambda_smooth=1.0)
+    on_cpu = R.refine_transform(start, fixed, moving, **kwargs).displacement
+    on_gpu = R.refine_transform(start, fixed, moving, device="cuda", **kwargs).displacement
+    assert isinstance(on_gpu, np.ndarray)
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=0.05)
+
+
 @pytest.mark.parametrize("refine, error, words", [
     (-1, ValueError, "refine"), ("yes", TypeError, "refine"), (2.5, TypeError, "refine"),
     ([(2.0, -1)], ValueError, "refine steps"), ([(0.0, 5)], ValueError, "refine voxel_mm"),
