@@ -833,7 +833,8 @@ def build_parser(prog: str = "recon train", task: Optional[str] = None):
     p = OneLineParser(prog=prog, description="Train an image head (contrast synthesis, CycleGAN, slice GAN, denoiser, "
                                              "and every task of TASK_REGISTRY).")
     p.add_argument("--task", required=True, choices=sorted(TASK_REGISTRY))
-    p.add_argument("--arch", default=d.arch, help="network of the task (synthesis: unet = 2-D U-Net, resnet3d = 3-D ResNet)")
+    p.add_argument("--arch", default=d.arch, help="network of the task (synthesis: unet = 2-D U-Net, resnet3d = 3-D ResNet; "
+                                                  "cyclegan generators: unet, resize, local, tissue)")
     p.add_argument("--source", default=d.source, help="source contrast (t1, t2, flair, pd)")
     p.add_argument("--target", default=d.target, help="target contrast")
     p.add_argument("--train-data", default=d.train_data, help="'phantom:A-B' or a folder with one sub-folder per contrast")

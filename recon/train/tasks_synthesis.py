@@ -194,7 +194,10 @@ class CycleGANTask(HeadTask):
     ``cyclegan-<source>-<target>``; ships the two generators). ``arch``: the generators,
     ``"unet"`` (:class:`~recon.heads.synthesis.UnetSynthesizer`, ``depth`` pools), ``"resize"``
     (:class:`~recon.heads.synthesis.ResizeConvUnet`: resize-convolution, no checkerboard) or
-    ``"local"`` (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers);
+    ``"local"`` (:class:`~recon.heads.synthesis.LocalSynthesizer`, ``depth`` 3x3 layers) or
+    ``"tissue"`` (:class:`~recon.heads.cyclegan.TissueMapSynthesizer`: intensity look-up table of
+    ``--knots`` knots up to ``--max-intensity`` plus context convolutions of ``--dilations``,
+    started from ``--tissue-init``; ``depth`` unused);
     ``--disc-chans`` the discriminators' width (default ``chans``), ``--disc-layers`` their depth
     (3: 70 x 70 patches), ``--lambda-cycle`` the cycle weight (10), ``--lambda-structure`` the
     polarity-blind structure term (:func:`~recon.heads.synthesis.local_ncc_squared`; 0),
@@ -212,7 +215,7 @@ class CycleGANTask(HeadTask):
     then one discriminator update on images from the :class:`~recon.heads.synthesis.ImagePool`.
     """
 
-    ARCHS = ("unet", "resize", "local")
+    ARCHS = ("unet", "resize", "local", "tissue")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -231,6 +234,13 @@ class CycleGANTask(HeadTask):
         parser.add_argument("--cycle-warmup", type=int, default=0,
                             help="ramp the cycle (and identity and structure) weights linearly from 0 over this "
                                  "many steps (lets the generators leave the identity map first; 0: off)")
+        parser.add_argument("--knots", type=int, default=49, help="--arch tissue: knots of the intensity table")
+        parser.add_argument("--max-intensity", type=float, default=3.0,
+                            help="--arch tissue: intensity of the last knot (foreground-mean units)")
+        parser.add_argument("--dilations", type=int, nargs="*", default=[1, 2, 4, 1],
+                            help="--arch tissue: dilations of the 3x3 context convolutions (none: a pointwise map)")
+        parser.add_argument("--tissue-init", choices=["constant", "identity"], default="constant",
+                            help="--arch tissue: start the table flat (constant) or as the copy (identity)")
         parser.add_argument("--background", type=float, default=None,
                             help="local generators: gate the output to 0 where the input is below this "
                                  "(foreground-mean units, e.g. 0.1)")
@@ -260,7 +270,16 @@ class CycleGANTask(HeadTask):
                         lambda_cycle=float(c.options.get("lambda_cycle", 10.0)), lambda_identity=c.lambda_identity, generator=torch.Generator().manual_seed(c.seed + 1),
                         generator_arch=c.arch, background=c.options.get("background"),
                         lambda_structure=float(c.options.get("lambda_structure", 0.0)),
-                        source_negatives=bool(c.options.get("source_negatives", False)))
+                        source_negatives=bool(c.options.get("source_negatives", False)),
+                        generator_options=self._tissue_options() if c.arch == "tissue" else None)
+
+    def _tissue_options(self) -> dict:
+        """Keyword arguments of the ``"tissue"`` generators from ``config.options``."""
+        o = self.config.options
+        dilations = o.get("dilations", (1, 2, 4, 1))
+        return {"knots": o.get("knots", 49), "max_intensity": o.get("max_intensity", 3.0),
+                "dilations": tuple(dilations) if isinstance(dilations, list) else dilations,
+                "init": o.get("tissue_init", "constant")}
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})
