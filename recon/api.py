@@ -578,12 +578,16 @@ def _synthesis_pairs() -> list[str]:
     return sorted(n for n in available_heads() if n.startswith(("synthesis-", "cyclegan-")))
 
 
+SYNTHESIS_METHODS = ("ensemble", "unet", "resnet3d")
+
+
 def synthesize(
     image: Union[np.ndarray, torch.Tensor],
     source: str = "t1",
     target: str = "flair",
     weights: Union[str, os.PathLike, None] = None,
     *,
+    method: str | None = None,
     dims: int | None = None,
     patch_size: int = 64,
     overlap: int = 16,
@@ -594,20 +598,31 @@ def synthesize(
     """Synthesise another MR contrast from a slice or a volume (e.g. FLAIR from T1-weighted).
 
     The image is divided by its foreground mean (the mean of the voxels above the mean), so any
-    intensity scale works. A 2-D slice goes through the 2-D U-Net; a 3-D volume ``(X, Y, Z)``
-    (RAS-like order, axial = last axis) through the 3-D ResNet by overlapping patches with linear
-    blending (any size; memory one patch), or slice by slice through the 2-D U-Net with
-    ``dims=2``. The bundled weights were trained on 2 mm phantom heads (see
-    ``data/weights/heads/*.json``): results on real scans are a demonstration, not a diagnosis.
+    intensity scale works. A 2-D slice goes through the 2-D U-Net. A 3-D volume ``(X, Y, Z)``
+    (RAS-like order, axial = last axis) goes by default (``method=None``) to the **ensemble** of
+    the pair's two bundled networks: ``0.7 x`` the 2-D U-Net applied to every axial slice ``+ 0.3 x``
+    the 3-D ResNet applied by overlapping patches with linear blending (any size; memory one
+    patch); the weight and the default were chosen on validation subjects
+    (:func:`recon.heads.synthesis.ensemble_volume`, ``ENSEMBLE_UNET_WEIGHT``). ``method="unet"``
+    or ``"resnet3d"`` runs one of them alone. The bundled weights were trained on 2 mm phantom
+    heads (see ``data/weights/heads/*.json``): results on real scans are a demonstration, not a
+    diagnosis.
 
     Args:
         image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume, numpy or torch, any scale.
         source: contrast of ``image``: ``"t1"``/``"t1w"``, ``"t2"``/``"t2w"``, ``"flair"``, ``"pd"``.
         target: contrast to synthesise.
-        weights: None (the bundled network for the pair), a bundled name
+        weights: None (the bundled network(s) for the pair), a bundled name
             (``"synthesis-unet-t1w-flair"``, ``"cyclegan-t1w-t2w"``, ...) or a weight file written
             by ``recon train --task synthesis|cyclegan``.
-        dims: 2 (slice network) or 3 (volume network); default the image's dimensionality.
+        method: which network(s), for bundled weights: ``"ensemble"`` (volumes only: U-Net slice
+            by slice and 3-D ResNet averaged, 0.7 / 0.3), ``"unet"`` (2-D U-Net; a volume slice
+            by slice along its last axis), ``"resnet3d"`` (3-D ResNet; volumes only) or None: the
+            U-Net for a slice, the ensemble for a volume (the 3-D ResNet where the pair has no
+            U-Net). With ``weights`` given the file decides the network (``method`` None or
+            matching it; not ``"ensemble"``).
+        dims: the older way to choose: 2 = ``method="unet"``, 3 = ``method="resnet3d"``; give
+            ``dims`` or ``method``, not both.
         patch_size: 3-D patch side (voxels).
         overlap: overlap of neighbouring 3-D patches (voxels).
         flip_average: average the prediction with the one of the image mirrored along its first
@@ -624,8 +639,10 @@ def synthesize(
         target scan's foreground mean to put it on that scan's scale.
 
     Raises:
-        ValueError: unknown ``source``/``target`` or a pair without weights (the message lists
-            the available ones); a 2-D image for a 3-D-only model; NaN/Inf; an image < 8 pixels.
+        ValueError: unknown ``source``/``target``/``method`` or a pair without weights (the
+            message lists the available ones); a 2-D image for a 3-D-only model or the ensemble;
+            ``dims`` and ``method`` both given, or ``weights`` with ``method="ensemble"``;
+            NaN/Inf; an image < 8 pixels.
         TypeError: not a real array.
 
     Example:
@@ -633,26 +650,52 @@ def synthesize(
         >>> t1 = np.random.default_rng(0).random((64, 72)).astype(np.float32)   # doctest: +SKIP
         >>> flair = recon.synthesize(t1, source="t1", target="flair")           # doctest: +SKIP
     """
-    from recon.heads.synthesis import sliding_window_3d, translate_slices
+    from recon.heads.synthesis import ensemble_volume, resnet3d_volume, translate_slices, unet_volume
     from recon.train.tasks_heads import canonical_contrast, load_head, normalise_volume
 
     src = canonical_contrast(source, "source")
     tgt = canonical_contrast(target, "target")
     if src == tgt:
         raise ValueError(f"target must differ from source, got {target!r} and {source!r}")
+    if method is not None and (not isinstance(method, str) or method not in SYNTHESIS_METHODS):
+        raise ValueError(f"method must be one of {', '.join(map(repr, SYNTHESIS_METHODS))} or None, got {method!r}")
     x, was_numpy = _head_image(image)
     if dims is not None and dims not in (2, 3):
         raise ValueError(f"dims must be 2, 3 or None, got {dims!r}")
-    if dims == 3 and x.ndim == 2:
-        raise ValueError("dims=3 asks for the 3-D-only ResNet3d, but image is a 2-D slice; pass a volume or dims=2")
-    dims = dims or x.ndim
+    if dims is not None and method is not None:
+        raise ValueError(f"give method or dims, not both (dims=2 is method='unet', dims=3 method='resnet3d'), "
+                         f"got method={method!r} and dims={dims!r}")
+    if dims is not None:
+        method = "unet" if dims == 2 else "resnet3d"
+    if method == "resnet3d" and x.ndim == 2:
+        raise ValueError(f"{'dims=3' if dims else 'method=' + repr(method)} asks for the 3-D-only ResNet3d, but image "
+                         "is a 2-D slice; pass a volume or method='unet'")
+    if method == "ensemble" and x.ndim == 2:
+        raise ValueError("method='ensemble' averages the 2-D U-Net with the 3-D-only ResNet3d and needs an (X, Y, Z) "
+                         "volume, but image is a 2-D slice; pass a volume or method='unet'")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
     if weights is None:
-        name = f"synthesis-{'unet' if dims == 2 else 'resnet3d'}-{src}-{tgt}"
-        if name not in _synthesis_pairs():
-            raise ValueError(
-                f"no bundled weights for source={src!r} -> target={tgt!r} ({dims}-D); available: {_synthesis_pairs()}"
-            )
-        weights = name
+        pairs = _synthesis_pairs()
+        unet_name, resnet_name = f"synthesis-unet-{src}-{tgt}", f"synthesis-resnet3d-{src}-{tgt}"
+        if method is None:
+            method = "unet" if x.ndim == 2 else (
+                "ensemble" if {unet_name, resnet_name} <= set(pairs) else "resnet3d" if resnet_name in pairs else "unet")
+        need = {"ensemble": [unet_name, resnet_name], "unet": [unet_name], "resnet3d": [resnet_name]}[method]
+        if not set(need) <= set(pairs):
+            raise ValueError(f"no bundled weights for source={src!r} -> target={tgt!r} with method={method!r} "
+                             f"(needs {need}); available: {pairs}")
+        if method == "ensemble":
+            unet = load_head(unet_name)[0].to(dev).eval()
+            resnet = load_head(resnet_name)[0].to(dev).eval()
+            t = torch.from_numpy(normalise_volume(x.numpy())[0]).to(dev)
+            with torch.no_grad():
+                out = ensemble_volume(unet, resnet, t, flip_average=flip_average, patch_size=patch_size,
+                                      overlap=overlap, progress=progress)
+            return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
+        weights = need[0]
+    elif method == "ensemble":
+        raise ValueError(f"method='ensemble' averages the pair's two bundled networks, so weights must be None, "
+                         f"got weights={str(weights)!r}")
     model, config, _ = load_head(weights)
     if config.task not in ("synthesis", "cyclegan"):
         raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a synthesis model")
@@ -673,22 +716,23 @@ def synthesize(
     if arch == "resnet3d" and x.ndim == 2:
         raise ValueError(f"image is a 2-D slice but weights {str(weights)!r} are the 3-D-only ResNet3d; "
                          "pass a 3-D volume or 2-D weights")
-    if arch == "resnet3d" and dims == 2:
-        raise ValueError("dims=2 asks for a slice network, but the weights are the 3-D-only ResNet3d")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if arch == "resnet3d" and method == "unet":
+        raise ValueError(f"{'dims=2' if dims else 'method=' + repr(method)} asks for a slice network, but the weights "
+                         "are the 3-D-only ResNet3d")
+    if arch != "resnet3d" and method == "resnet3d":
+        raise ValueError(f"{'dims=3' if dims else 'method=' + repr(method)} asks for the 3-D ResNet, but weights "
+                         f"{str(weights)!r} are a 2-D slice network")
     model = model.to(dev).eval()
     normalised, _ = normalise_volume(x.numpy())
     t = torch.from_numpy(normalised).to(dev)
     with torch.no_grad():
         if arch == "resnet3d":
-            out = sliding_window_3d(model, t[None], patch_size=patch_size, overlap=overlap, progress=progress)[0]
-            if flip_average:  # the left-right mirror (first axis), as translate_slices does for 2-D
-                out = 0.5 * (out + sliding_window_3d(model, t[None].flip(1), patch_size=patch_size,
-                                                     overlap=overlap, progress=progress)[0].flip(0))
+            out = resnet3d_volume(model, t, flip_average=flip_average, patch_size=patch_size, overlap=overlap,
+                                  progress=progress)
         elif t.ndim == 2:
             out = translate_slices(model, t[None, None], flip_average=flip_average)[0, 0]
         else:
-            out = translate_slices(model, t.permute(2, 0, 1)[:, None], flip_average=flip_average)[:, 0].permute(1, 2, 0)
+            out = unet_volume(model, t, flip_average=flip_average)
     return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
 
 

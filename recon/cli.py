@@ -628,9 +628,10 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     from recon.api import synthesize
 
     volume, affine, from_h5 = _read_image(Path(args.input))
-    dims = args.dims if args.dims is not None else (2 if from_h5 else None)
-    result = synthesize(volume, source=args.source, target=args.target, weights=args.weights, dims=dims,
-                        progress=sys.stderr.isatty())
+    # a reconstruction's slices go to the slice network unless --method/--dims says otherwise
+    dims = args.dims if args.dims is not None else (2 if from_h5 and args.method is None else None)
+    result = synthesize(volume, source=args.source, target=args.target, weights=args.weights, method=args.method,
+                        dims=dims, progress=sys.stderr.isatty())
     _write_image(Path(args.output), result, affine)
     return 0
 
@@ -764,7 +765,7 @@ def _number_pair(kind: type) -> Callable[[str], tuple]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recon`` command."""
-    from recon.api import DEFAULT_METHOD, METHODS
+    from recon.api import DEFAULT_METHOD, METHODS, SYNTHESIS_METHODS
     from recon.masks import MASK_TYPES
 
     parser = OneLineParser(  # subcommand parsers inherit the class: one-line usage errors
@@ -923,7 +924,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthesise another contrast (e.g. FLAIR from T1w) from a NIfTI volume or a reconstruction",
         description=(
             "Synthesise TARGET from IN (contrast SOURCE) with the bundled networks (recon.synthesize): a "
-            ".nii/.nii.gz volume (3-D ResNet by overlapping patches; --dims 2 for slice by slice) or a "
+            ".nii/.nii.gz volume (the ensemble of the 2-D U-Net slice by slice and the 3-D ResNet by "
+            "overlapping patches; --method unet or resnet3d for one of them) or a "
             "`recon reconstruct` output .h5 (its 'reconstruction' slices, 2-D U-Net), so that "
             "`recon reconstruct k.h5 -o rec/` then `recon synthesize rec/k.h5 -o flair.nii.gz` goes from "
             "undersampled k-space to a synthesised contrast. Output in foreground-mean units (see docs/heads.md)."
@@ -934,7 +936,11 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--source", default="t1", help="contrast of IN: t1, t2, flair, pd (default: t1)")
     syn.add_argument("--target", default="flair", help="contrast to synthesise (default: flair)")
     syn.add_argument("--weights", default=None, metavar="W", help="bundled head name or weight file (default: the pair's bundled one)")
-    syn.add_argument("--dims", type=int, choices=(2, 3), default=None, help="2: slice network, 3: volume network")
+    syn.add_argument("--method", choices=SYNTHESIS_METHODS, default=None,
+                     help="ensemble: 0.7 x 2-D U-Net slice by slice + 0.3 x 3-D ResNet (the default for a NIfTI "
+                          "volume); unet; resnet3d (default: ensemble for a volume, unet for a slice or a .h5 reconstruction)")
+    syn.add_argument("--dims", type=int, choices=(2, 3), default=None,
+                     help="older spelling of --method: 2 = unet, 3 = resnet3d")
     syn.set_defaults(func=_cmd_synthesize)
 
     den = sub.add_parser(

@@ -42,7 +42,8 @@ def test_synthesize_volume_by_patches_matches_whole_volume_network():
     from recon.train.tasks_heads import load_head, normalise_volume
 
     vol = _head()
-    out = recon.synthesize(vol, source="t1", target="flair", patch_size=16, overlap=8, flip_average=False)
+    out = recon.synthesize(vol, source="t1", target="flair", method="resnet3d", patch_size=16, overlap=8,
+                           flip_average=False)
     assert out.shape == vol.shape and np.isfinite(out).all()
     model, _, _ = load_head("synthesis-resnet3d-t1w-flair")
     x, _ = normalise_volume(vol)
@@ -50,7 +51,7 @@ def test_synthesize_volume_by_patches_matches_whole_volume_network():
         whole = model(torch.from_numpy(x)[None, None])[0, 0].numpy()
     # one patch covering the volume is the whole-volume network; overlapping patches differ only
     # near patch borders (zero padding there instead of the neighbours), softened by the blending
-    one = recon.synthesize(vol, source="t1", target="flair", patch_size=64, flip_average=False)
+    one = recon.synthesize(vol, source="t1", target="flair", method="resnet3d", patch_size=64, flip_average=False)
     np.testing.assert_allclose(one, whole, rtol=1e-4, atol=1e-4)
     assert np.abs(out - whole).mean() < 0.03 * np.abs(whole).max()
 
