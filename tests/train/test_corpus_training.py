@@ -44,6 +44,8 @@ def test_toy_reproduce_end_to_end(tmp_path, monkeypatch):
     assert code == 0
     scores = json.loads((run / "heldout_scores.json").read_text())
     assert {k.split("/")[2] for k in scores["splits"]} == {"varnet", "varnet_ssdu", "zero_filled"}
+    # validation (which decides the export) and held-out, both accelerations
+    assert {k.rsplit("/", 1)[0] for k in scores["splits"]} == {"val/4x", "val/8x", "test_heldout/4x", "test_heldout/8x"}
     assert (run / "cards" / "varnet_ssdu.md").read_text().count("self-supervised SSDU") == 1
     assert "dipy_b0_axial" in (run / "REPORT.md").read_text()
     assert not (script.WEIGHTS_DIR / "varnet_ssdu.pt").exists()  # nothing exported without --export
@@ -82,18 +84,55 @@ def test_export_decisions_need_both_accelerations():
         return {"ssim": ssim}
 
     results = {"splits": {
-        "test_heldout/4x/varnet": entry(0.90), "test_heldout/8x/varnet": entry(0.80),
-        "test_heldout/4x/bundled_varnet": entry(0.85), "test_heldout/8x/bundled_varnet": entry(0.70),
-        "test_heldout/4x/cascade": entry(0.90), "test_heldout/8x/cascade": entry(0.69),
-        "test_heldout/4x/bundled_cascade": entry(0.85), "test_heldout/8x/bundled_cascade": entry(0.70),
-        "test_heldout/4x/unet": entry(0.90),
-        "test_heldout/4x/bundled_unet": entry(0.85), "test_heldout/8x/bundled_unet": entry(0.70),
+        "val/4x/varnet": entry(0.90), "val/8x/varnet": entry(0.80),
+        "val/4x/bundled_varnet": entry(0.85), "val/8x/bundled_varnet": entry(0.70),
+        "val/4x/cascade": entry(0.90), "val/8x/cascade": entry(0.69),
+        "val/4x/bundled_cascade": entry(0.85), "val/8x/bundled_cascade": entry(0.70),
+        "val/4x/unet": entry(0.90),
+        "val/4x/bundled_unet": entry(0.85), "val/8x/bundled_unet": entry(0.70),
     }}
     decisions = script.export_decisions(results, ["varnet", "cascade", "unet", "varnet_ssdu"])
     assert decisions["varnet"][0] is True
     assert decisions["cascade"][0] is False and "0.6900 vs bundled 0.7000" in decisions["cascade"][1]
     assert decisions["unet"][0] is False and "8x: not scored" in decisions["unet"][1]
     assert "varnet_ssdu" not in decisions  # not a bundled model
+
+
+def test_export_decisions_are_taken_on_validation_not_held_out():
+    script = _script()
+    # better held-out, worse on validation: not exported (the held-out split chooses nothing)
+    results = {"splits": {
+        "val/4x/varnet": {"ssim": 0.80}, "val/8x/varnet": {"ssim": 0.70},
+        "val/4x/bundled_varnet": {"ssim": 0.81}, "val/8x/bundled_varnet": {"ssim": 0.69},
+        "test_heldout/4x/varnet": {"ssim": 0.95}, "test_heldout/8x/varnet": {"ssim": 0.95},
+        "test_heldout/4x/bundled_varnet": {"ssim": 0.85}, "test_heldout/8x/bundled_varnet": {"ssim": 0.75},
+    }}
+    ok, why = script.export_decisions(results, ["varnet"])["varnet"]
+    assert ok is False and why.startswith("val ") and "0.8000 vs bundled 0.8100" in why
+    assert script.export_decisions(results, ["varnet"], split="test_heldout")["varnet"][0] is True
+
+
+def test_cpu_more_preset_continues_the_cpu_run_on_a_larger_corpus(tmp_path):
+    from recon.data.corpus import CorpusConfig, _jobs
+    from recon.train import TrainConfig
+
+    script = _script()
+    cpu, more = script.corpus_config("cpu"), script.corpus_config("cpu-more")
+    # same sources, scanners and slab size: the cpu corpus's subjects are the first of cpu-more's
+    assert more.num_train_subjects == 4 * cpu.num_train_subjects
+    assert (more.slices_per_volume, more.coil_counts, more.seed) == (cpu.slices_per_volume, cpu.coil_counts, cpu.seed)
+    cpu_train = [(j.index, j.kind) for j in _jobs(cpu, "train") if j.kind == "phantom"]
+    assert cpu_train == [(j.index, j.kind) for j in _jobs(more, "train") if j.kind == "phantom"][: len(cpu_train)]
+    assert more.num_val_subjects > cpu.num_val_subjects and more.key() != cpu.key()
+    assert script.heldout_config("cpu-more") == CorpusConfig()  # scored on the same held-out files
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    for name in script.CPU_MORE_ORDER:
+        config = TrainConfig.from_dict(script.corpus_settings(name, "cpu-more", folders, init_dir=tmp_path / "cpu-run"))
+        assert config.init_weights == str(tmp_path / "cpu-run" / f"{name}.pt")  # the cpu run's export
+        assert config.model_kwargs == script.BUNDLED[name]["model_kwargs"]
+        assert config.lr < script.CPU_SCHEDULES[name]["lr"] and config.val_every == 1 and config.num_threads == 1
+    with pytest.raises(SystemExit, match="cascade"):
+        script.corpus_settings("cascade", "cpu-more", folders)  # the cascade is not continued
 
 
 def test_float16_export_loads_into_float32_models(tmp_path):
