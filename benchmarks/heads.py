@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def _synthesis_figure(example: dict):
                 title, vol = panels[c]
                 img = vol[:, :, z].T[::-1]
                 ax.imshow(img, cmap="gray", vmin=0, vmax=np.percentile(img, 99.5) or 1)
-                ax.set_title(title, fontsize=7)
+                ax.set_title("\n".join(textwrap.wrap(title, 30)), fontsize=7)  # long method names on two lines
     fig.tight_layout()
     return fig
 
