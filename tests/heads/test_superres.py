@@ -519,3 +519,26 @@ def test_train_superres_runs_rebuild_the_bundled_architectures():
         got = {k: tuple(v.shape) for k, v in built.state_dict().items()}
         assert got == want, name
         assert built.interpolation == shipped.interpolation, name
+
+
+def test_bundled_cards_reproduce_lines_match_their_networks():
+    """Each bundled card's ``recon train`` line asks for biases (``--conv-bias``) exactly when its
+    network has them (the flag's default is bias-free), and its scales are the network's."""
+    import json
+    from pathlib import Path
+
+    from recon.train.tasks_superres import available_superres
+
+    folder = Path(recon.__file__).resolve().parents[1] / "data" / "weights" / "heads"
+    names = [n for n in available_superres() if (folder / f"{n}.json").is_file()]
+    if not names:
+        pytest.skip("bundled super-resolution weights not present")
+    for name in names:
+        card = json.loads((folder / f"{name}.json").read_text())
+        line = card.get("recon_train_equivalent", "")
+        if not line:
+            continue
+        net, config, _ = load_superres(name)
+        has_bias = any(m.bias is not None for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+        assert ("--conv-bias" in line) == has_bias, name
+        assert has_bias == config.bias, name
