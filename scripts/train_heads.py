@@ -81,9 +81,16 @@ RUNS: dict[str, tuple[dict, float]] = {
                             lr_schedule="cosine", steps=6000, init="denoise-stage2",
                             options={"background_pad": 48, "all_orientations": True, "skull_strip": 0.3},
                             ship=False), 1500.0),
-    # stage 4 (session 3, the bundled file): more high-SNR noise draws (SNR log-uniform in 4-60)
-    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=3e-4, lr_schedule="cosine",
-                     steps=6000, init="denoise-stage3", snr_range=(4.0, 60.0),
+    # stage 4 (session 3): more high-SNR noise draws (SNR log-uniform in 4-60)
+    "denoise-stage4": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=3e-4,
+                            lr_schedule="cosine", steps=6000, init="denoise-stage3", snr_range=(4.0, 60.0),
+                            options={"background_pad": 48, "all_orientations": True, "skull_strip": 0.3},
+                            ship=False), 1500.0),
+    # stage 5 (session 4, the bundled file): phantom subjects 0-1 imaged at 1 mm join the training
+    # slices (real scans are often 1 mm; the phantoms were all 2 mm). Validation (MNI152 coronal,
+    # phantoms 100-101 at 2 mm, phantom 100 at 1 mm): docs/heads.md
+    "denoise": (dict(task="denoise", chans=16, depth=3, batch_size=8, patch_size=48, lr=2e-4, lr_schedule="cosine",
+                     steps=4000, seed=5, init="denoise-stage4", snr_range=(4.0, 60.0), one_mm_seeds=[0, 1],
                      options={"background_pad": 48, "all_orientations": True, "skull_strip": 0.3}), 1500.0),
 }
 
@@ -108,14 +115,14 @@ def colin27_1mm() -> dict[str, np.ndarray]:
 
 def _weight_name(fields: dict) -> str:
     """The weight-file name a run of these fields writes (``synthesis-unet-t1w-flair``, ``denoise``)."""
-    keep = {k: v for k, v in fields.items() if k not in ("steps", "init", "ship", "train_seeds")}
+    keep = {k: v for k, v in fields.items() if k not in ("steps", "init", "ship", "train_seeds", "one_mm_seeds")}
     return HeadConfig(**keep).name
 
 
 def command(name: str, fields: dict, steps: int) -> str:
     parts = ["recon train", f"--task {fields['task']}"]
     for key, value in fields.items():
-        if key in ("task", "steps", "init", "ship", "options", "train_seeds"):
+        if key in ("task", "steps", "init", "ship", "options", "train_seeds", "one_mm_seeds"):
             continue
         flag = "--" + key.replace("_", "-")
         parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
@@ -128,7 +135,8 @@ def command(name: str, fields: dict, steps: int) -> str:
     parts += [f"--steps {steps}", f"--train-data phantom:{seeds[0]}-{seeds[-1]}",
               f"--val-data phantom:{VAL_SEEDS[0]}-{VAL_SEEDS[-1]}", f"--output-dir runs/{name}", "--num-threads 1"]
     if fields["task"] in ("gan", "denoise"):
-        parts.append("(+ the Colin27 T1 volume: scripts/train_heads.py)")
+        parts.append("(+ the Colin27 T1 volume" + (f" and phantom seeds {fields['one_mm_seeds']} at 1 mm"
+                                                    if fields.get("one_mm_seeds") else "") + ": scripts/train_heads.py)")
     return " ".join(parts)
 
 
@@ -143,9 +151,10 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
         weight_name = _weight_name(fields)
         init, ship = fields.pop("init", None), fields.pop("ship", True)
         seeds = fields.pop("train_seeds", TRAIN_SEEDS)
+        one_mm = fields.pop("one_mm_seeds", [])
         init_path = None
         if init:
-            init_fields = {k: v for k, v in RUNS[init][0].items() if k not in ("init", "ship", "train_seeds")}
+            init_fields = {k: v for k, v in RUNS[init][0].items() if k not in ("init", "ship", "train_seeds", "one_mm_seeds")}
             init_path = str(Path(cache) / "runs" / init / f"{_weight_name(init_fields)}.pt")
         config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=resume,
                             time_budget=budget * budget_scale, num_threads=1,
@@ -155,6 +164,8 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
         items = run_data + [real] if fields["task"] in ("gan", "denoise") else run_data
         if fields["task"] == "denoise":  # real anatomy at its native 1 mm too (sharper than the phantoms)
             items = items + [colin27_1mm()]
+        if one_mm:  # phantom subjects imaged at 1 mm (finer structure per pixel than the 2 mm ones)
+            items = items + phantom_volumes(one_mm, ["t1w"], voxel_size=1.0, cache=cache)
         t0 = time.time()
         result = train_head(config, items, val_data=val)
         logging.info("%s: %d steps in %.0f s, validation %s", name, result.steps, time.time() - t0, result.validation)
@@ -165,7 +176,8 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
             "command": command(name, RUNS[name][0], result.steps),
             "train_subjects": f"phantom seeds {seeds[0]}-{seeds[-1]} (2 mm; even 3 T, odd 1.5 T)"
                               + {"gan": " + Colin27 T1 (real, 2 mm)",
-                                 "denoise": " + Colin27 T1 (real, 2 mm and 1 mm)"}.get(fields["task"], ""),
+                                 "denoise": " + Colin27 T1 (real, 2 mm and 1 mm)"}.get(fields["task"], "")
+                              + (f" + phantom seeds {one_mm} at 1 mm" if one_mm else ""),
             "machine": "2-core CPU shared with other jobs, 1 thread",
         })
         if init:
