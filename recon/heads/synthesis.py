@@ -41,7 +41,7 @@ from torch import nn
 from recon.heads._checks import check_image_tensor
 from recon.heads.cyclegan import TissueMapSynthesizer
 from recon.models import Unet
-from recon.ops._checks import check_int, describe
+from recon.ops._checks import check_int, check_number, describe
 
 __all__ = [
     "ResidualBlock3d",
@@ -781,11 +781,12 @@ def ensemble_volume(unet: nn.Module, resnet: nn.Module, volume: torch.Tensor, *,
 
     Raises:
         ValueError: ``volume`` not 3-D (a 2-D slice has no 3-D network), ``unet_weight`` outside ``[0, 1]``.
+        TypeError: ``volume`` not a floating-point tensor, ``unet_weight`` not a real number.
     """
     _check_volume(volume)
-    if isinstance(unet_weight, bool) or not isinstance(unet_weight, (int, float)) or not 0.0 <= unet_weight <= 1.0:
-        raise ValueError(f"unet_weight must be a number in [0, 1], got {unet_weight!r}")
-    w = float(unet_weight)
+    w = check_number("unet_weight", unet_weight, low=0.0)  # any real number type (numpy too), not a bool
+    if w > 1.0:
+        raise ValueError(f"unet_weight must be a number in [0, 1], got {w!r}")
     out = unet_volume(unet, volume, flip_average=flip_average, batch_size=batch_size).mul_(w)
     return out.add_(resnet3d_volume(resnet, volume, flip_average=flip_average, patch_size=patch_size, overlap=overlap,
                                     progress=progress), alpha=1.0 - w)

@@ -57,8 +57,18 @@ def test_ensemble_volume_checks():
         ensemble_volume(unet, resnet, vol[:, :, 0])
     with pytest.raises(ValueError, match=r"unet_weight must be a number in \[0, 1\], got 1.5"):
         ensemble_volume(unet, resnet, vol, unet_weight=1.5)
-    with pytest.raises(ValueError, match="unet_weight must be a number"):
+    with pytest.raises(ValueError, match=r"unet_weight must be >= 0.0, got -0.5"):
+        ensemble_volume(unet, resnet, vol, unet_weight=-0.5)
+    with pytest.raises(ValueError, match="unet_weight must be finite"):
+        ensemble_volume(unet, resnet, vol, unet_weight=float("nan"))
+    with pytest.raises(TypeError, match="unet_weight must be a number"):
         ensemble_volume(unet, resnet, vol, unet_weight=True)
+    with pytest.raises(TypeError, match="unet_weight must be a number"):
+        ensemble_volume(unet, resnet, vol, unet_weight="0.5")
+    # a numpy scalar is a weight like any other (it used to be refused as "not a number")
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble_volume(unet, resnet, vol, unet_weight=np.float32(0.25)),
+                                   ensemble_volume(unet, resnet, vol, unet_weight=0.25))
     with pytest.raises(TypeError, match="volume must be a torch.Tensor"):
         ensemble_volume(unet, resnet, vol.numpy())
 
