@@ -954,7 +954,8 @@ def register(
         seed: seed of SimpleITK's metric sampling (deterministic).
         num_threads: SimpleITK threads (None: its default; for ``"learned"`` None means 1, which
             makes its affine pre-alignment reproducible to the bit).
-        device: where the network runs (default CPU).
+        device: learned only: where the network and the refinement's Adam steps run (default
+            CPU; the affine pre-alignment and the resampling stay on the CPU).
         refine: learned only: None or True the default refinement
             (:data:`recon.heads.registration.REFINE_LEVELS`), False or 0 the network's field as
             is (about 1 s), an int the Adam steps per level, or ``(voxel_mm, steps)`` levels.
@@ -1004,7 +1005,7 @@ def register(
         transform = register_with_network(model, fixed_data, fa, moving_data, ma,
                                           voxel_size=float(config.options.get("work_voxel", 4.0)),
                                           num_threads=1 if num_threads is None else num_threads,
-                                          device=torch.device(device) if device is not None else "cpu",
+                                          device=_device(device, None) if device is not None else torch.device("cpu"),
                                           refine=True if refine is None else refine)
         warped = transform.apply(moving_data, order=1)
     else:

@@ -745,11 +745,19 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
 
     Returns:
         A new :class:`DeformableTransform` whose displacement lives on the last level's grid.
+
+    Raises:
+        ValueError: ``device`` not a torch device (raised before any work); ``levels`` are checked
+            by :func:`refine_levels`.
     """
     from recon.preprocess import resample
     from recon.preprocess.resample import voxel_sizes
 
     levels = refine_levels(True) if levels is None else refine_levels(tuple(levels))
+    try:  # a bad device fails before any resampling
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from err
     finest = float(np.min(voxel_sizes(transform.fixed_affine)))
     u, grid_affine = transform.displacement, transform.work_affine
     for voxel, steps in levels:
@@ -766,7 +774,6 @@ def refine_transform(transform: DeformableTransform, fixed: np.ndarray, moving: 
         elif u.shape[1:] != f.shape or not np.allclose(grid_affine, level_affine):
             u = carry_displacement(u, grid_affine, f.shape, level_affine)
         grid_affine = level_affine
-        dev = torch.device(device)
         refined = refine_displacement(torch.from_numpy(f)[None, None].to(dev), torch.from_numpy(m)[None, None].to(dev),
                                       torch.from_numpy(np.ascontiguousarray(u))[None].to(dev), steps, lr=lr,
                                       lambda_smooth=lambda_smooth, window=window)

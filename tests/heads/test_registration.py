@@ -412,6 +412,16 @@ def test_register_refine_bad_input_names_the_argument():
         recon.register(fixed, fixed, refine="many")
     with pytest.raises(ValueError, match="refine= is only used by method 'learned'"):
         recon.register(fixed, fixed, "affine", refine=5)
+    with pytest.raises(ValueError, match=r"device must be a torch device such as 'cpu' or 'cuda', got 'gpu0'"):
+        recon.register(fixed, fixed, device="gpu0")
+
+
+def test_refine_transform_bad_device_fails_before_any_work():
+    fixed = _blob_volume(shape=(20, 20, 20))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    start = R.DeformableTransform(fixed.shape, affine, np.eye(4), None, np.eye(4), fixed.shape, affine)
+    with pytest.raises(ValueError, match=r"device must be a torch device such as 'cpu' or 'cuda', got 'gpu0'"):
+        R.refine_transform(start, fixed, fixed, levels=((4.0, 1),), device="gpu0")
 
 
 def test_cli_register_refine_is_for_the_learned_method_only(tmp_path, capsys):
