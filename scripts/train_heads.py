@@ -3,7 +3,8 @@
 Every model is trained on CPU, on phantom subjects with seeds 0-11 at 2 mm
 (recon.data.phantom.Subject; even seeds 3 T, odd seeds 1.5 T), the GAN and the denoiser also on
 the shipped real Colin27 T1 (data/colin27_t1.nii.gz, brain mask data/templates/colin27_bet_mask,
-at 2 mm and, for the denoiser, at 1 mm in all three orientations). Validation subjects (seeds
+at 2 mm and, for the denoiser, at 1 mm in all three orientations; the denoiser's stage 5 also on
+phantom seeds 0-1 imaged at 1 mm, ``one_mm_seeds``). Validation subjects (seeds
 100-101; the runs' own ``validation`` scores in the cards) tune the settings and the baselines of
 the benchmark; held-out subjects (seeds 200-203) and the real dipy slices (never trained on) give
 the scores in the model cards (benchmarks/heads.py computes them). A run with ``init`` starts
