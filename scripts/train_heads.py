@@ -12,6 +12,7 @@ from the weights another run wrote (a fine-tuning stage; train that one first).
 
     python scripts/train_heads.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR]
     python scripts/train_heads.py cards          # held-out scores -> data/weights/heads/<name>.json
+    python scripts/train_heads.py ensemble-weight  # the validation sweep behind ENSEMBLE_UNET_WEIGHT
 
 Each training stops at its step count or its time budget, whichever comes first; the card
 records the steps done and the exact ``recon train`` command that repeats the run with that
@@ -59,13 +60,19 @@ RUNS: dict[str, tuple[dict, float]] = {
     "synthesis-resnet3d-t1w-t2w": (dict(task="synthesis", arch="resnet3d", source="t1w", target="t2w", chans=8,
                                         depth=2, batch_size=2, patch_size=24, lr=2e-3, crop_axial=(0.2, 0.8),
                                         steps=5000), 180.0),
-    # (the bundled CycleGAN, session 2; session 3's --arch resize / --lambda-structure /
-    # --cycle-warmup runs did not beat it on the validation subjects: docs/heads.md; the
-    # local-generator variants tried in session 2 - `--arch local`,
-    # `--background`, `--disc-layers 2`, `--lambda-cycle 2..5`, no identity loss - collapsed to
-    # near-identity maps on the validation subjects and were not shipped: docs/heads.md)
-    "cyclegan-t1w-t2w": (dict(task="cyclegan", source="t1w", target="t2w", chans=8, depth=3, batch_size=1,
-                              patch_size=128, lr=2e-4, steps=5000), 360.0),
+    # session 4 (bundled): generators that cannot move or invent structure (`--arch tissue
+    # --dilations` with no values: a learned 49-knot intensity table, receptive field 1 pixel) on
+    # skull-stripped slices, cycle weight 1 ramped in over 2000 steps, no identity loss, 8-channel
+    # discriminators, cosine learning rate; validation (100-101) 19.2 dB / SSIM 0.58 vs histogram
+    # matching 10.1 / 0.32 and 10.9 / 0.13 for the session-2 U-Net CycleGAN (chans 8, depth 3,
+    # batch 1, lr 2e-4, 1428 steps, identity 0.5). Not kept (docs/heads.md): the same with a
+    # 17 x 17 dilated context branch (14.7 / 0.37 at 2000 steps), cycle weight 10 (12-15 dB,
+    # SSIM 0.1-0.3), whole heads instead of skull-stripped slices (10.0 / 0.33)
+    "cyclegan-t1w-t2w": (dict(task="cyclegan", arch="tissue", source="t1w", target="t2w", chans=16, depth=3,
+                              batch_size=2, patch_size=128, lr=2e-4, lr_schedule="cosine", lambda_identity=0.0,
+                              steps=3000, val_every=500,
+                              options={"skull_strip": True, "dilations": [], "knots": 49, "lambda_cycle": 1.0,
+                                       "cycle_warmup": 2000, "disc_chans": 8}), 900.0),
     # (session 3: `--upsample resize`, 4866 steps, was further from the validation slices' spectrum,
     # 0.197 vs 0.152 decades, and histogram, W1 0.052 vs 0.035, and was not shipped)
     "gan": (dict(task="gan", chans=16, latent_dim=64, image_size=64, batch_size=32, lr=2e-4, steps=5000), 180.0),
@@ -129,7 +136,8 @@ def command(name: str, fields: dict, steps: int) -> str:
         parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
     for key, value in fields.get("options", {}).items():
         flag = "--" + key.replace("_", "-")
-        parts.append(flag if value is True else f"{flag} {value}")
+        parts.append(flag if value is True else f"{flag} {' '.join(map(str, value))}".rstrip()
+                     if isinstance(value, (list, tuple)) else f"{flag} {value}")
     if fields.get("init"):
         parts.append(f"--init-weights runs/{fields['init']}/{_weight_name(fields)}.pt")
     seeds = fields.get("train_seeds", TRAIN_SEEDS)
@@ -209,6 +217,36 @@ def cards(quick: bool) -> None:
             Path(tmp).write_text(json.dumps(data, indent=1))
 
 
+#: validation subjects of the ensemble weight (recon.heads.synthesis.ENSEMBLE_UNET_WEIGHT)
+ENSEMBLE_VAL_SEEDS = [100, 101, 102, 103, 104, 105]
+
+
+def ensemble_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
+    """The sweep that chose :data:`recon.heads.synthesis.ENSEMBLE_UNET_WEIGHT`: on validation
+    subjects only, ``w x`` the bundled 2-D U-Net (slice by slice) ``+ (1 - w) x`` the 3-D ResNet,
+    both flip-averaged as recon.synthesize runs them, for ``w`` in 0, 0.1, ..., 1; mean MAE, PSNR
+    and SSIM over the brain mask after z-scoring (:func:`synthesis_scores`), T1w -> FLAIR and T1w -> T2w."""
+    import recon
+    from recon.train.tasks_heads import synthesis_scores
+
+    items = phantom_volumes(seeds, ["t1w", "t2w", "flair"], cache=cache)
+    grid = [round(0.1 * k, 1) for k in range(11)]
+    out: dict = {"subjects": list(seeds)}
+    for target in ("flair", "t2w"):
+        scores: dict[float, list[dict]] = {w: [] for w in grid}
+        for item in items:
+            u = recon.synthesize(item["t1w"], source="t1w", target=target, method="unet")
+            r = recon.synthesize(item["t1w"], source="t1w", target=target, method="resnet3d")
+            for w in grid:
+                scores[w].append(synthesis_scores(w * u + (1 - w) * r, item[target], item["mask"]))
+        out[target] = {str(w): {k: float(np.mean([s[k] for s in v])) for k in ("psnr", "ssim", "mae")}
+                       for w, v in scores.items()}
+        best = max(grid, key=lambda w: out[target][str(w)]["psnr"])
+        logging.info("t1w -> %s: best U-Net weight %.1f (%.2f dB; U-Net alone %.2f, ResNet alone %.2f)", target, best,
+                     out[target][str(best)]["psnr"], out[target]["1.0"]["psnr"], out[target]["0.0"]["psnr"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -220,11 +258,15 @@ def main() -> None:
                    help="continue each run from its last.ckpt (the budget counts the time already spent)")
     c = sub.add_parser("cards")
     c.add_argument("--quick", action="store_true")
+    e = sub.add_parser("ensemble-weight", help="validation sweep of the U-Net weight of the synthesis ensemble (JSON out)")
+    e.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     if args.cmd == "train":
         train(args.only, args.budget_scale, args.cache, args.resume)
+    elif args.cmd == "ensemble-weight":
+        print(json.dumps(ensemble_weight(args.cache), indent=1))
     else:
         cards(args.quick)
 

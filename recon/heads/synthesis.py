@@ -703,7 +703,8 @@ def translate_slices(model: nn.Module, slices: torch.Tensor, *, flip_average: bo
 #: chosen on the validation phantom subjects 100-105 (flip-averaged predictions, PSNR over the
 #: brain mask after z-scoring) from 0, 0.1, ..., 1: T1w -> FLAIR 24.04 dB at 0.7 vs 23.80 for the
 #: U-Net alone (1.0), 21.72 for the ResNet alone (0.0) and 23.83 for 0.5; T1w -> T2w 21.99 dB at
-#: 0.7 vs 21.66 / 19.44 / 21.78. Held-out figures: docs/heads.md.
+#: 0.7 vs 21.66 / 19.44 / 21.78 (``python scripts/train_heads.py ensemble-weight`` repeats the sweep).
+#: Held-out figures: docs/heads.md.
 ENSEMBLE_UNET_WEIGHT = 0.7
 
 
