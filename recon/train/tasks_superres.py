@@ -76,6 +76,8 @@ __all__ = [
     "parse_scales",
     "available_superres",
     "select_superres",
+    "sinc_network",
+    "SINC",
     "SuperresTask",
     "SRGANTask",
 ]
@@ -89,6 +91,23 @@ CONTRASTS = ("t1w", "t2w", "flair", "pd")
 #: chosen on validation phantoms (seeds 6-7, tapered brain crops): at 2x the 3-D fusion CNN, at 3x
 #: and 4x the 2-D one on the planes through the slices; other factors the 3-D one
 THICK_DEFAULT = {2: "superres-3d-thick", 3: "superres-2d-thick", 4: "superres-2d-thick"}
+
+
+#: the pseudo-network of zero-filled k-space (sinc) interpolation alone (no learned residual): the
+#: default for a factor where no bundled network beat sinc on validation (:data:`THICK_DEFAULT`)
+SINC = "sinc"
+
+
+def sinc_network(dims: int = 3) -> tuple[nn.Module, SuperresConfig, dict]:
+    """``(network, config, card)`` of :data:`SINC`: a residual-to-sinc fusion network whose last
+    layer is zero, i.e. exactly :func:`~recon.heads.superres.kspace_zero_pad` (any scale)."""
+    scales = [(1, 1, 2), (1, 1, 3), (1, 1, 4)] if dims == 3 else [(1, 2), (1, 3), (1, 4)]
+    config = SuperresConfig(dims=dims, scales=scales, chans=1, num_blocks=1, patch_size=16, name=SINC,
+                            interpolation="zero_fill", bias=False)
+    model = build_superres(config).eval()
+    card = {"name": SINC, "design": "zero-filled k-space (sinc) interpolation, no learned residual: the default "
+                                    "where no bundled network beat it on validation"}
+    return model, config, card
 
 
 def thick_default(factor: int) -> str:
@@ -261,12 +280,15 @@ def load_superres(weights: str | Path, device: torch.device | str = "cpu") -> tu
     """
     from recon.train.tasks_heads import heads_dir
 
+    if isinstance(weights, str) and weights == SINC:
+        model, config, card = sinc_network()
+        return model.to(device), config, card
     path = Path(weights)
     if not path.is_file():
         candidate = heads_dir() / f"{weights}.pt"
         if not candidate.is_file():
             raise FileNotFoundError(f"weights {str(weights)!r} is neither a file nor a bundled super-resolution "
-                                    f"network; bundled: {sorted(available_superres())}")
+                                    f"network; bundled: {sorted(available_superres())} (and {SINC!r})")
         path = candidate
     from recon.train.tasks_heads import load_head, task_class
 
@@ -330,7 +352,11 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
             raise ValueError(f"scale {tuple(scale)} has no bundled network for a volume (bundled: thick slices "
                              "(1, 1, s), isotropic (2, 2, 2), in-plane (s, s, 1)); pass weights= of a network "
                              "trained for it (recon train --task superres --dims 3 --scales ...)")
-    model, config, _ = load_superres(weights, device)
+    if isinstance(weights, str) and weights == SINC:  # sinc alone, 2-D or 3-D, any scale
+        model, config, _ = sinc_network(2 if ndim == 2 else 3)
+        model = model.to(device)
+    else:
+        model, config, _ = load_superres(weights, device)
     if config.dims == 3 and ndim == 2:
         raise ValueError(f"image is a 2-D slice but weights {str(weights)!r} are a 3-D network; pass a volume "
                          "or 2-D weights")
@@ -346,7 +372,7 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
         if want != tuple(config.scales[0]):
             raise ValueError(f"scale {tuple(scale)} is not the scale {tuple(config.scales[0])} the SRGAN generator "
                              f"{str(weights)!r} learned")
-    elif want not in [tuple(s) for s in config.scales]:
+    elif want not in [tuple(s) for s in config.scales] and config.name != SINC:
         warnings.warn(f"weights {str(weights)!r} were trained for scales {[tuple(s) for s in config.scales]}, "
                       f"not {tuple(scale)}: expect results closer to cubic interpolation", stacklevel=3)
     return model, config, axes
