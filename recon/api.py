@@ -567,6 +567,11 @@ def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8
     return image, was_numpy
 
 
+def _head_device(device: object) -> torch.device:
+    """The image heads' ``device=``: None is the CPU; anything else checked as in :func:`reconstruct`."""
+    return torch.device("cpu") if device is None else _device(device, None)
+
+
 def _head_output(result: torch.Tensor, was_numpy: bool, device: torch.device | None = None):
     result = result.detach().cpu()
     return result.numpy() if was_numpy else (result.to(device) if device is not None else result)
@@ -673,7 +678,7 @@ def synthesize(
     if method == "ensemble" and x.ndim == 2:
         raise ValueError("method='ensemble' averages the 2-D U-Net with the 3-D-only ResNet3d and needs an (X, Y, Z) "
                          "volume, but image is a 2-D slice; pass a volume or method='unet'")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = _head_device(device)
     if weights is None:
         pairs = _synthesis_pairs()
         unet_name, resnet_name = f"synthesis-unet-{src}-{tgt}", f"synthesis-resnet3d-{src}-{tgt}"
@@ -772,7 +777,7 @@ def denoise(
     model, config, _ = load_head("denoise" if weights is None else weights)
     if config.task != "denoise":
         raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not a denoiser")
-    model = model.to(torch.device(device) if device is not None else torch.device("cpu"))
+    model = model.to(_head_device(device))
     stack = x if x.ndim == 2 else x.permute(2, 0, 1)
     out = denoise_image(model, stack, sigma)
     out = out if x.ndim == 2 else out.permute(1, 2, 0)
@@ -811,7 +816,7 @@ def generate(
     model, config, _ = load_head("gan" if weights is None else weights)
     if config.task != "gan":
         raise ValueError(f"weights {str(weights)!r} are a {config.task!r} model, not the slice GAN")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = _head_device(device)
     model = model.to(dev)
     slices = model.sample(n, torch.Generator().manual_seed(seed))
     return ((slices[:, 0].float().cpu() + 1) / 2).clamp(0, 1).numpy()
@@ -883,7 +888,7 @@ def super_resolve(
 
     x, was_numpy = _head_image(image, min_size=2)
     s = check_scale(scale, x.ndim)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = _head_device(device)
     model, _, axes = select_superres(x.ndim, s, weights, dev)
     if axes is not None:
         x, s = x.permute(*axes), tuple(s[a] for a in axes)
@@ -1005,7 +1010,7 @@ def register(
         transform = register_with_network(model, fixed_data, fa, moving_data, ma,
                                           voxel_size=float(config.options.get("work_voxel", 4.0)),
                                           num_threads=1 if num_threads is None else num_threads,
-                                          device=_device(device, None) if device is not None else torch.device("cpu"),
+                                          device=_head_device(device),
                                           refine=True if refine is None else refine)
         warped = transform.apply(moving_data, order=1)
     else:
