@@ -128,3 +128,26 @@ def test_task_arch_tissue_builds_and_rejects_bad_options(tmp_path):
                             "--knots", "25", "--dilations", "1", "2", "--tissue-init", "identity"])
     assert cfg.arch == "tissue" and cfg.options["knots"] == 25 and cfg.options["dilations"] == [1, 2]
     assert build_head(cfg).g_ab.receptive_field == 7
+
+
+
+def test_bundled_card_command_rebuilds_the_bundled_generators():
+    import json
+    import shlex
+    from pathlib import Path
+
+    from recon.train.tasks_heads import _shipped_module, build_head, config_from_argv, heads_dir, load_head
+
+    card_path = Path(heads_dir()) / "cyclegan-t1w-t2w.json"
+    if not card_path.is_file():
+        pytest.skip("no bundled CycleGAN")
+    card = json.loads(card_path.read_text())
+    model, config, _ = load_head("cyclegan-t1w-t2w")
+    argv = shlex.split(card["command"])[2:]  # after "recon train"
+    rebuilt = config_from_argv(argv)
+    assert rebuilt.arch == config.arch
+    assert {k: rebuilt.options.get(k) for k in config.options} == config.options
+    module = _shipped_module(rebuilt, build_head(rebuilt))
+    module.load_state_dict(model.state_dict())  # same architecture, same parameter shapes
+    if config.arch == "tissue":
+        assert model["g_ab"].receptive_field == 1 + 2 * sum(config.options["dilations"])
