@@ -844,22 +844,25 @@ def super_resolve(
     ``s j .. s j + s - 1``; for NIfTI, the output affine is the input's times
     ``diag(1/s)`` shifted by ``(1/s - 1)/2`` voxels, see ``recon superres``). Networks: a 2-D
     slice goes through the multi-scale fusion CNN (bundled ``superres-2d-x2``/``-x4``); a volume
-    with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) through the 3-D fusion CNN
-    ``superres-3d-thick`` at 2x, the 2-D one on the planes through the slices
-    (``superres-2d-thick``) at 3x and 4x; an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
+    with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) at 2x by zero-filled (sinc)
+    interpolation alone (``weights="sinc"``: no bundled network beat it on validation), at 3x and
+    4x through the 2-D fusion CNN on the planes through the slices (``superres-2d-thick``), other
+    factors the 3-D one (``superres-3d-thick``); an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
     SRGAN generator ``srgan-3d-x2-mse`` (``weights="srgan-3d-x2"`` for the adversarial one:
     sharper texture, lower PSNR); an in-plane ``(s, s, 1)`` volume slice by slice through the 2-D
     network. Volumes run by overlapping patches blended linearly (any size; memory one patch).
     Every bundled network adds a learned residual to the zero-filled k-space (sinc)
     interpolation of the input, the least-squares linear estimate for k-space-truncated data.
-    They were trained on 1 mm phantom heads with low resolution made by k-space truncation (see
+    They were trained on 1 mm phantom heads (``superres-2d-x2`` and ``superres-3d-thick`` also on
+    part of the MNI152 2009a template) with low resolution made by k-space truncation (see
     ``data/weights/heads/superres-*.json``, docs/superres.md).
 
     Args:
         image: magnitude ``(H, W)`` slice or ``(X, Y, Z)`` volume, numpy or torch, any intensity scale.
         scale: positive int (every axis) or per-axis tuple of positive ints, e.g. ``(1, 1, 3)``.
-        weights: None (the bundled network for the scale), a bundled name or a weight file
-            written by ``recon train --task superres|srgan``.
+        weights: None (the bundled network for the scale), a bundled name, ``"sinc"``
+            (zero-filled interpolation alone, any scale) or a weight file written by
+            ``recon train --task superres|srgan``.
         patch_size: LR patch side of the 3-D path (voxels).
         overlap: overlap of neighbouring LR patches (voxels).
         device: where to run (default CPU).
