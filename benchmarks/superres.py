@@ -1,9 +1,10 @@
 """Super-resolution (issue 14) on held-out anatomy: PSNR/SSIM against cubic B-spline interpolation.
 
-Held-out data never used in training: phantom subjects with seeds 200-203 (recon.data.phantom at
-1 mm, T1w/T2w/FLAIR/PD; training used seeds 0-5), the real Colin27 T1 (data/colin27_t1.nii.gz,
-1 mm) and the real dipy T1 coronal slice (data/dipy_t1_coronal_slice.nii.gz). Nothing real was
-trained on.
+Held-out data never used in training or tuning: phantom subjects with seeds 200-203
+(recon.data.phantom at 1 mm, T1w/T2w/FLAIR/PD; training used seeds 0-5, validation 6-7), the
+real Colin27 T1 (data/colin27_t1.nii.gz, 1 mm) and the real dipy T1 coronal slice
+(data/dipy_t1_coronal_slice.nii.gz). The only real anatomy trained on is the posterior part of
+the MNI152 2009a template (scripts/train_superres.py; its anterior part is validation).
 
 Low resolution by k-space truncation (recon.heads.superres.kspace_truncate: the central N/s
 k-space lines, a shorter acquisition), from the high-resolution truth cropped to a multiple of
@@ -14,9 +15,10 @@ the scale. Methods, all on the same geometry (LR voxel j covers HR voxels s j ..
 * zero-padded k-space (sinc) interpolation: recon.heads.superres.kspace_zero_pad - for
   k-space-truncated data the least-squares linear estimate, reported alongside;
 * ``recon.super_resolve`` with the bundled networks (2-D fusion CNN x2/x4; for thick slices the
-  default per factor - the 3-D fusion CNN at 2x, the 2-D one on the planes through the slices at
-  3x and 4x - and the other one for comparison; 3-D SRGAN and its content-only generator for
-  isotropic x2). Every one is residual to zero-filled (sinc) interpolation.
+  default per factor, chosen on validation (recon.train.tasks_superres.THICK_DEFAULT: sinc alone
+  where no network beat it), and the bundled thick-slice networks that are not the default, for
+  comparison; 3-D SRGAN and its content-only generator for isotropic x2). Every network is
+  residual to zero-filled (sinc) interpolation.
 
 PSNR (recon.metrics.psnr, peak = the truth's maximum) and SSIM (recon.metrics.ssim, fastMRI
 semantics: 7x7 windows per slice; 3-D thick slices scored on coronal X-Z planes, which hold the
@@ -338,8 +340,9 @@ def run(quick: bool, device: torch.device) -> dict:
     results["seconds_3d_networks"] = seconds3
     results["cards"] = cards({k: v for k, v in results.items() if isinstance(v, dict)})
     notes = [
-        "Held-out: phantom subjects 200-203 at 1 mm (training used 0-5), the real Colin27 T1 and the real dipy T1 "
-        "slice (never trained on). LR by k-space truncation of the truth (the central N/s lines per scaled axis). "
+        "Held-out: phantom subjects 200-203 at 1 mm (training used 0-5, validation 6-7), the real Colin27 T1 and the "
+        "real dipy T1 slice (never trained or tuned on; the real anatomy trained on is the posterior part of the "
+        "MNI152 2009a template). LR by k-space truncation of the truth (the central N/s lines per scaled axis). "
         "Cubic B-spline = scipy.ndimage.zoom(order=3, grid_mode=True) on the same voxel geometry; zero-padded (sinc) "
         "interpolation is the least-squares linear estimate for k-space-truncated data and is shown alongside. "
         "Targets (against cubic): PSNR +1.5 dB at 2x, +1.0 dB at 4x, and higher SSIM; the SRGAN's high-frequency "

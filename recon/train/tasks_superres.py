@@ -88,9 +88,10 @@ logger = logging.getLogger("recon.train")
 TASKS: tuple[str, ...] = ("superres", "srgan")
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
 #: the bundled network for thick slices (one enlarged axis of a volume) by slice-thickness factor,
-#: chosen on validation phantoms (seeds 6-7, tapered brain crops): at 2x the 3-D fusion CNN, at 3x
-#: and 4x the 2-D one on the planes through the slices; other factors the 3-D one
-THICK_DEFAULT = {2: "superres-3d-thick", 3: "superres-2d-thick", 4: "superres-2d-thick"}
+#: chosen on validation (phantoms 6-7 and the MNI152 validation part, tapered crops; a network is
+#: the default only if it beats sinc on both): at 2x none did, so sinc alone (:data:`SINC`); at 3x
+#: and 4x the 2-D network on the planes through the slices; other factors the 3-D one
+THICK_DEFAULT = {2: "sinc", 3: "superres-2d-thick", 4: "superres-2d-thick"}
 
 
 #: the pseudo-network of zero-filled k-space (sinc) interpolation alone (no learned residual): the
@@ -321,7 +322,7 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
     """The network for an LR image of ``ndim`` axes and per-axis ``scale`` (bundled default or ``weights``).
 
     Defaults: 2-D ``superres-2d-x2`` (largest factor 2) or ``superres-2d-x4``; a volume with one
-    enlarged axis (thick slices) :func:`thick_default` - ``superres-3d-thick`` at 2x,
+    enlarged axis (thick slices) :func:`thick_default` - sinc alone (``"sinc"``) at 2x,
     ``superres-2d-thick`` (the 2-D network on the planes through the slices) at 3x and 4x; both
     trained through-plane on the last axis: another thick axis is moved there, see the returned
     permutation; ``(2, 2, 2)``

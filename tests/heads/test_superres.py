@@ -440,8 +440,12 @@ def test_default_networks_are_chosen_by_scale():
         pytest.skip("bundled super-resolution weights not present")
     assert select_superres(2, (2, 2))[1].weight_name == "superres-2d-x2"
     assert select_superres(2, (4, 4))[1].weight_name == "superres-2d-x4"
+    # 2x thick slices: no bundled network beat sinc on validation, so sinc alone (THICK_DEFAULT)
     _, config, axes = select_superres(3, (2, 1, 1))
-    assert config.weight_name == "superres-3d-thick" and axes == (1, 2, 0)
+    assert config.weight_name == "sinc" and axes == (1, 2, 0)
+    with pytest.warns(UserWarning, match="trained for scales"):  # other factors: the 3-D network
+        _, config, axes = select_superres(3, (1, 5, 1))
+    assert config.weight_name == "superres-3d-thick" and axes == (0, 2, 1)
     _, config, axes = select_superres(3, (1, 4, 1))
     assert config.weight_name == "superres-2d-thick" and config.dims == 2 and axes == (0, 2, 1)
     assert select_superres(3, (2, 2, 2))[1].weight_name == "srgan-3d-x2-mse"
