@@ -565,3 +565,26 @@ def test_sinc_pseudo_network_is_zero_filled_interpolation_at_any_scale():
         moved = recon.super_resolve(np.ascontiguousarray(vol.transpose(2, 0, 1)), (2, 1, 1), weights="sinc")
     ref = np.clip(_np_sinc_interpolation(vol.transpose(2, 0, 1).astype(np.float64), (2, 1, 1)), 0, None)
     np.testing.assert_allclose(moved, ref, rtol=0, atol=2e-5 * ref.max())
+
+
+def test_mni152_training_and_validation_parts_are_disjoint_rows_of_the_template():
+    """scripts/train_superres.py: the real anatomy it trains on (MNI152 2009a from nilearn's wheel)
+    and its validation part are rows of the same 1 mm template 12 apart, read at train time."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("nilearn") is None:
+        pytest.skip("nilearn not installed")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_superres.py"
+    spec = importlib.util.spec_from_file_location("train_superres_script_mni", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train, val = module.mni152_t1("train"), module.mni152_t1("validation")
+    (a, b), (c, d) = module.MNI_ROWS["train"], module.MNI_ROWS["validation"]
+    assert train.shape == (197, b - a, 189) and val.shape == (197, 233 - c, 189) and c - b >= 12
+    import nibabel as nib
+
+    whole = np.asarray(nib.load(Path(importlib.util.find_spec("nilearn").submodule_search_locations[0])
+                                / "datasets" / "data" / module.MNI_FILE).dataobj, dtype=np.float32)
+    np.testing.assert_array_equal(train, whole[:, a:b])
+    np.testing.assert_array_equal(val, whole[:, c:])
