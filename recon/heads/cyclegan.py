@@ -20,9 +20,12 @@ cycle loss punishes. This generator is
   and no band has to pass the others through a deep network's weights. The values are stored
   divided by ``gain`` (10), so that Adam's per-step change moves them ``gain`` times faster than
   the convolution weights (an equalised learning rate for these few parameters); ``init``
-  ``"constant"`` (default) starts every knot at ``1`` (a flat grey output: no prior on the
-  direction of the map, and both generators flat make the cycle gradient vanish at the start,
-  so the adversarial terms choose the direction), ``"identity"`` at ``v_k = t_k`` (the copy);
+  ``"identity"`` (default) starts at ``v_k = t_k`` (the copy of the input), ``"constant"`` at
+  ``v_k = 1`` (a flat grey output: with both generators flat the cycle gradient vanishes at the
+  start). Each knot moves on its own, so the copy is no trap for this generator as it is for
+  convolutional ones; from the flat start the discriminators sometimes win before the tables
+  have any contrast for their gradient to act on (1 of 4 seeds of the bundled recipe on the
+  validation subjects, against 0 of 4 from the copy: docs/heads.md);
 * a **context correction**: 3x3 convolutions with the given ``dilations`` (LeakyReLU 0.2,
   replicate padding, ``chans`` channels; the input and its hat-basis encoding as channels) and a
   1x1 convolution initialised to zero (the generator starts as the pure table). Its receptive
@@ -85,7 +88,7 @@ class TissueMapSynthesizer(nn.Module):
             of the scalp fat of the phantoms).
         dilations: dilation of each 3x3 context convolution (each ``>= 1``); ``()`` for no
             context (a pointwise map).
-        init: ``"constant"`` (every knot 1) or ``"identity"`` (``v_k = t_k``).
+        init: ``"identity"`` (``v_k = t_k``) or ``"constant"`` (every knot 1).
         gain: the knot values are ``gain x`` the stored parameters.
 
     Raises:
@@ -101,7 +104,7 @@ class TissueMapSynthesizer(nn.Module):
     out_chans = 1
 
     def __init__(self, chans: int = 16, knots: int = 49, max_intensity: float = 3.0,
-                 dilations: Sequence[int] = (1, 2, 4, 1), init: str = "constant", gain: float = 10.0) -> None:
+                 dilations: Sequence[int] = (1, 2, 4, 1), init: str = "identity", gain: float = 10.0) -> None:
         super().__init__()
         check_int("chans", chans)
         check_int("knots", knots, minimum=2)

@@ -239,8 +239,8 @@ class CycleGANTask(HeadTask):
                             help="--arch tissue: intensity of the last knot (foreground-mean units)")
         parser.add_argument("--dilations", type=int, nargs="*", default=[1, 2, 4, 1],
                             help="--arch tissue: dilations of the 3x3 context convolutions (none: a pointwise map)")
-        parser.add_argument("--tissue-init", choices=["constant", "identity"], default="constant",
-                            help="--arch tissue: start the table flat (constant) or as the copy (identity)")
+        parser.add_argument("--tissue-init", choices=["identity", "constant"], default="identity",
+                            help="--arch tissue: start the table as the copy (identity) or flat (constant)")
         parser.add_argument("--background", type=float, default=None,
                             help="local generators: gate the output to 0 where the input is below this "
                                  "(foreground-mean units, e.g. 0.1)")
@@ -279,7 +279,7 @@ class CycleGANTask(HeadTask):
         dilations = o.get("dilations", (1, 2, 4, 1))
         return {"knots": o.get("knots", 49), "max_intensity": o.get("max_intensity", 3.0),
                 "dilations": tuple(dilations) if isinstance(dilations, list) else dilations,
-                "init": o.get("tissue_init", "constant")}
+                "init": o.get("tissue_init", "identity")}
 
     def shipped_module(self, model: nn.Module) -> nn.Module:
         return nn.ModuleDict({"g_ab": model.g_ab, "g_ba": model.g_ba})

@@ -66,8 +66,8 @@ def test_table_is_linear_interpolation():
 
 def test_inits():
     x = torch.rand(1, 1, 12, 13) * 2.5
-    ident = TissueMapSynthesizer(chans=4, init="identity")
-    const = TissueMapSynthesizer(chans=4)
+    ident = TissueMapSynthesizer(chans=4)
+    const = TissueMapSynthesizer(chans=4, init="constant")
     with torch.no_grad():  # the context starts at zero: identity is the copy, constant is flat 1
         torch.testing.assert_close(ident(x), x)
         torch.testing.assert_close(const(x), torch.ones_like(x))
@@ -99,7 +99,7 @@ def test_option_errors():
 def test_cyclegan_tissue_arch_and_losses():
     torch.manual_seed(0)
     model = CycleGAN(chans=4, disc_chans=4, disc_layers=2, generator_arch="tissue", lambda_identity=0.0, pool_size=0,
-                     generator_options={"knots": 9, "dilations": (1, 2)})
+                     generator_options={"knots": 9, "dilations": (1, 2), "init": "constant"})
     assert isinstance(model.g_ab, TissueMapSynthesizer) and model.g_ab.receptive_field == 7
     a, b = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
     loss, parts, fake_a, fake_b = model.generator_loss(a, b)
@@ -117,15 +117,15 @@ def test_task_arch_tissue_builds_and_rejects_bad_options(tmp_path):
     from recon.train.tasks_heads import HeadConfig, build_head, config_from_argv
 
     config = HeadConfig(task="cyclegan", arch="tissue", source="t1w", target="t2w", chans=4, output_dir=str(tmp_path),
-                        options={"knots": 17, "dilations": [1, 3], "tissue_init": "identity"})
+                        options={"knots": 17, "dilations": [1, 3], "tissue_init": "constant"})
     model = build_head(config)
-    assert model.g_ba.knots == 17 and model.g_ba.dilations == (1, 3) and model.g_ba.init == "identity"
+    assert model.g_ba.knots == 17 and model.g_ba.dilations == (1, 3) and model.g_ba.init == "constant"
     with pytest.raises(ValueError, match="arch must be one of"):
         HeadConfig(task="cyclegan", arch="tissues", source="t1w", target="t2w")
     with pytest.raises(ValueError, match="knots"):
         build_head(HeadConfig(task="cyclegan", arch="tissue", source="t1w", target="t2w", options={"knots": 0}))
     cfg = config_from_argv(["--task", "cyclegan", "--arch", "tissue", "--source", "t1", "--target", "t2",
-                            "--knots", "25", "--dilations", "1", "2", "--tissue-init", "identity"])
+                            "--knots", "25", "--dilations", "1", "2", "--tissue-init", "constant"])
     assert cfg.arch == "tissue" and cfg.options["knots"] == 25 and cfg.options["dilations"] == [1, 2]
     assert build_head(cfg).g_ab.receptive_field == 7
 
