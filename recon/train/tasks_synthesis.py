@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator
+from recon.heads.cyclegan import TissueMapSynthesizer
 from recon.heads.synthesis import (
     CycleGAN,
     ResNet3d,
@@ -256,6 +257,8 @@ class CycleGANTask(HeadTask):
         warmup = c.options.get("cycle_warmup", 0)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"cycle_warmup must be an int >= 0, got {warmup!r}")
+        if c.arch == "tissue":  # the generator's own checks (knots, max_intensity, dilations, init), before any data
+            TissueMapSynthesizer(chans=c.chans, **self._tissue_options())
 
     def contrasts(self) -> list[str]:
         return [self.config.source, self.config.target]

@@ -122,8 +122,10 @@ def test_task_arch_tissue_builds_and_rejects_bad_options(tmp_path):
     assert model.g_ba.knots == 17 and model.g_ba.dilations == (1, 3) and model.g_ba.init == "constant"
     with pytest.raises(ValueError, match="arch must be one of"):
         HeadConfig(task="cyclegan", arch="tissues", source="t1w", target="t2w")
-    with pytest.raises(ValueError, match="knots"):
-        build_head(HeadConfig(task="cyclegan", arch="tissue", source="t1w", target="t2w", options={"knots": 0}))
+    with pytest.raises(ValueError, match="knots"):  # refused by the config, before any data is loaded
+        HeadConfig(task="cyclegan", arch="tissue", source="t1w", target="t2w", options={"knots": 0})
+    with pytest.raises(ValueError, match="init must be"):
+        HeadConfig(task="cyclegan", arch="tissue", source="t1w", target="t2w", options={"tissue_init": "flat"})
     cfg = config_from_argv(["--task", "cyclegan", "--arch", "tissue", "--source", "t1", "--target", "t2",
                             "--knots", "25", "--dilations", "1", "2", "--tissue-init", "constant"])
     assert cfg.arch == "tissue" and cfg.options["knots"] == 25 and cfg.options["dilations"] == [1, 2]
