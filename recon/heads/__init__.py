@@ -2,7 +2,9 @@
 
 Networks only (tensors in, tensors out; no file I/O): :mod:`recon.heads.synthesis`
 (:class:`~recon.heads.synthesis.ResNet3d`, :class:`~recon.heads.synthesis.UnetSynthesizer`,
-:class:`~recon.heads.synthesis.CycleGAN`), :mod:`recon.heads.gan` (DCGAN and the memorisation
+:class:`~recon.heads.synthesis.CycleGAN`; its tissue-table generator
+:class:`~recon.heads.cyclegan.TissueMapSynthesizer` in :mod:`recon.heads.cyclegan`),
+:mod:`recon.heads.gan` (DCGAN and the memorisation
 check), :mod:`recon.heads.denoise` (skip-connected autoencoder, Rician noise, sigma estimator),
 :mod:`recon.heads.registration` (VoxelMorph network, spatial transformer, NCC; :func:`recon.register`),
 :mod:`recon.heads.superres` (multi-scale fusion CNN, 3-D SRGAN, low-resolution simulation; :func:`recon.super_resolve`).
@@ -10,6 +12,7 @@ The one-call functions :func:`recon.synthesize`, :func:`recon.denoise` and :func
 load the bundled weights (``data/weights/heads/``) and run them.
 """
 
+from recon.heads.cyclegan import TissueMapSynthesizer
 from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_image, estimate_sigma, rician_floor_correction
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
 from recon.heads.registration import DeformableTransform, RegistrationNet, SpatialTransformer, integrate_velocity, local_ncc, warp
@@ -19,7 +22,7 @@ from recon.heads.synthesis import (ENSEMBLE_UNET_WEIGHT, CycleGAN, ImagePool, Lo
                                    translate_slices, unet_volume)
 
 __all__ = [
-    "ResNet3d", "UnetSynthesizer", "LocalSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial",
+    "ResNet3d", "UnetSynthesizer", "LocalSynthesizer", "TissueMapSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial",
     "sliding_window_3d", "translate_slices", "unet_volume", "resnet3d_volume", "ensemble_volume", "ENSEMBLE_UNET_WEIGHT",
     "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
     "spectrum_distance",
