@@ -585,6 +585,25 @@ def _synthesis_pairs() -> list[str]:
 
 SYNTHESIS_METHODS = ("ensemble", "unet", "resnet3d")
 
+#: bundled slice ensembles: a pair's U-Net -> its second U-Net; where both are bundled, the slice
+#: path (2-D slices, ``method="unet"``, and the U-Net part of the volume ensemble) runs
+#: ``SliceEnsemble([first, second], [SLICE_ENSEMBLE_WEIGHT, 1 - SLICE_ENSEMBLE_WEIGHT])``
+#: (recon.heads.synthesis; weight chosen on validation subjects)
+_SLICE_ENSEMBLES = {"synthesis-unet-t1w-flair": "synthesis-unet-t1w-flair-c12"}
+
+
+def _bundled_slice_network(name: str, pairs: list[str], device: torch.device) -> torch.nn.Module:
+    """The bundled slice path of a pair in eval mode: its U-Net ``name``, or the slice ensemble
+    of it and its second U-Net where that one is bundled too."""
+    from recon.heads.synthesis import SLICE_ENSEMBLE_WEIGHT, SliceEnsemble
+    from recon.train.tasks_heads import load_head
+
+    net = load_head(name)[0]
+    second = _SLICE_ENSEMBLES.get(name)
+    if second in pairs:
+        net = SliceEnsemble([net, load_head(second)[0]], [SLICE_ENSEMBLE_WEIGHT, 1.0 - SLICE_ENSEMBLE_WEIGHT])
+    return net.to(device).eval()
+
 
 def synthesize(
     image: Union[np.ndarray, torch.Tensor],
@@ -603,7 +622,9 @@ def synthesize(
     """Synthesise another MR contrast from a slice or a volume (e.g. FLAIR from T1-weighted).
 
     The image is divided by its foreground mean (the mean of the voxels above the mean), so any
-    intensity scale works. A 2-D slice goes through the 2-D U-Net. A 3-D volume ``(X, Y, Z)``
+    intensity scale works. A 2-D slice goes through the 2-D U-Net (T1w -> FLAIR: the slice
+    ensemble of two bundled U-Nets, :class:`recon.heads.synthesis.SliceEnsemble`, equal weights
+    chosen on validation subjects; it is also the U-Net part below). A 3-D volume ``(X, Y, Z)``
     (RAS-like order, axial = last axis) goes by default (``method=None``) to the **ensemble** of
     the pair's two bundled networks: ``0.7 x`` the 2-D U-Net applied to every axial slice ``+ 0.3 x``
     the 3-D ResNet applied by overlapping patches with linear blending (any size; memory one
@@ -631,9 +652,9 @@ def synthesize(
         patch_size: 3-D patch side (voxels).
         overlap: overlap of neighbouring 3-D patches (voxels).
         flip_average: average the prediction with the one of the image mirrored along its first
-            axis (left-right for RAS-ordered axial/coronal data; the networks were trained with
-            left-right flips; :func:`recon.heads.synthesis.translate_slices`). Twice the time;
-            about +0.4 dB PSNR on the validation phantoms. Turn off for sagittal slices.
+            axis (left-right for RAS-ordered axial/coronal data: a nearly symmetric head;
+            :func:`recon.heads.synthesis.translate_slices`). Twice the time; about +0.75 dB PSNR
+            on the validation phantoms. Turn off for sagittal slices.
         device: where to run (default CPU).
         progress: tqdm bar over 3-D patches.
 
@@ -689,13 +710,18 @@ def synthesize(
         if not set(need) <= set(pairs):
             raise ValueError(f"no bundled weights for source={src!r} -> target={tgt!r} with method={method!r} "
                              f"(needs {need}); available: {pairs}")
-        if method == "ensemble":
-            unet = load_head(unet_name)[0].to(dev).eval()
-            resnet = load_head(resnet_name)[0].to(dev).eval()
+        if method == "ensemble" or (method == "unet" and _SLICE_ENSEMBLES.get(unet_name) in pairs):
+            unet = _bundled_slice_network(unet_name, pairs, dev)
             t = torch.from_numpy(normalise_volume(x.numpy())[0]).to(dev)
             with torch.no_grad():
-                out = ensemble_volume(unet, resnet, t, flip_average=flip_average, patch_size=patch_size,
-                                      overlap=overlap, progress=progress)
+                if method == "ensemble":
+                    resnet = load_head(resnet_name)[0].to(dev).eval()
+                    out = ensemble_volume(unet, resnet, t, flip_average=flip_average, patch_size=patch_size,
+                                          overlap=overlap, progress=progress)
+                elif t.ndim == 2:
+                    out = translate_slices(unet, t[None, None], flip_average=flip_average)[0, 0]
+                else:
+                    out = unet_volume(unet, t, flip_average=flip_average)
             return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
         weights = need[0]
     elif method == "ensemble":

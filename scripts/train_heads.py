@@ -13,6 +13,7 @@ from the weights another run wrote (a fine-tuning stage; train that one first).
     python scripts/train_heads.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR]
     python scripts/train_heads.py cards          # held-out scores -> data/weights/heads/<name>.json
     python scripts/train_heads.py ensemble-weight  # the validation sweep behind ENSEMBLE_UNET_WEIGHT
+    python scripts/train_heads.py slice-weight     # ... behind SLICE_ENSEMBLE_WEIGHT (after the c12 run)
 
 Each training stops at its step count or its time budget, whichever comes first; the card
 records the steps done and the exact ``recon train`` command that repeats the run with that
@@ -52,6 +53,12 @@ RUNS: dict[str, tuple[dict, float]] = {
     # the same 12 (lr 5e-4 cosine) 23.81 vs 23.80: neither was kept
     "synthesis-unet-t1w-flair": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8, depth=3,
                                       batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine", steps=8000), 900.0),
+    # session 4: a second T1w -> FLAIR slice network (12 channels, seed 1; "dest": its weight-file
+    # name) for the slice ensemble of recon.synthesize (recon.heads.synthesis.SliceEnsemble, weight
+    # SLICE_ENSEMBLE_WEIGHT from the `slice-weight` validation sweep below)
+    "synthesis-unet-t1w-flair-c12": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=12,
+                                          depth=3, batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine",
+                                          seed=1, steps=8000, dest="synthesis-unet-t1w-flair-c12"), 3300.0),
     "synthesis-unet-t1w-t2w": (dict(task="synthesis", arch="unet", source="t1w", target="t2w", chans=8, depth=3,
                                     batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
     "synthesis-resnet3d-t1w-flair": (dict(task="synthesis", arch="resnet3d", source="t1w", target="flair", chans=8,
@@ -124,14 +131,14 @@ def colin27_1mm() -> dict[str, np.ndarray]:
 
 def _weight_name(fields: dict) -> str:
     """The weight-file name a run of these fields writes (``synthesis-unet-t1w-flair``, ``denoise``)."""
-    keep = {k: v for k, v in fields.items() if k not in ("steps", "init", "ship", "train_seeds", "one_mm_seeds")}
+    keep = {k: v for k, v in fields.items() if k not in ("steps", "init", "ship", "train_seeds", "one_mm_seeds", "dest")}
     return HeadConfig(**keep).name
 
 
 def command(name: str, fields: dict, steps: int) -> str:
     parts = ["recon train", f"--task {fields['task']}"]
     for key, value in fields.items():
-        if key in ("task", "steps", "init", "ship", "options", "train_seeds", "one_mm_seeds"):
+        if key in ("task", "steps", "init", "ship", "options", "train_seeds", "one_mm_seeds", "dest"):
             continue
         flag = "--" + key.replace("_", "-")
         parts.append(f"{flag} {' '.join(map(str, value))}" if isinstance(value, tuple) else f"{flag} {value}")
@@ -160,11 +167,13 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
         fields = dict(fields)
         weight_name = _weight_name(fields)
         init, ship = fields.pop("init", None), fields.pop("ship", True)
+        weight_name = fields.pop("dest", weight_name)  # the bundled file's name (the run's own file keeps the task's)
         seeds = fields.pop("train_seeds", TRAIN_SEEDS)
         one_mm = fields.pop("one_mm_seeds", [])
         init_path = None
         if init:
-            init_fields = {k: v for k, v in RUNS[init][0].items() if k not in ("init", "ship", "train_seeds", "one_mm_seeds")}
+            init_fields = {k: v for k, v in RUNS[init][0].items()
+                           if k not in ("init", "ship", "train_seeds", "one_mm_seeds", "dest")}
             init_path = str(Path(cache) / "runs" / init / f"{_weight_name(init_fields)}.pt")
         config = HeadConfig(**fields, output_dir=str(Path(cache) / "runs" / name), resume=resume,
                             time_budget=budget * budget_scale, num_threads=1,
@@ -190,6 +199,7 @@ def train(names: list[str], budget_scale: float, cache: str, resume: bool = Fals
                               + (f" + phantom seeds {one_mm} at 1 mm" if one_mm else ""),
             "machine": "2-core CPU shared with other jobs, 1 thread",
         })
+        blob["card"]["name"] = weight_name
         if init:
             blob["card"]["initialised_from"] = f"{init} (scripts/train_heads.py run)"
         with atomic_path(OUT / f"{weight_name}.pt") as tmp:
@@ -248,6 +258,51 @@ def ensemble_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
     return out
 
 
+#: the bundled slice ensembles: pair -> (first U-Net, second U-Net) (recon.api._SLICE_ENSEMBLES)
+SLICE_PAIRS = {("t1w", "flair"): ("synthesis-unet-t1w-flair", "synthesis-unet-t1w-flair-c12")}
+
+
+def slice_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
+    """The sweeps behind :data:`recon.heads.synthesis.SLICE_ENSEMBLE_WEIGHT`, on validation subjects
+    only: ``w x`` the first U-Net ``+ (1 - w) x`` the second (each flip-averaged, slice by slice,
+    as ``recon.synthesize(method="unet")`` runs them) for ``w`` in 0, 0.1, ..., 1; then, with the
+    best ``w``, the volume ensemble again (``v x`` that slice ensemble ``+ (1 - v) x`` the 3-D
+    ResNet) to see whether the volume default should use it. Mean MAE, PSNR and SSIM over the
+    brain mask after z-scoring (:func:`synthesis_scores`)."""
+    import recon
+    from recon.train.tasks_heads import synthesis_scores
+
+    grid = [round(0.1 * k, 1) for k in range(11)]
+    out: dict = {"subjects": list(seeds)}
+    for (source, target), (first, second) in SLICE_PAIRS.items():
+        items = phantom_volumes(seeds, [source, target], cache=cache)
+        preds = [(recon.synthesize(it[source], source=source, target=target, weights=first),
+                  recon.synthesize(it[source], source=source, target=target, weights=second),
+                  recon.synthesize(it[source], source=source, target=target, method="resnet3d")) for it in items]
+
+        def sweep(combine) -> dict:
+            res = {}
+            for w in grid:
+                sc = [synthesis_scores(combine(w, *p), it[target], it["mask"]) for p, it in zip(preds, items)]
+                res[str(w)] = {k: float(np.mean([x[k] for x in sc])) for k in ("psnr", "ssim", "mae")}
+                res[str(w)]["psnr_per_subject"] = [round(x["psnr"], 2) for x in sc]
+            return res
+
+        key = f"{source}->{target}"
+        out[key] = {"slice": sweep(lambda w, a, b, r: w * a + (1 - w) * b)}
+        best = max(grid, key=lambda w: out[key]["slice"][str(w)]["psnr"])
+        out[key]["best_slice_weight"] = best
+        out[key]["volume"] = sweep(lambda v, a, b, r: v * (best * a + (1 - best) * b) + (1 - v) * r)
+        out[key]["volume_single_unet"] = sweep(lambda v, a, b, r: v * a + (1 - v) * r)
+        logging.info("%s: best first-U-Net weight %.1f (%.2f dB; first alone %.2f, second alone %.2f)", key, best,
+                     out[key]["slice"][str(best)]["psnr"], out[key]["slice"]["1.0"]["psnr"],
+                     out[key]["slice"]["0.0"]["psnr"])
+        for name in ("volume", "volume_single_unet"):
+            v = max(grid, key=lambda w: out[key][name][str(w)]["psnr"])
+            logging.info("%s %s: best slice-path weight %.1f (%.2f dB)", key, name, v, out[key][name][str(v)]["psnr"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -261,6 +316,8 @@ def main() -> None:
     c.add_argument("--quick", action="store_true")
     e = sub.add_parser("ensemble-weight", help="validation sweep of the U-Net weight of the synthesis ensemble (JSON out)")
     e.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
+    w = sub.add_parser("slice-weight", help="validation sweep of the slice ensemble's weight (JSON out)")
+    w.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -268,6 +325,8 @@ def main() -> None:
         train(args.only, args.budget_scale, args.cache, args.resume)
     elif args.cmd == "ensemble-weight":
         print(json.dumps(ensemble_weight(args.cache), indent=1))
+    elif args.cmd == "slice-weight":
+        print(json.dumps(slice_weight(args.cache), indent=1))
     else:
         cards(args.quick)
 

@@ -61,6 +61,8 @@ __all__ = [
     "unet_volume",
     "resnet3d_volume",
     "ensemble_volume",
+    "SLICE_ENSEMBLE_WEIGHT",
+    "SliceEnsemble",
 ]
 
 
@@ -671,9 +673,12 @@ def translate_slices(model: nn.Module, slices: torch.Tensor, *, flip_average: bo
 
     With ``flip_average`` the output is ``(f(x) + flip(f(flip(x)))) / 2`` with ``flip`` reversing
     the first spatial axis (``H``: left-right for slices of RAS-ordered axial or coronal
-    volumes): the brain is nearly mirror-symmetric and the networks were trained with random
-    left-right flips, so the two predictions err differently and their mean is closer to the
-    truth (+0.4 dB PSNR for T1w -> FLAIR on the validation phantoms).
+    volumes): the brain is nearly mirror-symmetric, so a mirrored slice looks like the training
+    slices (the bundled networks were trained without flips), the two predictions err
+    differently and their mean is closer to the truth (+0.75 dB PSNR for T1w -> FLAIR on the
+    validation phantoms 100-105: 23.80 vs 23.05 dB). Other symmetries make slices unlike the
+    training ones and were worse on the same subjects: adding the anterior-posterior mirror
+    (4 flips) 23.60 dB, all 8 flips/rotations 23.29 dB.
 
     Args:
         model: maps ``(B, C, H, W)`` to ``(B, C', H, W)`` (eval mode is the caller's).
@@ -791,3 +796,71 @@ def ensemble_volume(unet: nn.Module, resnet: nn.Module, volume: torch.Tensor, *,
     out = unet_volume(unet, volume, flip_average=flip_average, batch_size=batch_size).mul_(w)
     return out.add_(resnet3d_volume(resnet, volume, flip_average=flip_average, patch_size=patch_size, overlap=overlap,
                                     progress=progress), alpha=1.0 - w)
+
+
+# ----------------------------------------------------------------------------- slice ensembles
+
+#: Weight of the first 2-D U-Net of a bundled slice ensemble (:class:`SliceEnsemble`: T1w -> FLAIR
+#: ``synthesis-unet-t1w-flair``, 8 channels, and ``synthesis-unet-t1w-flair-c12``, 12 channels,
+#: another seed; the second gets ``1 - weight``), chosen on the validation phantom subjects 100-105
+#: (flip-averaged, PSNR over the brain mask after z-scoring) from 0, 0.1, ..., 1: 24.10 dB at 0.5 vs
+#: 23.80 for the first alone and 23.82 for the second alone (``python scripts/train_heads.py
+#: slice-weight`` repeats the sweep). In the volume ensemble with the 3-D ResNet it raised
+#: validation from 24.04 to 24.23 dB at :data:`ENSEMBLE_UNET_WEIGHT` 0.7 (24.25 at 0.8, kept 0.7).
+#: Held-out figures: docs/heads.md.
+SLICE_ENSEMBLE_WEIGHT = 0.5
+
+
+class SliceEnsemble(nn.Module):
+    """Weighted mean of 2-D slice networks that predict the same contrast in the same units.
+
+    ``forward(x) = sum_k weights[k] * models[k](x)``: independently trained networks err
+    differently, so their mean is closer to the truth than either. The result is linear in the
+    members' outputs, so :func:`translate_slices` with ``flip_average`` on an ensemble equals the
+    weighted mean of each member's own flip-averaged prediction, and an ensemble can stand wherever
+    one slice network does (:func:`unet_volume`, :func:`ensemble_volume`).
+
+    Args:
+        models: a list of the member networks, each ``(B, C, H, W) -> (B, C', H, W)``.
+        weights: a list, one per member, each >= 0, summing to 1 (default: equal weights).
+
+    Raises:
+        ValueError: no members, a weight count different from the member count, a negative or
+            NaN weight, weights not summing to 1, members returning different shapes.
+        TypeError: a member that is not an ``nn.Module``, a weight that is not a real number.
+
+    Example:
+        >>> a, b = UnetSynthesizer(chans=4, num_pool_layers=2), UnetSynthesizer(chans=6, num_pool_layers=2)
+        >>> SliceEnsemble([a, b], [0.6, 0.4])(torch.zeros(1, 1, 20, 24)).shape
+        torch.Size([1, 1, 20, 24])
+    """
+
+    def __init__(self, models: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not isinstance(models, (list, tuple, nn.ModuleList)) or len(models) == 0:
+            raise ValueError(f"models must be a non-empty list of networks, got {describe(models)}")
+        for k, m in enumerate(models):
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"models[{k}] must be a torch.nn.Module, got {describe(m)}")
+        if weights is None:
+            weights = [1.0 / len(models)] * len(models)
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(models):
+            raise ValueError(f"weights must be a sequence of {len(models)} numbers (one per model), got {describe(weights)}")
+        w = [check_number(f"weights[{k}]", v, low=0.0) for k, v in enumerate(weights)]
+        if abs(sum(w) - 1.0) > 1e-6:
+            raise ValueError(f"weights must sum to 1, got {w} (sum {sum(w)!r})")
+        self.models = nn.ModuleList(models)
+        self.weights = tuple(float(v) for v in w)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> the weighted mean of the members' outputs."""
+        out = None
+        for k, (model, w) in enumerate(zip(self.models, self.weights)):
+            pred = model(image)
+            if out is None:
+                out = pred * w
+            elif pred.shape != out.shape:
+                raise ValueError(f"models[{k}] returned shape {tuple(pred.shape)}, models[0] {tuple(out.shape)}")
+            else:
+                out = out + pred * w
+        return out
