@@ -234,7 +234,8 @@ ENSEMBLE_VAL_SEEDS = [100, 101, 102, 103, 104, 105]
 
 def ensemble_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
     """The sweep that chose :data:`recon.heads.synthesis.ENSEMBLE_UNET_WEIGHT`: on validation
-    subjects only, ``w x`` the bundled 2-D U-Net (slice by slice) ``+ (1 - w) x`` the 3-D ResNet,
+    subjects only, ``w x`` the pair's bundled 2-D U-Net ``synthesis-unet-t1w-<target>`` alone (slice by
+    slice; ``slice-weight`` sweeps the volume ensemble with the slice ensemble) ``+ (1 - w) x`` the 3-D ResNet,
     both flip-averaged as recon.synthesize runs them, for ``w`` in 0, 0.1, ..., 1; mean MAE, PSNR
     and SSIM over the brain mask after z-scoring (:func:`synthesis_scores`), T1w -> FLAIR and T1w -> T2w."""
     import recon
@@ -246,7 +247,9 @@ def ensemble_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
     for target in ("flair", "t2w"):
         scores: dict[float, list[dict]] = {w: [] for w in grid}
         for item in items:
-            u = recon.synthesize(item["t1w"], source="t1w", target=target, method="unet")
+            # the pair's one bundled U-Net by name: method="unet" is the slice ensemble where a second
+            # U-Net is bundled (T1w -> FLAIR since c8f1bf8), and this sweep is the one of the single U-Net
+            u = recon.synthesize(item["t1w"], source="t1w", target=target, weights=f"synthesis-unet-t1w-{target}")
             r = recon.synthesize(item["t1w"], source="t1w", target=target, method="resnet3d")
             for w in grid:
                 scores[w].append(synthesis_scores(w * u + (1 - w) * r, item[target], item["mask"]))
