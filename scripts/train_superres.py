@@ -1,17 +1,23 @@
 """Reproduce the bundled super-resolution weights in data/weights/heads/ (issue 14).
 
 Every network is trained on CPU (1 thread) on phantom subjects with seeds 0-5 at 1 mm
-(recon.data.phantom.Subject; T1w, T2w, FLAIR and PD of each; even seeds 3 T, odd 1.5 T), low
-resolution by k-space truncation (recon.heads.superres.kspace_truncate). Nothing real is trained
-on: the held-out scores in the model cards (benchmarks/superres.py) come from phantom subjects
-200-203 and the shipped real images (Colin27 T1, the dipy T1 slice).
+(recon.data.phantom.Subject; T1w, T2w, FLAIR and PD of each; even seeds 3 T, odd 1.5 T) and,
+since session 4, most of them also on the posterior part of the MNI152 2009a template (below),
+low resolution by k-space truncation (recon.heads.superres.kspace_truncate). The held-out scores
+in the model cards (benchmarks/superres.py) come from phantom subjects 200-203 and the shipped
+real images (Colin27 T1, the dipy T1 slice), never trained or tuned on.
 
-    python scripts/train_superres.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR] [--runs DIR]
+To rebuild every bundled file: ``train`` (stage 1 of each run; superres-3d-thick there already
+reads the MNI152 part), then ``finetune`` (stage 2 of superres-2d-x2, superres-2d-x4 and
+srgan-3d-x2-mse from their stage-1 files), each with the ``--exact-steps`` its card records.
+
+    python scripts/train_superres.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR] [--runs DIR] [--dest DIR]
     python scripts/train_superres.py finetune [--only NAME ...] [--exact-steps N] [--init FILE]
     python scripts/train_superres.py validate [--only NAME ...] [--weights-dir DIR] [--out FILE]
+    python scripts/train_superres.py ship NAME [--runs DIR] [--validation FILE]
     python scripts/train_superres.py cards [--results benchmarks/results/cpu/superres.json]
 
-Real anatomy (session 4, issue 14): ``finetune`` continues a bundled network on phantoms 0-5 plus
+Real anatomy (session 4, issue 14): ``finetune`` continues a stage-1 network on phantoms 0-5 plus
 the **MNI ICBM152 2009a** 1 mm T1 template read at train time from nilearn's wheel
 (``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``; MNI notice in
 data/README.md; nothing is copied into data/). The template is split along the anterior-posterior
