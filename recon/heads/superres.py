@@ -469,11 +469,14 @@ class MultiScaleFusionSR(nn.Module):
     is its interpolation exactly, and training only adds a residual to it. Fully convolutional:
     any size, any scale (trained ones work best).
 
-    ``bias=False`` (the bundled networks since the retraining of 2026-12-07 in 3-D) drops every
-    convolution bias: the residual is then positively homogeneous, ``refine(a up) = a refine(up)``
-    for ``a > 0``, so the network does the same thing at any intensity scale (a brain crop and a
-    whole head normalised by different foreground means; real images). With ``scale_input`` the
-    scale channels are ``log2(s) up`` (not constants) to keep that property.
+    ``bias=False`` (bundled: ``superres-2d-thick``) drops every convolution bias: the residual is
+    then positively homogeneous, ``refine(a up) = a refine(up)`` for ``a > 0``, so the network
+    does the same thing at any intensity scale. Beware: a bias-free ``ReLU(head(up))`` on a
+    positive, mostly smooth image is active only where the filter's response is positive - the
+    bias-free ``superres-3d-thick`` of 2026-12-07 ended with 99 % of its head units dead and lost to
+    its sinc base; it was retrained with biases (session 4). :func:`upscale_image` normalises by the
+    foreground mean, so the one call is intensity-equivariant either way. With ``scale_input`` the
+    scale channels are ``log2(s) up`` (not constants) without biases.
 
     Args:
         dims: 2 (slices ``(B, 1, h, w)``) or 3 (volumes ``(B, 1, d, h, w)``).
