@@ -76,7 +76,7 @@ def mni152_t1(part: str) -> np.ndarray:
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
     path = Path(roots[0]) / "datasets" / "data" / MNI_FILE if roots else None
     if path is None or not path.is_file():
-        raise FileNotFoundError(f"the MNI152 2009a T1 ({MNI_FILE}) ships with nilearn; install recon's extras")
+        raise FileNotFoundError(f"the MNI152 2009a T1 ({MNI_FILE}) ships with nilearn; pip install -e '.[train-data]'")
     vol, _, _ = load_nifti(path)
     a, b = MNI_ROWS[part]
     return np.ascontiguousarray(np.asarray(vol, dtype=np.float32)[:, a:b, :])
