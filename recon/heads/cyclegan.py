@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recon.heads._checks import check_image_tensor
-from recon.ops._checks import check_int, describe
+from recon.ops._checks import check_int, check_number, describe
 
 __all__ = ["TissueMapSynthesizer", "hat_basis"]
 
@@ -108,9 +108,8 @@ class TissueMapSynthesizer(nn.Module):
         super().__init__()
         check_int("chans", chans)
         check_int("knots", knots, minimum=2)
-        for name, value in (("max_intensity", max_intensity), ("gain", gain)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        max_intensity = check_number("max_intensity", max_intensity, low=0.0, strict=True)
+        gain = check_number("gain", gain, low=0.0, strict=True)
         if isinstance(dilations, (str, bytes)) or not isinstance(dilations, Sequence):
             raise TypeError(f"dilations must be a sequence of ints >= 1, got {describe(dilations)}")
         for d in dilations:

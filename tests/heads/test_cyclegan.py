@@ -81,6 +81,12 @@ def test_option_errors():
         TissueMapSynthesizer(knots=1)
     with pytest.raises(ValueError, match="max_intensity"):
         TissueMapSynthesizer(max_intensity=0)
+    with pytest.raises(TypeError, match="gain"):
+        TissueMapSynthesizer(gain="10")
+    with pytest.raises(ValueError, match="gain"):
+        TissueMapSynthesizer(gain=float("nan"))
+    net = TissueMapSynthesizer(dilations=(), max_intensity=np.float32(2.5))  # numpy scalars are numbers
+    assert net.max_intensity == 2.5 and isinstance(net.max_intensity, float)
     with pytest.raises(ValueError, match="dilations"):
         TissueMapSynthesizer(dilations=(1, 0))
     with pytest.raises(TypeError, match="dilations"):
@@ -108,7 +114,6 @@ def test_cyclegan_tissue_arch_and_losses():
     # both tables flat at the start: the cycle loss has no gradient on the first generator
     # (the second one's table has slope 0), so the adversarial terms choose the direction
     model.zero_grad()
-    model.lambda_cycle = 1.0
     torch.nn.functional.l1_loss(model.g_ba(model.g_ab(a)), a).backward()
     assert float(model.g_ab.values.grad.abs().max()) == 0.0
 
