@@ -657,9 +657,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     table = markdown_table(results)
     with atomic_path(args.run_dir / "REPORT.md") as tmp:
         tmp.write_text(
-            f"# Corpus-trained models, held-out scores (preset {args.preset})\n\n"
-            "Mean over volumes of fastMRI's per-volume SSIM / PSNR / NMSE on `test_heldout` "
-            "(sources never used for training; see recon.data.corpus).\n\n"
+            f"# Corpus-trained models, validation and held-out scores (preset {args.preset})\n\n"
+            "Mean over volumes of fastMRI's per-volume SSIM / PSNR / NMSE on `val` (chooses the exports) "
+            "and `test_heldout` (sources never used for training, only reported; see recon.data.corpus).\n\n"
             f"{table}\n\n## SSIM per held-out source (slice-weighted)\n\n{source_table(results)}\n\n"
             "## Export decision (new weights replace the bundled ones only if better on validation at 4x and 8x)\n\n"
             + "".join(f"* `{n}`: {'export' if ok else 'keep the bundled weights'} - {why}\n" for n, (ok, why) in decisions.items())
