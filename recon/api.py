@@ -559,7 +559,7 @@ def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8
         raise ValueError(f"image must be {want} ((H, W) slice or (X, Y, Z) volume), got shape {tuple(image.shape)}")
     if min(image.shape) < min_size:
         raise ValueError(f"image must be at least {min_size} pixels along every axis, got shape {tuple(image.shape)}")
-    image = image.detach().to(torch.float32)
+    image = image.detach().to(device="cpu", dtype=torch.float32)  # a CUDA tensor in: the heads start from a CPU copy
     if not bool(torch.isfinite(image).all()):
         raise ValueError("image contains NaN or Inf values")
     if float(image.max()) <= 0:
