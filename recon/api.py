@@ -585,23 +585,26 @@ def _synthesis_pairs() -> list[str]:
 
 SYNTHESIS_METHODS = ("ensemble", "unet", "resnet3d")
 
-#: bundled slice ensembles: a pair's U-Net -> its second U-Net; where both are bundled, the slice
+#: bundled slice ensembles: a pair's U-Net -> its other U-Nets; where all are bundled, the slice
 #: path (2-D slices, ``method="unet"``, and the U-Net part of the volume ensemble) runs
-#: ``SliceEnsemble([first, second], [SLICE_ENSEMBLE_WEIGHT, 1 - SLICE_ENSEMBLE_WEIGHT])``
-#: (recon.heads.synthesis; weight chosen on validation subjects)
-_SLICE_ENSEMBLES = {"synthesis-unet-t1w-flair": "synthesis-unet-t1w-flair-c12"}
+#: ``SliceEnsemble([first, *others], SLICE_ENSEMBLE_WEIGHTS)`` (recon.heads.synthesis; weights
+#: chosen on validation subjects)
+_SLICE_ENSEMBLES = {"synthesis-unet-t1w-flair": ("synthesis-unet-t1w-flair-c12", "synthesis-unet-t1w-flair-c12s2")}
+
+
+def _has_slice_ensemble(name: str, pairs: list[str]) -> bool:
+    return name in _SLICE_ENSEMBLES and set(_SLICE_ENSEMBLES[name]) <= set(pairs)
 
 
 def _bundled_slice_network(name: str, pairs: list[str], device: torch.device) -> torch.nn.Module:
     """The bundled slice path of a pair in eval mode: its U-Net ``name``, or the slice ensemble
-    of it and its second U-Net where that one is bundled too."""
-    from recon.heads.synthesis import SLICE_ENSEMBLE_WEIGHT, SliceEnsemble
+    of it and its other U-Nets where those are bundled too."""
+    from recon.heads.synthesis import SLICE_ENSEMBLE_WEIGHTS, SliceEnsemble
     from recon.train.tasks_heads import load_head
 
     net = load_head(name)[0]
-    second = _SLICE_ENSEMBLES.get(name)
-    if second in pairs:
-        net = SliceEnsemble([net, load_head(second)[0]], [SLICE_ENSEMBLE_WEIGHT, 1.0 - SLICE_ENSEMBLE_WEIGHT])
+    if _has_slice_ensemble(name, pairs):
+        net = SliceEnsemble([net, *(load_head(n)[0] for n in _SLICE_ENSEMBLES[name])], list(SLICE_ENSEMBLE_WEIGHTS))
     return net.to(device).eval()
 
 
@@ -623,8 +626,9 @@ def synthesize(
 
     The image is divided by its foreground mean (the mean of the voxels above the mean), so any
     intensity scale works. A 2-D slice goes through the 2-D U-Net (T1w -> FLAIR: the slice
-    ensemble of two bundled U-Nets, :class:`recon.heads.synthesis.SliceEnsemble`, equal weights
-    chosen on validation subjects; it is also the U-Net part below). A 3-D volume ``(X, Y, Z)``
+    ensemble of three bundled U-Nets, :class:`recon.heads.synthesis.SliceEnsemble`, weights
+    ``SLICE_ENSEMBLE_WEIGHTS`` chosen on validation subjects; it is also the U-Net part below). A
+    3-D volume ``(X, Y, Z)``
     (RAS-like order, axial = last axis) goes by default (``method=None``) to the **ensemble** of
     the pair's two bundled networks: ``0.7 x`` the 2-D U-Net applied to every axial slice ``+ 0.3 x``
     the 3-D ResNet applied by overlapping patches with linear blending (any size; memory one
@@ -710,7 +714,7 @@ def synthesize(
         if not set(need) <= set(pairs):
             raise ValueError(f"no bundled weights for source={src!r} -> target={tgt!r} with method={method!r} "
                              f"(needs {need}); available: {pairs}")
-        if method == "ensemble" or (method == "unet" and _SLICE_ENSEMBLES.get(unet_name) in pairs):
+        if method == "ensemble" or (method == "unet" and _has_slice_ensemble(unet_name, pairs)):
             unet = _bundled_slice_network(unet_name, pairs, dev)
             t = torch.from_numpy(normalise_volume(x.numpy())[0]).to(dev)
             with torch.no_grad():

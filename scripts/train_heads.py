@@ -13,7 +13,7 @@ from the weights another run wrote (a fine-tuning stage; train that one first).
     python scripts/train_heads.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR]
     python scripts/train_heads.py cards          # held-out scores -> data/weights/heads/<name>.json
     python scripts/train_heads.py ensemble-weight  # the validation sweep behind ENSEMBLE_UNET_WEIGHT
-    python scripts/train_heads.py slice-weight     # ... behind SLICE_ENSEMBLE_WEIGHT (after the c12 run)
+    python scripts/train_heads.py slice-weight     # ... behind SLICE_ENSEMBLE_WEIGHTS (after the c12 runs)
 
 Each training stops at its step count or its time budget, whichever comes first; the card
 records the steps done and the exact ``recon train`` command that repeats the run with that
@@ -53,12 +53,15 @@ RUNS: dict[str, tuple[dict, float]] = {
     # the same 12 (lr 5e-4 cosine) 23.81 vs 23.80: neither was kept
     "synthesis-unet-t1w-flair": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=8, depth=3,
                                       batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine", steps=8000), 900.0),
-    # session 4: a second T1w -> FLAIR slice network (12 channels, seed 1; "dest": its weight-file
-    # name) for the slice ensemble of recon.synthesize (recon.heads.synthesis.SliceEnsemble, weight
-    # SLICE_ENSEMBLE_WEIGHT from the `slice-weight` validation sweep below)
+    # session 4: two more T1w -> FLAIR slice networks (12 channels, seeds 1 and 2; "dest": the
+    # weight-file name) for the slice ensemble of recon.synthesize (recon.heads.synthesis.SliceEnsemble,
+    # weights SLICE_ENSEMBLE_WEIGHTS from the `slice-weight` validation sweep below)
     "synthesis-unet-t1w-flair-c12": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=12,
                                           depth=3, batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine",
                                           seed=1, steps=8000, dest="synthesis-unet-t1w-flair-c12"), 3300.0),
+    "synthesis-unet-t1w-flair-c12s2": (dict(task="synthesis", arch="unet", source="t1w", target="flair", chans=12,
+                                            depth=3, batch_size=4, patch_size=128, lr=2e-3, lr_schedule="cosine",
+                                            seed=2, steps=8000, dest="synthesis-unet-t1w-flair-c12s2"), 1800.0),
     "synthesis-unet-t1w-t2w": (dict(task="synthesis", arch="unet", source="t1w", target="t2w", chans=8, depth=3,
                                     batch_size=4, patch_size=128, lr=2e-3, steps=5000), 300.0),
     "synthesis-resnet3d-t1w-flair": (dict(task="synthesis", arch="resnet3d", source="t1w", target="flair", chans=8,
@@ -261,48 +264,49 @@ def ensemble_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
     return out
 
 
-#: the bundled slice ensembles: pair -> (first U-Net, second U-Net) (recon.api._SLICE_ENSEMBLES)
-SLICE_PAIRS = {("t1w", "flair"): ("synthesis-unet-t1w-flair", "synthesis-unet-t1w-flair-c12")}
+#: the bundled slice ensembles: pair -> its U-Nets (recon.api._SLICE_ENSEMBLES)
+SLICE_PAIRS = {("t1w", "flair"): ("synthesis-unet-t1w-flair", "synthesis-unet-t1w-flair-c12",
+                                  "synthesis-unet-t1w-flair-c12s2")}
 
 
 def slice_weight(cache: str, seeds: list[int] = ENSEMBLE_VAL_SEEDS) -> dict:
-    """The sweeps behind :data:`recon.heads.synthesis.SLICE_ENSEMBLE_WEIGHT`, on validation subjects
-    only: ``w x`` the first U-Net ``+ (1 - w) x`` the second (each flip-averaged, slice by slice,
-    as ``recon.synthesize(method="unet")`` runs them) for ``w`` in 0, 0.1, ..., 1; then, with the
-    best ``w``, the volume ensemble again (``v x`` that slice ensemble ``+ (1 - v) x`` the 3-D
-    ResNet) to see whether the volume default should use it. Mean MAE, PSNR and SSIM over the
-    brain mask after z-scoring (:func:`synthesis_scores`)."""
+    """The sweeps behind :data:`recon.heads.synthesis.SLICE_ENSEMBLE_WEIGHTS`, on validation
+    subjects only: every weighting of the pair's U-Nets on a 0.1 grid of the simplex (each U-Net
+    flip-averaged, slice by slice, as ``recon.synthesize(method="unet")`` runs them), PSNR over the
+    brain mask after z-scoring (:func:`synthesis_scores`); then, with the best weights, the volume
+    ensemble again (``v x`` that slice ensemble ``+ (1 - v) x`` the 3-D ResNet, ``v`` in 0, 0.1,
+    ..., 1) to see what the volume default gains."""
+    import itertools
+
     import recon
     from recon.train.tasks_heads import synthesis_scores
 
-    grid = [round(0.1 * k, 1) for k in range(11)]
+    def mean(scores: list[dict]) -> dict:
+        return {k: float(np.mean([x[k] for x in scores])) for k in ("psnr", "ssim", "mae")} | {
+            "psnr_per_subject": [round(x["psnr"], 2) for x in scores]}
+
     out: dict = {"subjects": list(seeds)}
-    for (source, target), (first, second) in SLICE_PAIRS.items():
+    for (source, target), names in SLICE_PAIRS.items():
         items = phantom_volumes(seeds, [source, target], cache=cache)
-        preds = [(recon.synthesize(it[source], source=source, target=target, weights=first),
-                  recon.synthesize(it[source], source=source, target=target, weights=second),
-                  recon.synthesize(it[source], source=source, target=target, method="resnet3d")) for it in items]
-
-        def sweep(combine) -> dict:
-            res = {}
-            for w in grid:
-                sc = [synthesis_scores(combine(w, *p), it[target], it["mask"]) for p, it in zip(preds, items)]
-                res[str(w)] = {k: float(np.mean([x[k] for x in sc])) for k in ("psnr", "ssim", "mae")}
-                res[str(w)]["psnr_per_subject"] = [round(x["psnr"], 2) for x in sc]
-            return res
-
+        preds = [[recon.synthesize(it[source], source=source, target=target, weights=n) for n in names] for it in items]
+        resnet = [recon.synthesize(it[source], source=source, target=target, method="resnet3d") for it in items]
         key = f"{source}->{target}"
-        out[key] = {"slice": sweep(lambda w, a, b, r: w * a + (1 - w) * b)}
-        best = max(grid, key=lambda w: out[key]["slice"][str(w)]["psnr"])
-        out[key]["best_slice_weight"] = best
-        out[key]["volume"] = sweep(lambda v, a, b, r: v * (best * a + (1 - best) * b) + (1 - v) * r)
-        out[key]["volume_single_unet"] = sweep(lambda v, a, b, r: v * a + (1 - v) * r)
-        logging.info("%s: best first-U-Net weight %.1f (%.2f dB; first alone %.2f, second alone %.2f)", key, best,
-                     out[key]["slice"][str(best)]["psnr"], out[key]["slice"]["1.0"]["psnr"],
-                     out[key]["slice"]["0.0"]["psnr"])
-        for name in ("volume", "volume_single_unet"):
-            v = max(grid, key=lambda w: out[key][name][str(w)]["psnr"])
-            logging.info("%s %s: best slice-path weight %.1f (%.2f dB)", key, name, v, out[key][name][str(v)]["psnr"])
+        grid = [w for w in itertools.product(range(11), repeat=len(names)) if sum(w) == 10]
+        sweep = {}
+        for w in grid:
+            sc = [synthesis_scores(sum(k / 10 * p for k, p in zip(w, ps)), it[target], it["mask"])
+                  for ps, it in zip(preds, items)]
+            sweep[",".join(str(k / 10) for k in w)] = mean(sc)
+        best = max(sweep, key=lambda w: sweep[w]["psnr"])
+        bw = [float(v) for v in best.split(",")]
+        out[key] = {"networks": list(names), "slice": sweep, "best_slice_weights": bw, "volume": {}}
+        for v in [round(0.1 * k, 1) for k in range(11)]:
+            sc = [synthesis_scores(v * sum(k * p for k, p in zip(bw, ps)) + (1 - v) * r, it[target], it["mask"])
+                  for ps, r, it in zip(preds, resnet, items)]
+            out[key]["volume"][str(v)] = mean(sc)
+        logging.info("%s: best slice weights %s (%.2f dB; alone: %s)", key, best, sweep[best]["psnr"],
+                     [round(sweep[",".join("1.0" if j == i else "0.0" for j in range(len(names)))]["psnr"], 2)
+                      for i in range(len(names))])
     return out
 
 

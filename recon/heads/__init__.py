@@ -17,14 +17,14 @@ from recon.heads.denoise import DenoisingAutoencoder, add_rician_noise, denoise_
 from recon.heads.gan import DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance
 from recon.heads.registration import DeformableTransform, RegistrationNet, SpatialTransformer, integrate_velocity, local_ncc, warp
 from recon.heads.superres import MultiScaleFusionSR, SRGAN3d, SRDiscriminator3d, SRGenerator3d, high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad
-from recon.heads.synthesis import (ENSEMBLE_UNET_WEIGHT, SLICE_ENSEMBLE_WEIGHT, CycleGAN, ImagePool, LocalSynthesizer,
+from recon.heads.synthesis import (ENSEMBLE_UNET_WEIGHT, SLICE_ENSEMBLE_WEIGHTS, CycleGAN, ImagePool, LocalSynthesizer,
                                    PatchDiscriminator, ResNet3d, SliceEnsemble, UnetSynthesizer, crop_axial, ensemble_volume,
                                    lsgan_loss, resnet3d_volume, sliding_window_3d, translate_slices, unet_volume)
 
 __all__ = [
     "ResNet3d", "UnetSynthesizer", "LocalSynthesizer", "TissueMapSynthesizer", "CycleGAN", "PatchDiscriminator", "ImagePool", "lsgan_loss", "crop_axial",
     "sliding_window_3d", "translate_slices", "unet_volume", "resnet3d_volume", "ensemble_volume", "ENSEMBLE_UNET_WEIGHT",
-    "SliceEnsemble", "SLICE_ENSEMBLE_WEIGHT",
+    "SliceEnsemble", "SLICE_ENSEMBLE_WEIGHTS",
     "DCGANGenerator", "DCGANDiscriminator", "max_ncc", "intensity_histogram_distance", "radial_power_spectrum",
     "spectrum_distance",
     "DenoisingAutoencoder", "add_rician_noise", "estimate_sigma", "rician_floor_correction", "denoise_image",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import recon
-from recon.heads.synthesis import ENSEMBLE_UNET_WEIGHT, SLICE_ENSEMBLE_WEIGHT, ResNet3d, UnetSynthesizer, ensemble_volume
+from recon.heads.synthesis import ENSEMBLE_UNET_WEIGHT, SLICE_ENSEMBLE_WEIGHTS, ResNet3d, UnetSynthesizer, ensemble_volume
 from recon.train.tasks_heads import available_heads
 
 HEADS = available_heads()
@@ -87,10 +87,11 @@ def test_synthesize_ensemble_matches_the_bundled_networks_run_by_hand():
     unet = load_head("synthesis-unet-t1w-flair")[0].double()
     resnet = load_head("synthesis-resnet3d-t1w-flair")[0].double()
     want = _reference(unet, resnet, x, 0.7, True).numpy()
-    if "synthesis-unet-t1w-flair-c12" in HEADS:  # the slice path is the two U-Nets' slice ensemble (linear in each)
-        second = load_head("synthesis-unet-t1w-flair-c12")[0].double()
-        w = SLICE_ENSEMBLE_WEIGHT
-        want = w * want + (1 - w) * _reference(second, resnet, x, 0.7, True).numpy()
+    others = ("synthesis-unet-t1w-flair-c12", "synthesis-unet-t1w-flair-c12s2")
+    if set(others) <= set(HEADS):  # the slice path is the U-Nets' slice ensemble (the reference is linear in each)
+        want = SLICE_ENSEMBLE_WEIGHTS[0] * want + sum(
+            w * _reference(load_head(n)[0].double(), resnet, x, 0.7, True).numpy()
+            for w, n in zip(SLICE_ENSEMBLE_WEIGHTS[1:], others))
     got = recon.synthesize(vol * 37.0, source="t1", target="flair", method="ensemble", patch_size=32)
     assert got.dtype == np.float32 and got.shape == vol.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

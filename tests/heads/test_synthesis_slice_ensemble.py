@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recon.heads.synthesis import (SLICE_ENSEMBLE_WEIGHT, SliceEnsemble, UnetSynthesizer, translate_slices,
+from recon.heads.synthesis import (SLICE_ENSEMBLE_WEIGHTS, SliceEnsemble, UnetSynthesizer, translate_slices,
                                    unet_volume)
 
 
@@ -66,8 +66,8 @@ def test_unet_volume_of_an_ensemble():
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
 
 
-def test_slice_ensemble_weight_is_a_weight():
-    assert 0.0 <= SLICE_ENSEMBLE_WEIGHT <= 1.0
+def test_slice_ensemble_weights_are_the_documented_validation_choice():
+    assert SLICE_ENSEMBLE_WEIGHTS == (0.3, 0.3, 0.4)
 
 
 def test_errors():
@@ -95,12 +95,12 @@ def test_errors():
         SliceEnsemble([a, two])(_slices())
 
 
-PAIR = ("synthesis-unet-t1w-flair", "synthesis-unet-t1w-flair-c12")
+NETS = ("synthesis-unet-t1w-flair", "synthesis-unet-t1w-flair-c12", "synthesis-unet-t1w-flair-c12s2")
 
 
-@pytest.mark.skipif(not set(PAIR) <= set(__import__("recon.train.tasks_heads", fromlist=["x"]).available_heads()),
+@pytest.mark.skipif(not set(NETS) <= set(__import__("recon.train.tasks_heads", fromlist=["x"]).available_heads()),
                     reason="bundled T1w -> FLAIR U-Nets missing")
-def test_synthesize_slice_path_is_the_two_bundled_unets_mean():
+def test_synthesize_slice_path_is_the_bundled_unets_weighted_mean():
     import recon
     from recon.train.tasks_heads import load_head
 
@@ -112,11 +112,11 @@ def test_synthesize_slice_path_is_the_two_bundled_unets_mean():
         def own(name):
             net = load_head(name)[0].double()
             return 0.5 * (net(x)[0, 0] + net(x.flip(-2)).flip(-2)[0, 0]).numpy()
-        first, second = own(PAIR[0]), own(PAIR[1])
-    want = SLICE_ENSEMBLE_WEIGHT * first + (1 - SLICE_ENSEMBLE_WEIGHT) * second
+        each = [own(n) for n in NETS]
+    want = sum(w * y for w, y in zip(SLICE_ENSEMBLE_WEIGHTS, each))
     got = recon.synthesize(img * 50.0, source="t1", target="flair")
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(recon.synthesize(img * 50.0, source="t1", target="flair", method="unet"), got)
     # a named weight file is that one network alone
-    np.testing.assert_allclose(recon.synthesize(img, source="t1", target="flair", weights=PAIR[1]), second,
+    np.testing.assert_allclose(recon.synthesize(img, source="t1", target="flair", weights=NETS[1]), each[1],
                                rtol=1e-4, atol=1e-4)
