@@ -442,11 +442,23 @@ def held_out_scores(results: dict | None = None, quick: bool = False) -> dict[st
         for name in (f"synthesis-unet-{source}-{target}", f"synthesis-resnet3d-{source}-{target}"):
             if name in cards:
                 cards[name]["ensemble"] = {
-                    "method": "recon.synthesize(method='ensemble'): 0.7 x synthesis-unet (slice by slice) + 0.3 x "
-                              "synthesis-resnet3d (by patches), both flip-averaged; the default for volumes",
+                    "method": "recon.synthesize(method='ensemble'): 0.7 x the slice path (synthesis-unet slice by slice; "
+                              "T1w -> FLAIR: the slice ensemble of three U-Nets) + 0.3 x synthesis-resnet3d (by patches), "
+                              "all flip-averaged; the default for volumes",
                     "selection": "U-Net weight 0.7 chosen on validation subjects 100-105 from 0, 0.1, ..., 1 "
-                                 "(FLAIR 24.04 dB vs 23.80 U-Net alone; T2w 21.99 vs 21.66; docs/heads.md)",
+                                 "(FLAIR 24.04 dB vs 23.80 U-Net alone; T2w 21.99 vs 21.66; with the FLAIR slice "
+                                 "ensemble 24.33 dB at 0.7, 24.38 at 0.8, 0.7 kept; docs/heads.md)",
                     **value}
+    from recon.api import _SLICE_ENSEMBLES
+    from recon.heads.synthesis import SLICE_ENSEMBLE_WEIGHTS
+    from recon.train.tasks_heads import available_heads
+
+    for first, others in _SLICE_ENSEMBLES.items():  # the '2-D U-Net' row of such a pair is its slice ensemble
+        if first in cards and set(others) <= set(available_heads()):
+            cards[first]["method"] = (f"recon.synthesize(method='unet'): SliceEnsemble of {[first, *others]}, "
+                                      f"weights {list(SLICE_ENSEMBLE_WEIGHTS)}, each flip-averaged")
+            for name in others:
+                cards[name] = {"slice_ensemble": {k: v for k, v in cards[first].items() if k != "ensemble"}}
     cards["denoise"] = {k: {m: v[m] for m in ("recon.denoise", "best_baseline", "gain_db", "noisy")} for k, v in den.items()}
     cards["gan"] = gan
     return cards
@@ -472,7 +484,9 @@ def run(quick: bool, device: torch.device) -> dict:
         "(flip_average=True, the default). T2w -> T1w: the CycleGAN's other generator. The ensemble row is "
         "recon.synthesize(method='ensemble'): 0.7 x the 2-D U-Net slice by slice + 0.3 x the 3-D ResNet, the weight "
         "chosen on validation subjects 100-105 (0, 0.1, ..., 1); it is the default for volumes (marked), "
-        "a 2-D slice goes to the U-Net.",
+        "a 2-D slice goes to the U-Net. For T1w -> FLAIR the 2-D U-Net row is recon.synthesize(method='unet'), "
+        "the slice path: the mean of three bundled U-Nets (SliceEnsemble, weights 0.3 / 0.3 / 0.4 chosen on "
+        "validation subjects 100-105), also the U-Net part of the ensemble row.",
         "FLAIR per subject: in these phantoms FLAIR has little grey/white contrast (none at 3 T with the "
         "literature T1/T2; CSF not fully nulled), and each subject's tissue T1, T2 and PD vary by 6 % "
         "(log-normal), which sets the sign and size of that contrast; the T2 part is invisible in T1w. So the "
