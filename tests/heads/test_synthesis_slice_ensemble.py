@@ -120,3 +120,22 @@ def test_synthesize_slice_path_is_the_bundled_unets_weighted_mean():
     # a named weight file is that one network alone
     np.testing.assert_allclose(recon.synthesize(img, source="t1", target="flair", weights=NETS[1]), each[1],
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NETS[1:])
+def test_bundled_card_command_rebuilds_the_bundled_unet(name):
+    import json
+    import shlex
+    from pathlib import Path
+
+    from recon.train.tasks_heads import build_head, config_from_argv, heads_dir, load_head
+
+    card_path = Path(heads_dir()) / f"{name}.json"
+    if not card_path.is_file():
+        pytest.skip(f"no bundled {name}")
+    card = json.loads(card_path.read_text())
+    model, config, _ = load_head(name)
+    rebuilt = config_from_argv(shlex.split(card["command"])[2:])  # after "recon train"
+    assert (rebuilt.arch, rebuilt.chans, rebuilt.depth, rebuilt.seed, rebuilt.steps) == \
+        (config.arch, config.chans, config.depth, config.seed, card["steps"])
+    build_head(rebuilt).load_state_dict(model.state_dict())  # same architecture, same parameter shapes
