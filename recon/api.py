@@ -644,7 +644,10 @@ def synthesize(
         target: contrast to synthesise.
         weights: None (the bundled network(s) for the pair), a bundled name
             (``"synthesis-unet-t1w-flair"``, ``"cyclegan-t1w-t2w"``, ...) or a weight file written
-            by ``recon train --task synthesis|cyclegan``.
+            by ``recon train --task synthesis|cyclegan``. The bundled ``cyclegan-t1w-t2w`` (an
+            intensity table per contrast, trained unpaired on skull-stripped slices) wants
+            skull-stripped input: multiply the image by its brain mask
+            (:func:`recon.preprocess.brain_mask`) first; scalp and skull come out wrong otherwise.
         method: which network(s), for bundled weights: ``"ensemble"`` (volumes only: U-Net slice
             by slice and 3-D ResNet averaged, 0.7 / 0.3), ``"unet"`` (2-D U-Net; a volume slice
             by slice along its last axis), ``"resnet3d"`` (3-D ResNet; volumes only) or None: the
