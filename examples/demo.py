@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     from recon.train.tasks_heads import available_heads  # image heads (issue 13): only with bundled weights
 
     if "synthesis-unet-t1w-flair" in available_heads():  # the sample is an axial T1-weighted brain
-        flair = recon.synthesize(image[mid], source="t1", target="flair")
+        # the networks take slices in array order (X, Y), not display order (anterior up): turn the
+        # displayed slice back for them and the result forward for the figure
+        flair = np.rot90(recon.synthesize(np.rot90(image[mid], -1).copy(), source="t1", target="flair"))
         _plot(args.out / "demo_synthesis.png", [(f"{args.method} reconstruction (T1w)", image[mid] / image[mid].max()),
                                                 ("synthesised FLAIR (recon.synthesize)", flair / np.percentile(flair, 99.5))],
               vmax=1.0)

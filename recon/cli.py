@@ -592,8 +592,11 @@ def _fit_nyul(held: list[tuple[Path, np.ndarray, Path, Path | None]], folder: Pa
 
 
 def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """A NIfTI volume (with its affine) or the 'reconstruction' of a submission .h5 file
-    (``(slices, H, W)`` -> ``(H, W, slices)``, slices last; no affine)."""
+    """A NIfTI volume (with its affine) or the 'reconstruction' of a submission .h5 file, no
+    affine: its display-oriented ``(slices, H, W)`` images (anterior up, as
+    :func:`recon.data.simulate.nifti_slices` cuts them and fastMRI shows them) turned back to
+    array order, ``(X, Y, slices)`` (each slice ``np.rot90(image, -1)``), which is how the image
+    heads' networks were trained and how ``make demo`` writes ``out.nii.gz``."""
     if not path.is_file():
         raise FileNotFoundError(f"input {str(path)!r} does not exist")
     if path.suffix == ".h5":
@@ -602,8 +605,8 @@ def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
                 raise CommandError(f"{path}: no 'reconstruction' dataset (not a `recon reconstruct` output)")
             volume = np.asarray(hf["reconstruction"][()], dtype=np.float32)
         if volume.ndim == 2:
-            return volume, None, True
-        return np.ascontiguousarray(np.moveaxis(volume, 0, -1)), None, True
+            return np.ascontiguousarray(np.rot90(volume, -1)), None, True
+        return np.ascontiguousarray(np.moveaxis(np.rot90(volume, -1, axes=(1, 2)), 0, -1)), None, True
     if not path.name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"IN must be a .nii/.nii.gz volume or a submission .h5 file, got {str(path)!r}")
     from recon.data.io import load_nifti
