@@ -30,6 +30,8 @@ from recon.heads._checks import check_finite, check_image_tensor
 from recon.ops._checks import check_int, describe
 
 __all__ = [
+    "BinomialBlur",
+    "BlurredConvTranspose2d",
     "DCGANGenerator",
     "DCGANDiscriminator",
     "max_ncc",
@@ -46,6 +48,43 @@ def _check_size(size: int) -> int:
     return size
 
 
+#: the generator's up-sampling choices
+UPSAMPLE_MODES = ("transpose", "resize", "blur")
+
+
+class BinomialBlur(nn.Module):
+    """Fixed ``[1, 2, 1] x [1, 2, 1] / 16`` blur of every channel (reflect padding; no parameters).
+
+    Frequency response ``cos^2(pi f_y) cos^2(pi f_x)`` (``f`` in cycles per pixel): 1 at zero
+    frequency (a constant image stays constant), 0 at the Nyquist frequency. The anti-aliasing
+    filter after a transposed convolution in StyleGAN's up-sampling (Karras et al. 2019, 2020).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> ``(B, C, H, W)``, ``H, W >= 2``."""
+        check_image_tensor("x", x, 4, "(B, C, H, W)")
+        c = x.shape[1]
+        w = self.kernel.to(dtype=x.dtype).expand(c, 1, 3, 3)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w, groups=c)
+
+
+class BlurredConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution followed by :class:`BinomialBlur` (the same parameters and
+    state-dict keys as ``nn.ConvTranspose2d``: a plain transposed convolution's weights load)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.blur = BinomialBlur()
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        return self.blur(super().forward(x, output_size))
+
+
 class DCGANGenerator(nn.Module):
     """DCGAN generator: latent ``(B, latent_dim)`` -> slice ``(B, 1, size, size)`` in ``[-1, 1]``.
 
@@ -54,21 +93,23 @@ class DCGANGenerator(nn.Module):
     ``upsample="resize"`` every stride-2 transposed convolution is replaced by bilinear x2
     up-sampling and a 3x3 convolution (resize-convolution, Odena et al. 2016): no
     checkerboard, whose excess power near the Nyquist frequency makes the transposed-conv
-    generator's radial spectrum depart from real slices.
+    generator's radial spectrum depart from real slices. ``upsample="blur"`` keeps the
+    transposed convolutions (same parameters: ``"transpose"`` weights load) and follows each
+    stride-2 one with the fixed :class:`BinomialBlur` (anti-aliased up-sampling, as StyleGAN).
 
     Args:
         latent_dim: latent vector length.
         chans: channels of the last hidden layer.
         size: output side, a power of two >= 8.
-        upsample: ``"transpose"`` (DCGAN) or ``"resize"``.
+        upsample: ``"transpose"`` (DCGAN), ``"resize"`` or ``"blur"``.
     """
 
     def __init__(self, latent_dim: int = 64, chans: int = 32, size: int = 64, upsample: str = "transpose") -> None:
         super().__init__()
         check_int("latent_dim", latent_dim)
         check_int("chans", chans)
-        if upsample not in ("transpose", "resize"):
-            raise ValueError(f"upsample must be 'transpose' or 'resize', got {upsample!r}")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be 'transpose', 'resize' or 'blur', got {upsample!r}")
         self.latent_dim, self.chans, self.size, self.upsample = latent_dim, chans, _check_size(size), upsample
         steps = int(math.log2(size)) - 2  # 4 -> size in `steps` doublings
         ch = chans * 2 ** (steps - 1)
@@ -76,6 +117,8 @@ class DCGANGenerator(nn.Module):
         def up(cin: int, cout: int) -> list[nn.Module]:
             if upsample == "transpose":
                 return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
+            if upsample == "blur":
+                return [BlurredConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
             return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                     nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
 

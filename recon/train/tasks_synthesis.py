@@ -340,13 +340,14 @@ class GANTask(HeadTask):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
-                            help="generator up-sampling: DCGAN's transposed convolutions or resize-convolution")
+        parser.add_argument("--upsample", choices=["transpose", "resize", "blur"], default="transpose",
+                            help="generator up-sampling: DCGAN's transposed convolutions, resize-convolution, "
+                                 "or transposed convolutions each followed by a fixed [1, 2, 1] binomial blur")
 
     def check(self) -> None:
         up = self.config.options.get("upsample", "transpose")
-        if up not in ("transpose", "resize"):
-            raise ValueError(f"upsample must be 'transpose' or 'resize', got {up!r}")
+        if up not in ("transpose", "resize", "blur"):
+            raise ValueError(f"upsample must be 'transpose', 'resize' or 'blur', got {up!r}")
 
     def contrasts(self) -> list[str]:
         return ["t1w"]

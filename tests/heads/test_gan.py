@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from recon.heads.gan import (
-    DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance,
+    BinomialBlur, DCGANDiscriminator, DCGANGenerator, intensity_histogram_distance, max_ncc, radial_power_spectrum, spectrum_distance,
 )
 
 
-@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+@pytest.mark.parametrize("upsample", ["transpose", "resize", "blur"])
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_dcgan_shapes_range_and_gradients(size, upsample):
     g = DCGANGenerator(latent_dim=8, chans=4, size=size, upsample=upsample)
@@ -40,14 +40,47 @@ def test_dcgan_checks():
         DCGANGenerator(latent_dim=8, chans=4, size=16)(torch.zeros(2, 9))
     with pytest.raises(ValueError, match="image must be"):
         DCGANDiscriminator(chans=4, size=16)(torch.zeros(2, 1, 32, 32))
-    with pytest.raises(ValueError, match="upsample must be 'transpose' or 'resize'"):
+    with pytest.raises(ValueError, match="upsample must be 'transpose', 'resize' or 'blur', got 'nearest'"):
         DCGANGenerator(latent_dim=8, chans=4, size=16, upsample="nearest")
+    with pytest.raises(ValueError, match="x must be"):
+        BinomialBlur()(torch.zeros(8, 8))
 
 
 def test_dcgan_resize_generator_has_no_transposed_conv_after_the_first_layer():
     g = DCGANGenerator(latent_dim=8, chans=4, size=32, upsample="resize")
     kinds = [type(m).__name__ for m in g.model]
     assert kinds.count("ConvTranspose2d") == 1 and kinds.count("Upsample") == 3  # 4 -> 8 -> 16 -> 32
+
+
+def test_binomial_blur_frequency_response_closed_form():
+    """[1, 2, 1] x [1, 2, 1] / 16: response cos^2(pi fy) cos^2(pi fx); constant kept, Nyquist zeroed."""
+    blur = BinomialBlur()
+    n = np.arange(32)
+    const = torch.full((1, 2, 32, 32), 0.7, dtype=torch.float64)
+    torch.testing.assert_close(blur(const), const, rtol=0, atol=1e-15)
+    nyq = torch.from_numpy(np.add.outer((-1.0) ** n, (-1.0) ** n))[None, None]  # Nyquist along y and x
+    assert float(blur(nyq).abs().max()) < 1e-15  # reflect padding: zero up to the borders
+    for fy, fx in [(0.125, 0.0), (0.25, 0.0625), (3 / 32, 0.375)]:
+        img = np.cos(2 * np.pi * fy * n)[:, None] * np.cos(2 * np.pi * fx * n)[None, :]
+        out = blur(torch.from_numpy(img)[None, None])[0, 0].numpy()
+        gain = np.cos(np.pi * fy) ** 2 * np.cos(np.pi * fx) ** 2
+        np.testing.assert_allclose(out[1:-1, 1:-1], gain * img[1:-1, 1:-1], rtol=0, atol=1e-12)  # interior
+    assert list(blur.state_dict()) == []  # fixed filter: nothing to train or save
+
+
+def test_dcgan_blur_generator_loads_transpose_weights_and_blurs_each_upsampling():
+    torch.manual_seed(0)
+    t = DCGANGenerator(latent_dim=8, chans=4, size=32).eval()
+    b = DCGANGenerator(latent_dim=8, chans=4, size=32, upsample="blur").eval()
+    b.load_state_dict(t.state_dict())  # same parameters and keys
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+    # the last up-sampling blurred before tanh: the outputs differ, the pre-tanh maps by exactly the blur
+    with torch.no_grad():
+        pre_t, pre_b = t.model[:-1](z[:, :, None, None]), b.model[:-1](z[:, :, None, None])
+    assert not torch.allclose(pre_t, pre_b)
+    spec_t = torch.fft.fft2(pre_t[:, 0]).abs()[:, 16, 16]  # the (Nyquist, Nyquist) coefficient
+    spec_b = torch.fft.fft2(pre_b[:, 0]).abs()[:, 16, 16]
+    assert bool((spec_t > 1e-3).all()) and bool((spec_b < 1e-3 * spec_t).all())  # removed (but at the borders)
 
 
 def test_max_ncc_against_numpy():
