@@ -86,6 +86,9 @@ RUNS: dict[str, tuple[dict, float]] = {
                                        "lambda_cycle": 1.0, "cycle_warmup": 2000, "disc_chans": 8}), 900.0),
     # (session 3: `--upsample resize`, 4866 steps, was further from the validation slices' spectrum,
     # 0.197 vs 0.152 decades, and histogram, W1 0.052 vs 0.035, and was not shipped)
+    # (session 4: `--upsample blur`, fine-tuned from this run's last.ckpt or from scratch with seeds 0
+    # and 1, and this run resumed to 8219 steps: none beat it on the validation slices on both spectrum
+    # and W1 (docs/heads.md "GAN spectrum"); not shipped)
     "gan": (dict(task="gan", chans=16, latent_dim=64, image_size=64, batch_size=32, lr=2e-4, steps=5000), 180.0),
     # stage 1: axial slices; stage 2 (fine-tuning): zero margins (pure Rician background) and
     # slices in every orientation; stage 3 below
