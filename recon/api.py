@@ -737,7 +737,7 @@ def synthesize(
                     out = translate_slices(unet, t[None, None], flip_average=flip_average)[0, 0]
                 else:
                     out = unet_volume(unet, t, flip_average=flip_average)
-            return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
+            return _head_output(out.float(), was_numpy, image.device if not was_numpy else None)
         weights = need[0]
     elif method == "ensemble":
         raise ValueError(f"method='ensemble' averages the pair's two bundled networks, so weights must be None, "
@@ -779,7 +779,7 @@ def synthesize(
             out = translate_slices(model, t[None, None], flip_average=flip_average)[0, 0]
         else:
             out = unet_volume(model, t, flip_average=flip_average)
-    return _head_output(out.float(), was_numpy, x.device if not was_numpy else None)
+    return _head_output(out.float(), was_numpy, image.device if not was_numpy else None)
 
 
 def denoise(
@@ -822,7 +822,7 @@ def denoise(
     stack = x if x.ndim == 2 else x.permute(2, 0, 1)
     out = denoise_image(model, stack, sigma)
     out = out if x.ndim == 2 else out.permute(1, 2, 0)
-    return _head_output(out.contiguous(), was_numpy, x.device if not was_numpy else None)
+    return _head_output(out.contiguous(), was_numpy, image.device if not was_numpy else None)
 
 
 def generate(

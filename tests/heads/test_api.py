@@ -119,3 +119,10 @@ def test_cli_synthesize_and_denoise(tmp_path, capsys):
         assert main(["denoise", str(tmp_path / "t1.nii.gz"), "-o", str(tmp_path / "dn.nii.gz")]) == 0
     assert main(["synthesize", str(tmp_path / "t1.nii.gz"), "-o", str(tmp_path / "x.nii.gz"), "--target", "dwi"]) == 2
     assert "target" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_tensor_comes_back_on_its_device():
+    image = torch.rand(48, 40, device="cuda") + 0.5
+    for out in (recon.synthesize(image, source="t1", target="flair"), recon.denoise(image)):
+        assert isinstance(out, torch.Tensor) and out.device.type == "cuda" and out.shape == image.shape
