@@ -544,9 +544,11 @@ def _reconstruct_batches(
 # weight files and their loader in recon.train.tasks_heads.
 
 
-def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8) -> tuple[torch.Tensor, bool]:
+def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8,
+                in_plane: bool = False) -> tuple[torch.Tensor, bool]:
     """A real floating image as a float32 CPU tensor (numpy or torch in), refusing NaN/Inf and
-    axes shorter than ``min_size``."""
+    axes shorter than ``min_size`` (with ``in_plane``, only the first two: a volume that goes
+    slice by slice may have few slices)."""
     was_numpy = isinstance(image, np.ndarray)
     if was_numpy:
         image = _from_numpy(image)
@@ -557,14 +559,22 @@ def _head_image(image: object, dims: tuple[int, ...] = (2, 3), min_size: int = 8
     if image.ndim not in dims:
         want = " or ".join(f"{d}-D" for d in dims)
         raise ValueError(f"image must be {want} ((H, W) slice or (X, Y, Z) volume), got shape {tuple(image.shape)}")
-    if min(image.shape) < min_size:
-        raise ValueError(f"image must be at least {min_size} pixels along every axis, got shape {tuple(image.shape)}")
+    if min(image.shape[:2] if in_plane else image.shape) < min_size:
+        where = "along its first two (in-plane) axes" if in_plane else "along every axis"
+        raise ValueError(f"image must be at least {min_size} pixels {where}, got shape {tuple(image.shape)}")
     image = image.detach().to(device="cpu", dtype=torch.float32)  # a CUDA tensor in: the heads start from a CPU copy
     if not bool(torch.isfinite(image).all()):
         raise ValueError("image contains NaN or Inf values")
     if float(image.max()) <= 0:
         raise ValueError("image has no positive signal (all values <= 0)")
     return image, was_numpy
+
+
+def _check_depth(x: torch.Tensor, what: str, min_size: int = 8) -> None:
+    """A volume for a 3-D network needs ``min_size`` slices too (the slice path takes any number)."""
+    if x.ndim == 3 and x.shape[2] < min_size:
+        raise ValueError(f"image has {x.shape[2]} slices (shape {tuple(x.shape)}) but {what} needs at least "
+                         f"{min_size}; pass method='unet' (slice by slice) or a volume with more slices")
 
 
 def _head_device(device: object) -> torch.device:
@@ -683,7 +693,8 @@ def synthesize(
         ValueError: unknown ``source``/``target``/``method`` or a pair without weights (the
             message lists the available ones); a 2-D image for a 3-D-only model or the ensemble;
             ``dims`` and ``method`` both given, or ``weights`` with ``method="ensemble"``;
-            NaN/Inf; an image < 8 pixels.
+            NaN/Inf; an image < 8 pixels in-plane, or a volume of < 8 slices for a 3-D network
+            (the slice path takes any number of slices).
         TypeError: not a real array.
 
     Example:
@@ -700,7 +711,7 @@ def synthesize(
         raise ValueError(f"target must differ from source, got {target!r} and {source!r}")
     if method is not None and (not isinstance(method, str) or method not in SYNTHESIS_METHODS):
         raise ValueError(f"method must be one of {', '.join(map(repr, SYNTHESIS_METHODS))} or None, got {method!r}")
-    x, was_numpy = _head_image(image)
+    x, was_numpy = _head_image(image, in_plane=True)  # the slice path takes any number of slices
     if dims is not None and dims not in (2, 3):
         raise ValueError(f"dims must be 2, 3 or None, got {dims!r}")
     if dims is not None and method is not None:
@@ -725,6 +736,8 @@ def synthesize(
         if not set(need) <= set(pairs):
             raise ValueError(f"no bundled weights for source={src!r} -> target={tgt!r} with method={method!r} "
                              f"(needs {need}); available: {pairs}")
+        if method == "ensemble":
+            _check_depth(x, "method='ensemble' (its 3-D ResNet part)")
         if method == "ensemble" or (method == "unet" and _has_slice_ensemble(unet_name, pairs)):
             unet = _bundled_slice_network(unet_name, pairs, dev)
             t = torch.from_numpy(normalise_volume(x.numpy())[0]).to(dev)
@@ -768,6 +781,8 @@ def synthesize(
     if arch != "resnet3d" and method == "resnet3d":
         raise ValueError(f"{'dims=3' if dims else 'method=' + repr(method)} asks for the 3-D ResNet, but weights "
                          f"{str(weights)!r} are a 2-D slice network")
+    if arch == "resnet3d":
+        _check_depth(x, "the 3-D ResNet")
     model = model.to(dev).eval()
     normalised, _ = normalise_volume(x.numpy())
     t = torch.from_numpy(normalised).to(dev)
@@ -811,7 +826,7 @@ def denoise(
     from recon.heads.denoise import denoise_image
     from recon.train.tasks_heads import load_head
 
-    x, was_numpy = _head_image(image)
+    x, was_numpy = _head_image(image, in_plane=True)  # slice by slice: any number of slices
     if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float))
                               or not math.isfinite(sigma) or sigma < 0):
         raise ValueError(f"sigma must be a finite number >= 0 or None, got {sigma!r}")

@@ -126,3 +126,27 @@ def test_a_cuda_tensor_comes_back_on_its_device():
     image = torch.rand(48, 40, device="cuda") + 0.5
     for out in (recon.synthesize(image, source="t1", target="flair"), recon.denoise(image)):
         assert isinstance(out, torch.Tensor) and out.device.type == "cuda" and out.shape == image.shape
+
+
+def test_a_volume_with_few_slices_goes_slice_by_slice_but_not_to_a_3d_network():
+    """A 3-slice reconstruction (make demo's) can be synthesised by the slice path; the 3-D
+    networks refuse it with a clear error instead of the old 'at least 8 pixels' one."""
+    rng = np.random.default_rng(0)
+    volume = (rng.random((40, 36, 3)) + 0.5).astype(np.float32)
+    out = recon.synthesize(volume, source="t1", target="flair", method="unet")
+    assert out.shape == volume.shape and np.isfinite(out).all()
+    # the slice path is slice by slice: each output slice is that slice synthesised alone
+    np.testing.assert_allclose(out[:, :, 1], recon.synthesize(volume[:, :, 1], source="t1", target="flair"),
+                               rtol=1e-4, atol=1e-4 * float(np.abs(out).max()))
+    for method in ("ensemble", "resnet3d", None):
+        with pytest.raises(ValueError, match="3 slices"):
+            recon.synthesize(volume, source="t1", target="flair", method=method)
+    with pytest.raises(ValueError, match="first two"):
+        recon.synthesize(volume[:5], source="t1", target="flair", method="unet")
+
+
+def test_denoise_takes_a_volume_with_few_slices():
+    rng = np.random.default_rng(1)
+    volume = (rng.random((40, 36, 3)) + 0.5).astype(np.float32)
+    out = recon.denoise(volume)
+    assert out.shape == volume.shape and np.isfinite(out).all()
