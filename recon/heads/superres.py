@@ -887,19 +887,18 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
         raise ValueError("image has no positive signal to super-resolve")
     param = next(model.parameters())
     x = (image.double() / unit).to(param.dtype).to(param.device)
+    def planes(stack: torch.Tensor) -> torch.Tensor:
+        """A 2-D network on a ``(n, h, w)`` stack of planes, 8 at a time."""
+        return torch.cat([model(stack[i:i + 8, None], plane) for i in range(0, stack.shape[0], 8)])[:, 0]
+
     with torch.no_grad():
         if dims == 2 and image.ndim == 2:
             out = model(x[None, None], plane)[0, 0]
         elif through:
             # thick slices: the network on every X-Z plane and every Y-Z plane, the two averaged
-            def planes(stack: torch.Tensor) -> torch.Tensor:
-                return torch.cat([model(stack[i:i + 8], plane) for i in range(0, stack.shape[0], 8)])[:, 0]
-
-            xz = planes(x.permute(1, 0, 2)[:, None]).permute(1, 0, 2)
-            out = 0.5 * (xz + planes(x[:, None]))
+            out = 0.5 * (planes(x.permute(1, 0, 2)).permute(1, 0, 2) + planes(x))
         elif dims == 2:
-            slices = x.permute(2, 0, 1)[:, None]
-            out = torch.cat([model(slices[i:i + 8], plane) for i in range(0, slices.shape[0], 8)])[:, 0].permute(1, 2, 0)
+            out = planes(x.permute(2, 0, 1)).permute(1, 2, 0)
         elif isinstance(model, MultiScaleFusionSR):
             # interpolate the whole volume, refine it on the HR grid by overlapping patches
             up = model.interpolate(x[None, None], s)[0]

@@ -87,16 +87,14 @@ logger = logging.getLogger("recon.train")
 #: training tasks of this module
 TASKS: tuple[str, ...] = ("superres", "srgan")
 CONTRASTS = ("t1w", "t2w", "flair", "pd")
+#: the pseudo-network of zero-filled k-space (sinc) interpolation alone (no learned residual): the
+#: default for a factor where no bundled network beat sinc on validation (:data:`THICK_DEFAULT`)
+SINC = "sinc"
 #: the bundled network for thick slices (one enlarged axis of a volume) by slice-thickness factor,
 #: chosen on validation (phantoms 6-7 and the MNI152 validation part, tapered crops; a network is
 #: the default only if it beats sinc on both): at 2x none did, so sinc alone (:data:`SINC`); at 3x
 #: and 4x the 2-D network on the planes through the slices; other factors the 3-D one
-THICK_DEFAULT = {2: "sinc", 3: "superres-2d-thick", 4: "superres-2d-thick"}
-
-
-#: the pseudo-network of zero-filled k-space (sinc) interpolation alone (no learned residual): the
-#: default for a factor where no bundled network beat sinc on validation (:data:`THICK_DEFAULT`)
-SINC = "sinc"
+THICK_DEFAULT = {2: SINC, 3: "superres-2d-thick", 4: "superres-2d-thick"}
 
 
 def sinc_network(dims: int = 3) -> tuple[nn.Module, SuperresConfig, dict]:
