@@ -217,14 +217,31 @@ CPU_MORE_SCHEDULES: dict[str, dict] = {
     "unet": dict(lr=1e-4, lr_step_size=3, epochs=8, val_every=1, batch_size=4),
 }
 CPU_MORE_ORDER = ["varnet", "unet"]
+#: the ``cpu-orient`` preset: stage 3. Stages 1-2 trained and validated on axial slices only,
+#: and on the held-out split's coronal / sagittal phantoms the U-Net and VarNet lost most
+#: (real scans come in all three orientations). Stage 3 continues all three bundled models
+#: from the stage-2 files (``--init-dir`` = a copy of data/weights/) on a corpus of new phantom
+#: subjects (corpus seed 1, not the stage-1/2 subjects) cycled through axial, coronal and
+#: sagittal slabs, validated in all three orientations (9 phantom subjects + the Colin27 val
+#: slabs), validated every epoch; the cascade too, so the three are compared on equal data.
+CPU_ORIENT_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(lr=1e-4, lr_step_size=2, epochs=4, val_every=1, train_crop_rows=96),
+    "unet": dict(lr=1e-4, lr_step_size=3, epochs=6, val_every=1, batch_size=4),
+    "cascade": dict(lr=3e-4, lr_step_size=1, epochs=2, val_every=1, train_crop_rows=96),
+}
+CPU_ORIENT_ORDER = ["varnet", "unet", "cascade"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
-CPU_PRESETS: dict[str, dict[str, dict]] = {"cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES}
+CPU_PRESETS: dict[str, dict[str, dict]] = {
+    "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
+}
+#: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
+ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
 
 
 def corpus_config(preset: str):
-    """The corpus of the retrained models (``full``), the one-CPU-thread one (``cpu``: its
-    train / val splits; the held-out split is always ``full``'s, see :func:`heldout_config`)
-    or a seconds-size one (``toy``)."""
+    """The corpus of the retrained models (``full``), the one-CPU-thread ones (``cpu``,
+    ``cpu-more``, ``cpu-orient``: their train / val splits; the held-out split is always
+    ``full``'s, see :func:`heldout_config`) or a seconds-size one (``toy``)."""
     from recon.data.corpus import CorpusConfig
 
     if preset == "toy":
@@ -233,11 +250,14 @@ def corpus_config(preset: str):
         return CorpusConfig(num_train_subjects=40, num_val_subjects=2, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16))
     if preset == "cpu-more":
         return CorpusConfig(num_train_subjects=160, num_val_subjects=8, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16))
+    if preset == "cpu-orient":
+        return CorpusConfig(num_train_subjects=150, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
+                            orientations=ALL_ORIENTATIONS, seed=1)
     return CorpusConfig()
 
 
 def heldout_config(preset: str):
-    """The corpus whose ``test_heldout`` split scores a preset (``cpu`` and ``cpu-more`` use ``full``'s)."""
+    """The corpus whose ``test_heldout`` split scores a preset (the ``cpu*`` presets use ``full``'s)."""
     return corpus_config("toy" if preset == "toy" else "full")
 
 
@@ -510,9 +530,10 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "toy"), default="full",
+    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "toy"), default="full",
                         help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~3 h of one CPU thread; "
-                             "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; toy: CPU smoke run)")
+                             "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
+                             "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
     parser.add_argument("--init-dir", type=Path, default=None,
                         help="cpu / cpu-more presets: fine-tune from <DIR>/<model>.pt (default data/weights/; cpu: the "
                              "Colin27 weights of commit b98079f, cpu-more: the cpu run folder)")
@@ -588,7 +609,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.names is None:
-        args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
+        args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
     for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,

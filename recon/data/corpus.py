@@ -10,19 +10,22 @@ split           volumes
 ==============  ======================================================================
 train           ``num_train_subjects`` phantom subjects (:mod:`recon.data.phantom`: new
                 anatomies from the MNI152 and Colin27 tissue maps), each imaged with one
-                of ``contrasts`` at 1.5 or 3 T, axial slices; plus the Colin27 training
-                slabs of :data:`recon.data.sample.SPLITS` (real T1 images)
-val             ``num_val_subjects`` other phantom subjects (other seeds), plus the
-                Colin27 validation slabs
+                of ``contrasts`` at 1.5 or 3 T, sliced in ``orientations`` (default axial
+                only; subject ``i`` gets ``orientations[i % len]``); plus the Colin27
+                training slabs of :data:`recon.data.sample.SPLITS` (real T1 images, axial)
+val             ``num_val_subjects`` other phantom subjects (other seeds, the same
+                orientation cycle), plus the Colin27 validation slabs
 test_heldout    sources never used for training: the dipy T1 (coronal, another subject)
                 and b0 (T2-weighted EPI, another subject) images, and phantom subjects in a
                 contrast never trained on (``heldout_contrasts``, default inversion
-                recovery) cut coronally and sagittally (training is axial only)
+                recovery) cut coronally and sagittally (new orientations when training is
+                axial only, the default ``orientations``)
 ==============  ======================================================================
 
 What is truly held out, honestly: the dipy images are other people and the b0 another
 contrast; the held-out phantom volumes are new deformations of the same two template
-anatomies, so they test contrast and orientation, not anatomy. No other body parts ship
+anatomies, so they test contrast and orientation (orientation only while ``orientations`` is
+axial only), not anatomy. No other body parts ship
 in any package we can reach, so none are in the corpus.
 
 Every training and validation volume gets its own scanner (:func:`random_simulation_config`):
@@ -110,6 +113,12 @@ class CorpusConfig:
         real_slice_step: keep every this many slices of the Colin27 slabs.
         heldout_simulation: the fixed scanner of ``test_heldout``.
         seed: the corpus seed.
+        orientations: slice orientations of the ``train`` / ``val`` phantom volumes, cycled
+            over the subjects (``"axial"``, ``"coronal"``, ``"sagittal"``; default axial only).
+            Axial slabs start at a random height; coronal and sagittal ones at a random
+            position in the middle half of the head (``test_heldout`` keeps its central
+            coronal / sagittal slabs whatever this is). Left out of :meth:`key` while it is
+            the default, so corpora built before the field existed keep their folders.
     """
 
     num_train_subjects: int = 48
@@ -132,6 +141,7 @@ class CorpusConfig:
         default_factory=lambda: SimulationConfig(num_coils=8, snr=40.0, coil_radius=1.5, acquisition="HELDOUT")
     )
     seed: int = 0
+    orientations: tuple[str, ...] = field(default=("axial",), repr=False)
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -170,6 +180,13 @@ class CorpusConfig:
             raise ValueError(f"CorpusConfig.readout_oversampling must be ints >= 1, got {self.readout_oversampling!r}")
         if not self.slice_spacing > 0:
             raise ValueError(f"CorpusConfig.slice_spacing must be positive (mm), got {self.slice_spacing!r}")
+        value = self.orientations
+        if (isinstance(value, str) or not isinstance(value, (tuple, list)) or not value
+                or not all(isinstance(o, str) and o in _AXIS for o in value) or len(set(value)) != len(value)):
+            raise ValueError(
+                f"CorpusConfig.orientations must be a non-empty tuple of distinct {list(_AXIS)}, got {value!r}"
+            )
+        object.__setattr__(self, "orientations", tuple(value))
 
     @classmethod
     def toy(cls, **changes: Any) -> "CorpusConfig":
@@ -183,8 +200,15 @@ class CorpusConfig:
         return cls(**base)
 
     def key(self) -> str:
-        """Short hash of everything the corpus depends on (the cache folder's name)."""
-        return f"{zlib.crc32(repr((CORPUS_VERSION, self)).encode()):08x}"
+        """Short hash of everything the corpus depends on (the cache folder's name).
+
+        ``orientations`` enters only when it is not the default (axial only), so the key of
+        every config that existed before the field is unchanged.
+        """
+        text = repr((CORPUS_VERSION, self))  # the dataclass repr leaves orientations out
+        if self.orientations != ("axial",):
+            text += repr(("orientations", self.orientations))
+        return f"{zlib.crc32(text.encode()):08x}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible description."""
@@ -248,12 +272,13 @@ class _Job:
 
 def _jobs(config: CorpusConfig, split: str) -> list[_Job]:
     jobs: list[_Job] = []
+    orient = config.orientations
     if split == "train":
-        jobs += [_Job(split, i, "phantom") for i in range(config.num_train_subjects)]
+        jobs += [_Job(split, i, "phantom", orientation=orient[i % len(orient)]) for i in range(config.num_train_subjects)]
         if config.include_real:
             jobs += [_Job(split, len(jobs) + i, "real", real=v) for i, v in enumerate(SPLITS["train"])]
     elif split == "val":
-        jobs += [_Job(split, i, "phantom") for i in range(config.num_val_subjects)]
+        jobs += [_Job(split, i, "phantom", orientation=orient[i % len(orient)]) for i in range(config.num_val_subjects)]
         if config.include_real:
             jobs += [_Job(split, len(jobs) + i, "real", real=v) for i, v in enumerate(SPLITS["val"])]
     else:
@@ -310,9 +335,13 @@ def _phantom_volume(config: CorpusConfig, job: _Job, rng: np.random.Generator, s
     volume = image.volume
     if axis != 2:
         n = volume.shape[axis]
-        centre = n // 2
         half = config.slices_per_volume // 2
-        idx = range(max(0, centre - half), min(n, centre - half + config.slices_per_volume))
+        if heldout:
+            start = n // 2 - half  # the central slab (the held-out split as it has always been)
+        else:  # train / val: a random slab in the middle half of the head
+            lo = max(0, int(0.25 * n))
+            start = int(rng.integers(lo, max(lo + 1, int(0.75 * n) - config.slices_per_volume + 1)))
+        idx = range(max(0, start), min(n, start + config.slices_per_volume))
         slices = nifti_slices(volume, axis=axis, slices=idx)
     else:
         slices = nifti_slices(volume, axis=2)

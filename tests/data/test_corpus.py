@@ -194,6 +194,10 @@ def test_check_training_folder(tmp_path, corpus):
         ({"matrix_sizes": ((8, 8),)}, "matrix_sizes must be"),
         ({"snr_range": (0.0, 10.0)}, "snr_range must be"),
         ({"fov_mm": (300.0, 200.0)}, "fov_mm must be"),
+        ({"orientations": ("axial", "oblique")}, r"orientations must be a non-empty tuple of distinct \['axial', 'coronal', 'sagittal'\], got \('axial', 'oblique'\)"),
+        ({"orientations": "axial"}, "orientations must be a non-empty tuple"),
+        ({"orientations": ()}, "orientations must be a non-empty tuple"),
+        ({"orientations": ("axial", "axial")}, "orientations must be a non-empty tuple of distinct"),
     ],
 )
 def test_bad_corpus_config(changes, match):
@@ -208,3 +212,42 @@ def test_bad_build_arguments(tmp_path):
         build_corpus(CorpusConfig.toy(), tmp_path, num_workers=-1)
     with pytest.raises(TypeError, match="config must be a CorpusConfig"):
         build_corpus({}, tmp_path)
+
+
+# -- slice orientations of train / val ----------------------------------------------------------
+def test_default_orientations_keep_the_keys_of_older_corpora():
+    # folder names of corpora built before the field existed (the stage-1 / stage-2 training corpora
+    # and the full preset's, whose held-out split scores every run): the key must not move
+    assert CorpusConfig().key() == "05473a73"
+    common = dict(slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16))
+    assert CorpusConfig(num_train_subjects=40, num_val_subjects=2, **common).key() == "8b1471ed"
+    assert CorpusConfig(num_train_subjects=160, num_val_subjects=8, **common).key() == "9390d4de"
+    assert CorpusConfig(orientations=["axial"]).key() == "05473a73"  # a list is the same tuple
+    assert CorpusConfig(orientations=("axial", "coronal")).key() != CorpusConfig().key()
+    assert CorpusConfig(orientations=("axial", "coronal")).key() != CorpusConfig(orientations=("coronal", "axial")).key()
+
+
+def test_orientations_cycle_over_train_and_val_subjects():
+    from recon.data.corpus import _jobs
+
+    config = CorpusConfig.toy(num_train_subjects=7, num_val_subjects=3, orientations=("axial", "coronal", "sagittal"))
+    train = [j.orientation for j in _jobs(config, "train") if j.kind == "phantom"]
+    assert train == ["axial", "coronal", "sagittal", "axial", "coronal", "sagittal", "axial"]
+    assert [j.orientation for j in _jobs(config, "val") if j.kind == "phantom"] == ["axial", "coronal", "sagittal"]
+    # the held-out split does not depend on the training orientations
+    assert _jobs(config, "test_heldout") == _jobs(CorpusConfig.toy(num_train_subjects=7, num_val_subjects=3), "test_heldout")
+    assert all(j.orientation == "axial" for j in _jobs(CorpusConfig.toy(), "train"))
+
+
+def test_coronal_and_sagittal_training_volumes(tmp_path):
+    config = CorpusConfig.toy(**{**TINY, "num_train_subjects": 2, "orientations": ("coronal", "sagittal")})
+    folders = build_corpus(config, tmp_path, splits=("train",), progress=False)
+    records = json.loads((folders["train"].parent / "train.json").read_text())
+    assert [r["orientation"] for r in records] == ["coronal", "sagittal"]
+    assert [r["file"].split("_")[-1] for r in records] == [f"cor{records[0]['contrast']}.h5", f"sag{records[1]['contrast']}.h5"]
+    for record in records:
+        with h5py.File(folders["train"] / record["file"]) as hf:
+            target = hf["reconstruction_rss"][()]
+            assert hf.attrs["acquisition"].startswith(("COR", "SAG"))
+        # a slab of the head, not of the background around it
+        assert (target > 0.1 * target.max()).mean() > 0.2

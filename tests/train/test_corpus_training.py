@@ -135,6 +135,29 @@ def test_cpu_more_preset_continues_the_cpu_run_on_a_larger_corpus(tmp_path):
         script.corpus_settings("cascade", "cpu-more", folders)  # the cascade is not continued
 
 
+def test_cpu_orient_preset_continues_all_three_on_three_orientations(tmp_path):
+    from recon.data.corpus import CorpusConfig, _jobs
+    from recon.train import TrainConfig
+
+    script = _script()
+    more, orient = script.corpus_config("cpu-more"), script.corpus_config("cpu-orient")
+    assert orient.orientations == ("axial", "coronal", "sagittal") and more.orientations == ("axial",)
+    assert orient.seed != more.seed  # new phantom subjects, not stage 2's cut another way
+    for split in ("train", "val"):
+        cut = {j.orientation for j in _jobs(orient, split) if j.kind == "phantom"}
+        assert cut == {"axial", "coronal", "sagittal"}, split  # validation in all three orientations too
+    assert script.heldout_config("cpu-orient") == CorpusConfig()  # the same held-out files as stages 1-2
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    assert set(script.CPU_ORIENT_ORDER) == set(script.BUNDLED)  # the three compared on equal data
+    for name in script.CPU_ORIENT_ORDER:
+        config = TrainConfig.from_dict(script.corpus_settings(name, "cpu-orient", folders, init_dir=tmp_path / "init"))
+        assert config.init_weights == str(tmp_path / "init" / f"{name}.pt")
+        assert config.model_kwargs == script.BUNDLED[name]["model_kwargs"]
+        assert config.val_every == 1 and config.num_threads == 1
+    with pytest.raises(SystemExit):  # argparse refuses an unknown preset
+        script.main(["train", "varnet", "--data", "corpus", "--preset", "cpu-nope"])
+
+
 def test_float16_export_loads_into_float32_models(tmp_path):
     import torch
 
