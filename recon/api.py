@@ -892,6 +892,7 @@ def super_resolve(
     overlap: int = 8,
     device: Union[str, torch.device, None] = None,
     progress: bool = False,
+    adapt: Union[bool, int, None] = None,
 ):
     """Super-resolve a low-resolution slice or volume: ``scale`` times more voxels per axis.
 
@@ -922,7 +923,14 @@ def super_resolve(
         patch_size: LR patch side of the 3-D path (voxels).
         overlap: overlap of neighbouring LR patches (voxels).
         device: where to run (default CPU).
-        progress: tqdm bar over 3-D patches.
+        progress: tqdm bar over 3-D patches (and over the adaptation steps).
+        adapt: thick slices only - self-supervised adaptation to this volume (SMORE,
+            :func:`recon.heads.superres.adapt_through_plane`): its high-resolution X-Y planes,
+            k-space-truncated along X or Y by the slice factor, fine-tune a copy of the 2-D
+            thick-slice network (``weights``, or ``superres-2d-thick`` for None / ``"sinc"``) for a
+            number of Adam steps, which then runs on the X-Z and Y-Z planes. None: the default
+            (``recon.train.tasks_superres.ADAPT_BY_DEFAULT``, with ``weights=None``); True:
+            ``ADAPT_STEPS``; False or 0: off; an int: that many steps (CPU time grows with it).
 
     Returns:
         The super-resolved image, shape ``scale`` times ``image``'s per axis, same container type,
@@ -933,7 +941,8 @@ def super_resolve(
         TypeError: not a real array; ``scale`` not an int or tuple of ints.
         ValueError: ``scale`` with a factor < 1, of the wrong length or without a factor > 1;
             NaN/Inf; an image smaller than the network's receptive field; a 2-D image with 3-D
-            weights; a scale without a bundled network.
+            weights; a scale without a bundled network; ``adapt`` steps for anything but thick slices
+            or with 3-D weights.
 
     Example:
         >>> import numpy as np, recon
@@ -942,15 +951,21 @@ def super_resolve(
         >>> thin.shape                                                                  # doctest: +SKIP
         (64, 64, 60)
     """
-    from recon.heads.superres import check_scale, upscale_image
-    from recon.train.tasks_superres import select_superres
+    from recon.heads.superres import adapt_through_plane, check_scale, upscale_image
+    from recon.train.tasks_superres import adapt_plan, select_superres
 
     x, was_numpy = _head_image(image, min_size=2)
     s = check_scale(scale, x.ndim)
     dev = _head_device(device)
-    model, _, axes = select_superres(x.ndim, s, weights, dev)
+    steps, start = adapt_plan(adapt, x.ndim, s, weights)
+    model, config, axes = select_superres(x.ndim, s, start, dev)
     if axes is not None:
         x, s = x.permute(*axes), tuple(s[a] for a in axes)
+    if steps:
+        if config.dims != 2:
+            raise ValueError(f"adapt needs 2-D thick-slice weights (the network runs on X-Z / Y-Z planes); "
+                             f"weights {str(start)!r} are a {config.dims}-D network (pass adapt=False)")
+        model = adapt_through_plane(model, x, s, steps=steps, progress=progress)
     out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress)
     if axes is not None:
         out = out.permute(*[axes.index(a) for a in range(3)])

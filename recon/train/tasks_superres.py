@@ -78,6 +78,10 @@ __all__ = [
     "select_superres",
     "sinc_network",
     "SINC",
+    "ADAPT_WEIGHTS",
+    "ADAPT_STEPS",
+    "ADAPT_BY_DEFAULT",
+    "adapt_plan",
     "SuperresTask",
     "SRGANTask",
 ]
@@ -112,6 +116,45 @@ def sinc_network(dims: int = 3) -> tuple[nn.Module, SuperresConfig, dict]:
 def thick_default(factor: int) -> str:
     """The bundled thick-slice network for a slice-thickness ``factor`` (:data:`THICK_DEFAULT`)."""
     return THICK_DEFAULT.get(int(factor), "superres-3d-thick")
+
+
+#: the network self-supervised adaptation to a thick-slice volume starts from
+#: (:func:`~recon.heads.superres.adapt_through_plane`; ``recon.super_resolve(..., adapt=...)``)
+ADAPT_WEIGHTS = "superres-2d-thick"
+#: its Adam steps for ``adapt=True`` (and the default, :data:`ADAPT_BY_DEFAULT`), chosen on validation
+ADAPT_STEPS = 300
+#: whether thick slices with the default weights are adapted unless ``adapt=False`` (chosen on validation)
+ADAPT_BY_DEFAULT = False
+
+
+def adapt_plan(adapt: object, ndim: int, scale: tuple[int, ...], weights: object) -> tuple[int, object]:
+    """``(steps, weights to start from)`` of ``recon.super_resolve``'s ``adapt`` option.
+
+    ``adapt``: None (:data:`ADAPT_STEPS` for a thick-slice volume with ``weights=None`` when
+    :data:`ADAPT_BY_DEFAULT`, else 0), False/True (0 / :data:`ADAPT_STEPS`) or a number of steps
+    ``>= 0``. Adapting starts from ``weights``, or :data:`ADAPT_WEIGHTS` for None / ``"sinc"``.
+
+    Raises:
+        TypeError: ``adapt`` not None, a bool or an int.
+        ValueError: a negative number of steps; steps for anything but a volume with one enlarged axis.
+    """
+    thick = ndim == 3 and sum(1 for f in scale if f > 1) == 1
+    if adapt is None:
+        steps = ADAPT_STEPS if ADAPT_BY_DEFAULT and weights is None and thick else 0
+    elif isinstance(adapt, bool):
+        steps = ADAPT_STEPS if adapt else 0
+    elif isinstance(adapt, (int, np.integer)):
+        if adapt < 0:
+            raise ValueError(f"adapt must be None, a bool or a number of steps >= 0, got {adapt!r}")
+        steps = int(adapt)
+    else:
+        raise TypeError(f"adapt must be None, a bool or a number of steps >= 0, got {type(adapt).__name__} {adapt!r}")
+    if steps and not thick:
+        raise ValueError(f"adapt (self-supervised adaptation) needs a volume with thick slices, one enlarged axis "
+                         f"such as scale (1, 1, 3); got a {ndim}-D image with scale {tuple(scale)} (pass adapt=False)")
+    if not steps:
+        return 0, weights
+    return steps, ADAPT_WEIGHTS if weights is None or (isinstance(weights, str) and weights == SINC) else weights
 
 
 def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:
