@@ -671,7 +671,7 @@ def _cmd_superres(args: argparse.Namespace) -> int:
     from recon.api import super_resolve
 
     volume, affine, _ = _read_image(Path(args.input))
-    result = super_resolve(volume, args.scale, weights=args.weights, progress=sys.stderr.isatty())
+    result = super_resolve(volume, args.scale, weights=args.weights, progress=sys.stderr.isatty(), adapt=args.adapt)
     _write_image(Path(args.output), result, _superres_affine(affine, args.scale, volume.ndim))
     return 0
 
@@ -972,6 +972,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--scale", type=_scale_arg, required=True, metavar="S",
                     help="positive int (every axis) or per-axis ints like 1,1,3")
     sr.add_argument("--weights", default=None, metavar="W", help="bundled network name or weight file (default: by scale)")
+    sr.add_argument("--adapt", type=number_type(int, minimum=0), default=None, metavar="N",
+                    help="thick slices: N steps of self-supervised adaptation of the 2-D network to IN's own "
+                         "high-resolution planes (SMORE; 0: off; default: recon.super_resolve's)")
     sr.set_defaults(func=_cmd_superres)
 
     reg = sub.add_parser(
