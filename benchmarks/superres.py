@@ -208,17 +208,22 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
     vols = _volumes_3d(quick)
     rows, results, example = [], {}, {}
     seconds = 0.0
-    from recon.train.tasks_superres import available_superres, thick_default
+    from recon.train.tasks_superres import ADAPT_BY_DEFAULT, ADAPT_STEPS, available_superres, thick_default
 
-    # the default thick-slice network (None) and the other bundled one, for comparison
+    def default_label(f: int) -> str:
+        """The thick-slice default: the network by factor, or the adapted one (ADAPT_BY_DEFAULT)."""
+        return f"superres-2d-thick adapted {ADAPT_STEPS} steps" if ADAPT_BY_DEFAULT else thick_default(f)
+
+    # the default thick-slice path (None) and the other bundled networks as shipped, for comparison
     bundled = available_superres()
     thick = [(s, w) for s in ((1, 1, 2), (1, 1, 3), (1, 1, 4))
              for w in [None, *[n for n in ("superres-2d-thick", "superres-3d-thick")
-                               if n != thick_default(s[2]) and n in bundled]]]
+                               if (ADAPT_BY_DEFAULT or n != thick_default(s[2])) and n in bundled]]]
     cases = thick + [((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
     if quick:
         cases = [((1, 1, 3), None), ((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
     base_cache: dict = {}
+    thick_seconds: dict[str, list] = {}  # seconds of the default thick-slice call per volume (adaptation included)
     for scale, weights in cases:
         for name, volumes in vols.items():
             key_base = (scale, name)
@@ -230,9 +235,11 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                     base_cache[(key_base, i)] = {"cubic B-spline": cubic(lr, scale), "zero-padded (sinc)": sinc(lr, scale)}
                 preds = dict(base_cache[(key_base, i)])
                 t0 = time.perf_counter()
-                label = f"recon.super_resolve ({weights or thick_default(scale[2])})"
+                label = f"recon.super_resolve ({weights or default_label(scale[2])})"
                 preds[label] = np.asarray(recon.super_resolve(lr, scale, weights))
                 seconds += time.perf_counter() - t0
+                if weights is None and scale[0] == scale[1] == 1:
+                    thick_seconds.setdefault(f"1x1x{scale[2]}/{name}", []).append(time.perf_counter() - t0)
                 for k, p in preds.items():
                     acc.setdefault(k, []).append({**scores(hr, p, ssim_axes=(1, 0, 2)),
                                                   "hf_ratio": _hf_ratio(hr, p, scale)})
@@ -258,6 +265,8 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                 else:
                     met = "yes" if p_ - base_p >= need and s_ > base_s else "no"
                 rows.append([tag, name, k, len(v), p_, s_, hf, p_ - base_p, s_ - base_s, met])
+    for key, values in thick_seconds.items():
+        results[f"3d/{key}/default seconds per volume"] = float(np.mean(values))
     return rows, results, example, seconds
 
 
@@ -357,6 +366,13 @@ def run(quick: bool, device: torch.device) -> dict:
         "band / the truth's.",
         "The machine was a 2-core CPU shared with other jobs: times are indicative only.",
     ]
+    from recon.train.tasks_superres import ADAPT_BY_DEFAULT, ADAPT_STEPS
+
+    timed = {k.split("/")[1] + " " + k.split("/")[2]: v for k, v in results.items() if k.endswith("seconds per volume")}
+    if timed:
+        notes.append(("Thick slices, default path " + (f"(self-supervised adaptation, {ADAPT_STEPS} Adam steps on the "
+                      "volume's own X-Y planes, then the X-Z / Y-Z planes)" if ADAPT_BY_DEFAULT else "")
+                      + ": CPU seconds per volume (1 thread), " + ", ".join(f"{k} {v:.0f} s" for k, v in timed.items())))
     tables = [
         {"caption": "2-D slices, LR by k-space truncation (mean over slices)",
          "headers": ["scale", "data", "method", "slices", "PSNR dB", "SSIM", "PSNR gain dB", "SSIM gain", "target met"],
