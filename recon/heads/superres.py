@@ -89,6 +89,7 @@ __all__ = [
     "superres_volume",
     "high_frequency_energy",
     "check_input_size",
+    "symmetries",
     "upscale_image",
     "adapt_through_plane",
 ]
@@ -840,16 +841,42 @@ def _foreground_mean(x: torch.Tensor) -> float:
     return float(fg.mean()) if fg.numel() else mean
 
 
+def symmetries(scale: Sequence[int]) -> list[tuple[tuple[int, ...], bool]]:
+    """The flips (and transposes) a self-ensemble averages over, as ``(flipped axes, swap of axes 0 and 1)``.
+
+    A 2-D ``scale``: the 8 symmetries of the square (4 flips x the swap) where its two factors agree,
+    else the 4 flips; a 3-D one: the 8 flips of the three axes. Applied as flip, then swap; undone
+    as swap, then flip (the LR voxel grid is symmetric under both: voxel ``j`` covers HR voxels
+    ``s j .. s j + s - 1``).
+    """
+    d = len(scale)
+    swaps = (False, True) if d == 2 and scale[0] == scale[1] else (False,)
+    return [(tuple(a for a in range(d) if k >> a & 1), swap) for swap in swaps for k in range(2 ** d)]
+
+
 def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *, patch_size: int = 32,
-                  overlap: int = 8, progress: bool = False) -> torch.Tensor:
+                  overlap: int = 8, progress: bool = False, self_ensemble: bool = False) -> torch.Tensor:
     """Super-resolve one LR slice ``(h, w)`` or volume ``(d, h, w)`` of any intensity scale.
 
     The image is divided by its foreground mean (mean of the voxels above the mean), run through
     ``model`` - whole for a 2-D network on a slice, slice by slice (last axis) for a 2-D network
     on a volume with ``scale[-1] == 1``, on every X-Z and every Y-Z plane (averaged) for a 2-D
-    network on a volume with ``scale == (1, 1, s)`` (thick slices), by overlapping patches (:func:`superres_volume`) for a
-    3-D network - and multiplied back, so the output is in the input's units; clipped at 0 when
-    the input has no negative values.
+    network on a volume with ``scale == (1, 1, s)`` (thick slices), on the planes of all three
+    orientations for a 2-D network on an isotropic ``(s, s, s)`` volume (below), by overlapping
+    patches (:func:`superres_volume`) for a 3-D network - and multiplied back, so the output is in
+    the input's units; clipped at 0 when the input has no negative values.
+
+    Isotropic volume, 2-D network: the whole volume is interpolated by the network's own
+    interpolation (zero-filled k-space for the bundled ones), the network refines every X-Y, X-Z
+    and Y-Z plane of it as an ``(s, s)`` slice, and the three residuals are averaged: each plane
+    family restores the frequencies high along its two in-plane axes.
+
+    ``self_ensemble`` ("x8", Lim et al. 2017): every network call ``f`` becomes the mean over the
+    :func:`symmetries` ``T`` of ``T^-1(f(T(input)))`` - for a 2-D network those of its plane
+    scale (the 8 of the square, or 4 flips for a thick-slice plane), on each plane; for a 3-D
+    network the 8 flips of the volume. The networks were trained with random flips (and
+    transposes), so each transformed input is as valid and the errors partly average out; 8 (or
+    4) times the work.
 
     Args:
         model: :class:`MultiScaleFusionSR` or :class:`SRGenerator3d` (eval mode is the caller's).
@@ -858,13 +885,16 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
         patch_size, overlap: LR patch side and overlap of the 3-D path (voxels; a fusion network
             refines the interpolated volume by HR patches ``max(scale)`` times larger).
         progress: tqdm bar over 3-D patches.
+        self_ensemble: average over the 8 flips/transposes.
 
     Returns:
         ``(s_h h, s_w w)`` / ``(s_d d, s_h h, s_w w)`` tensor, ``image``'s dtype and device.
 
     Raises:
         ValueError: a 2-D image for a 3-D network, a 2-D network on a volume with a scale other
-            than ``(s, s, 1)`` or ``(1, 1, s)``, an image smaller than the receptive field, no positive signal.
+            than ``(s, s, 1)``, ``(1, 1, s)`` or ``(s, s, s)``, an image smaller than the receptive
+            field, no positive signal.
+        TypeError: ``self_ensemble`` not a bool.
     """
     if not isinstance(image, torch.Tensor) or image.ndim not in (2, 3) or not image.is_floating_point():
         raise ValueError(f"image must be a floating-point (h, w) slice or (d, h, w) volume, got {describe(image)}")
@@ -873,28 +903,55 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
     if dims == 3 and image.ndim == 2:
         raise ValueError(f"image is a 2-D slice of shape {tuple(image.shape)} but the network is 3-D only; "
                          "pass a (d, h, w) volume or 2-D weights")
-    through = dims == 2 and image.ndim == 3 and s[-1] != 1
+    if not isinstance(self_ensemble, bool):
+        raise TypeError(f"self_ensemble must be a bool, got {describe(self_ensemble)}")
+    iso = dims == 2 and image.ndim == 3 and len(set(s)) == 1
+    through = dims == 2 and image.ndim == 3 and s[-1] != 1 and not iso
     if through and s[:2] != (1, 1):
         raise ValueError(f"scale {s} enlarges the last axis and another, which a 2-D network cannot; "
-                         "use 3-D weights, scale (s, s, 1) (slice by slice) or (1, 1, s) (thick slices)")
+                         "use 3-D weights, scale (s, s, 1) (slice by slice), (1, 1, s) (thick slices) or "
+                         "(s, s, s) (planes of all three orientations)")
     plane = ((1, s[2]) if through else s[:2]) if dims == 2 else s
-    if through:
-        for axis in (0, 1):
-            check_input_size((image.shape[axis], image.shape[2]), plane, model.receptive_field)
+    if through or iso:
+        for axes in ((0, 2), (1, 2)) + (((0, 1),) if iso else ()):
+            check_input_size(tuple(image.shape[a] for a in axes), plane, model.receptive_field)
     else:
         check_input_size(image.shape[:2] if dims == 2 else image.shape, plane, model.receptive_field)
     unit = _foreground_mean(image.double())
     if not unit > 0:
         raise ValueError("image has no positive signal to super-resolve")
     param = next(model.parameters())
-    x = (image.double() / unit).to(param.dtype).to(param.device)
-    def planes(stack: torch.Tensor) -> torch.Tensor:
-        """A 2-D network on a ``(n, h, w)`` stack of planes, 8 at a time."""
-        return torch.cat([model(stack[i:i + 8, None], plane) for i in range(0, stack.shape[0], 8)])[:, 0]
+    x0 = (image.double() / unit).to(param.dtype).to(param.device)
 
-    with torch.no_grad():
+    def planes(stack: torch.Tensor, refine: bool = False) -> torch.Tensor:
+        """A 2-D network on a ``(n, h, w)`` stack of planes (LR, or interpolated with ``refine``), 8 at a
+        time; with ``self_ensemble`` averaged over the plane's :func:`symmetries`."""
+        run = model.refine if refine else model
+        ts = symmetries(plane) if self_ensemble else [((), False)]
+        outs = []
+        for i in range(0, stack.shape[0], 8):
+            chunk, acc = stack[i:i + 8, None], None
+            for flips, swap in ts:
+                dims_ = [2 + a for a in flips]
+                v = chunk.flip(dims_) if flips else chunk
+                y = run(v.transpose(2, 3).contiguous() if swap else v, plane)
+                y = y.transpose(2, 3) if swap else y
+                y = y.flip(dims_) if flips else y
+                acc = y if acc is None else acc + y
+            outs.append(acc / len(ts))
+        return torch.cat(outs)[:, 0]
+
+    def once(x: torch.Tensor) -> torch.Tensor:
+        if iso:
+            # every plane of the interpolated volume, three orientations; the residuals averaged
+            up = interpolate(x[None, None], s, model.interpolation)[0, 0]
+            residual = torch.zeros_like(up)
+            for axis in range(3):
+                stack = up.movedim(axis, 0)
+                residual += (planes(stack, refine=True) - stack).movedim(0, axis)
+            return up + residual / 3
         if dims == 2 and image.ndim == 2:
-            out = model(x[None, None], plane)[0, 0]
+            out = planes(x[None])[0]
         elif through:
             # thick slices: the network on every X-Z plane and every Y-Z plane, the two averaged
             out = 0.5 * (planes(x.permute(1, 0, 2)).permute(1, 0, 2) + planes(x))
@@ -913,7 +970,17 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
                                          progress=progress)[0]
         else:
             out = superres_volume(model, x[None], s, patch_size=patch_size, overlap=overlap, progress=progress)[0]
-    out = out.double().cpu() * unit
+        return out
+
+    # a 2-D network's self-ensemble is done plane by plane (planes()); a 3-D one's on the volume
+    transforms = symmetries(s) if self_ensemble and dims == 3 else [((), False)]
+    out = None
+    with torch.no_grad():
+        for flips, swap in transforms:
+            y = once(x0.flip(flips) if flips else x0)
+            y = y.flip(flips) if flips else y
+            out = y if out is None else out + y
+    out = out.double().cpu() / len(transforms) * unit
     if float(image.min()) >= 0:
         out = out.clamp(min=0)
     return out.to(image.dtype).to(image.device)

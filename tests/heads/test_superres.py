@@ -14,8 +14,8 @@ import torch.nn.functional as F
 import recon
 from recon.heads.superres import (
     MultiScaleFusionSR, SRDiscriminator3d, SRGAN3d, SRGenerator3d, check_scale, crop_to_multiple, cubic_upsample,
-    high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad, superres_volume, upscale_image,
-    voxel_shuffle,
+    high_frequency_energy, image_degrade, kspace_truncate, kspace_zero_pad, superres_volume, symmetries,
+    upscale_image, voxel_shuffle,
 )
 from recon.train.tasks_superres import (
     SuperresConfig, build_superres, load_superres, parse_scales, save_superres, select_superres, train_superres,
@@ -374,7 +374,92 @@ def test_upscale_image_is_intensity_equivariant_and_slices_a_volume_with_a_2d_ne
     out = upscale_image(net, vol, (2, 2, 1))
     assert out.shape == (40, 48, 3)
     with pytest.raises(ValueError, match="scale"):
-        upscale_image(net, vol, (2, 2, 2))
+        upscale_image(net, vol, (2, 1, 2))
+
+
+
+def _np_square_symmetries(a: np.ndarray) -> list[np.ndarray]:
+    """The 8 symmetries of the square on the first two axes: numpy rotations of a and of its transpose."""
+    t = np.swapaxes(a, 0, 1)
+    return [np.rot90(a, k, axes=(0, 1)) for k in range(4)] + [np.rot90(t, k, axes=(0, 1)) for k in range(4)]
+
+
+def _apply(x: np.ndarray, flips, swap: bool) -> np.ndarray:
+    y = np.flip(x, flips) if flips else x
+    return np.swapaxes(y, 0, 1) if swap else y
+
+
+def test_symmetries_are_the_square_group_or_the_flips():
+    a = np.arange(12.0).reshape(3, 4)
+    got = {_apply(a, f, w).tobytes() for f, w in symmetries((2, 2))}
+    assert len(symmetries((2, 2))) == 8 and got == {r.tobytes() for r in _np_square_symmetries(a)}
+    assert sorted(f for f, w in symmetries((1, 3))) == [(), (0,), (0, 1), (1,)]  # unequal factors: no transpose
+    v = np.arange(24.0).reshape(2, 3, 4)
+    flips3 = [np.flip(v, ax) if ax else v for ax in ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))]
+    assert {_apply(v, f, w).tobytes() for f, w in symmetries((2, 2, 2))} == {r.tobytes() for r in flips3}
+
+
+def _random_tail(net: torch.nn.Module, seed: int = 5) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for p in net.parameters():
+            torch.nn.init.normal_(p, std=0.2)
+    return net.eval()
+
+
+def test_self_ensemble_is_the_mean_over_the_transformed_inputs():
+    """2-D slice: the mean over the 8 numpy rotations/transposes R of R^-1(f(R x)) (f the plain call);
+    a 3-D network: the mean over the 8 flips; an untrained zero-filling network stays exactly sinc
+    interpolation (odd LR sizes: the zero-filled band is then symmetric). One negative voxel each:
+    no clipping at 0, which the plain calls would do before averaging."""
+    rng = np.random.default_rng(6)
+    sl = (rng.random((15, 17)) + 0.3).astype(np.float32)
+    sl[0, 0] = -0.1
+    net = _random_tail(MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, kernel_sizes=(3,), interpolation="zero_fill"))
+    f = lambda x: upscale_image(net, torch.from_numpy(np.ascontiguousarray(x)), (2, 2)).numpy()  # noqa: E731
+    outs = []
+    for k in range(8):
+        x = np.swapaxes(sl, 0, 1) if k >= 4 else sl
+        y = np.rot90(f(np.rot90(x, k % 4)), -(k % 4))  # undo the rotation, then the transpose
+        outs.append(np.swapaxes(y, 0, 1) if k >= 4 else y)
+    ens = upscale_image(net, torch.from_numpy(sl), (2, 2), self_ensemble=True).numpy()
+    np.testing.assert_allclose(ens, np.mean(outs, 0), rtol=1e-5, atol=1e-5)
+    assert np.abs(ens - f(sl)).max() > 1e-3  # not the plain call
+    vol = (rng.random((11, 13, 11)) + 0.3).astype(np.float32)
+    vol[0, 0, 0] = -0.1
+    gen = _random_tail(SRGenerator3d((2, 2, 2), chans=4, num_blocks=0, interpolation="zero_fill"))
+    g = lambda x: upscale_image(gen, torch.from_numpy(np.ascontiguousarray(x)), (2, 2, 2)).numpy()  # noqa: E731
+    flips = [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)]
+    ref = np.mean([np.flip(g(np.flip(vol, a)), a) if a else g(vol) for a in flips], 0)
+    got = upscale_image(gen, torch.from_numpy(vol), (2, 2, 2), self_ensemble=True).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    untrained = MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, interpolation="zero_fill").eval()
+    for x, scale in ((sl, (2, 2)), (vol, (2, 2, 1)), (vol, (1, 1, 3)), (vol, (2, 2, 2))):
+        out = upscale_image(untrained, torch.from_numpy(x), scale, self_ensemble=True).numpy()
+        np.testing.assert_allclose(out, _np_sinc_interpolation(x.astype(np.float64), scale), rtol=2e-6, atol=2e-6)
+    with pytest.raises(TypeError, match="self_ensemble"):
+        upscale_image(net, torch.from_numpy(sl), (2, 2), self_ensemble="yes")
+
+
+def test_2d_network_on_the_three_plane_families_of_an_isotropic_volume():
+    """(s, s, s) with a 2-D network: sinc interpolation of the whole volume (numpy reference) plus the
+    mean of the network's residuals on its Y-Z, X-Z and X-Y planes (each plane an (s, s) slice)."""
+    rng = np.random.default_rng(7)
+    vol = rng.random((9, 11, 7)) + 0.3
+    net = _random_tail(MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, kernel_sizes=(3,), interpolation="zero_fill"))
+    unit = float(vol[vol > vol.mean()].mean())
+    up = _np_sinc_interpolation(vol / unit, (2, 2, 2))
+    residual = np.zeros_like(up)
+    with torch.no_grad():
+        for axis in range(3):
+            for i in range(up.shape[axis]):
+                plane = torch.from_numpy(np.take(up, i, axis=axis)).float()[None, None]
+                r = (net.refine(plane, (2, 2)) - plane)[0, 0].double().numpy()
+                index = [slice(None)] * 3
+                index[axis] = i
+                residual[tuple(index)] += r / 3
+    out = upscale_image(net, torch.from_numpy(vol).float(), (2, 2, 2)).numpy()
+    np.testing.assert_allclose(out, np.clip((up + residual) * unit, 0, None), rtol=1e-4, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- training and the one call
