@@ -14,6 +14,7 @@ srgan-3d-x2-mse from their stage-1 files), each with the ``--exact-steps`` its c
     python scripts/train_superres.py train [--only NAME ...] [--budget-scale 1.0] [--cache DIR] [--runs DIR] [--dest DIR]
     python scripts/train_superres.py finetune [--only NAME ...] [--exact-steps N] [--init FILE]
     python scripts/train_superres.py validate [--only NAME ...] [--weights-dir DIR] [--out FILE]
+    python scripts/train_superres.py validate-adapt [--factors 2 4] [--steps 0 300 800] [--lr 1e-4] --out FILE
     python scripts/train_superres.py ship NAME [--runs DIR] [--validation FILE]
     python scripts/train_superres.py cards [--results benchmarks/results/cpu/superres.json]
 
@@ -167,6 +168,54 @@ def validate(names: list[str], weights_dir: Path, cache: str | None) -> dict:
                     "psnr_gain_over_cubic_db": round(m["sinc"]["psnr"] - m["cubic"]["psnr"], 3),
                     "ssim_gain_over_cubic": round(m["sinc"]["ssim"] - m["cubic"]["ssim"], 4)}
                 logging.info("%s %s %s: %s", name, tag, data, row)
+    return out
+
+
+def validate_adapt(factors: list[int], steps: list[int], lr: float, cache: str | None) -> dict:
+    """Self-supervised adaptation for thick slices (``recon.super_resolve(..., adapt=N)``,
+    :func:`recon.heads.superres.adapt_through_plane` from ``superres-2d-thick``) on the 3-D
+    validation volumes (:func:`validation_data`): per factor, volume and step count, PSNR / SSIM
+    gains over cubic and over sinc, and the CPU seconds of adapting and of applying (1 thread).
+    Steps 0 is the network as shipped. Decides ``ADAPT_STEPS`` / ``ADAPT_BY_DEFAULT``
+    (recon.train.tasks_superres); the held-out data are not touched."""
+    import time
+
+    from benchmarks.superres import _crop_multiple, apodise, cubic, lowres, scores, sinc
+    from recon.heads.superres import adapt_through_plane, upscale_image
+    from recon.train.tasks_superres import ADAPT_WEIGHTS
+
+    base, _, _ = load_superres(ADAPT_WEIGHTS)
+    data = validation_data(3, cache)
+    out: dict = {"weights": ADAPT_WEIGHTS, "lr": lr, "volumes": {}}
+    for f in factors:
+        scale = (1, 1, f)
+        for name, vols in data.items():
+            for i, vol in enumerate(vols):
+                hr = apodise(_crop_multiple(vol, scale))
+                lr_vol = lowres(hr, scale)
+                ref = {"cubic": scores(hr, cubic(lr_vol, scale), (1, 0, 2)), "sinc": scores(hr, sinc(lr_vol, scale), (1, 0, 2))}
+                row: dict = {}
+                for n in steps:
+                    t0 = time.perf_counter()
+                    model = adapt_through_plane(base, torch.from_numpy(lr_vol), scale, steps=n, lr=lr)
+                    t1 = time.perf_counter()
+                    pred = upscale_image(model, torch.from_numpy(lr_vol), scale).numpy()
+                    t2 = time.perf_counter()
+                    sc = scores(hr, pred, (1, 0, 2))
+                    row[str(n)] = {"psnr_gain_over_cubic_db": round(sc["psnr"] - ref["cubic"]["psnr"], 3),
+                                   "psnr_gain_over_sinc_db": round(sc["psnr"] - ref["sinc"]["psnr"], 3),
+                                   "ssim_gain_over_cubic": round(sc["ssim"] - ref["cubic"]["ssim"], 4),
+                                   "adapt_seconds": round(t1 - t0, 1), "apply_seconds": round(t2 - t1, 1)}
+                    logging.info("1x1x%d %s %d, %d steps: %s", f, name, i, n, row[str(n)])
+                row["sinc_gain_over_cubic_db"] = round(ref["sinc"]["psnr"] - ref["cubic"]["psnr"], 3)
+                out["volumes"][f"1x1x{f}/{name}/{i}"] = row
+    for f in factors:  # means per factor, data set and step count
+        for name in data:
+            rows = [v for k, v in out["volumes"].items() if k.startswith(f"1x1x{f}/{name}/")]
+            out.setdefault("mean", {}).setdefault(f"1x1x{f}", {})[name] = {
+                str(n): {q: round(float(np.mean([r[str(n)][q] for r in rows])), 3)
+                         for q in ("psnr_gain_over_cubic_db", "psnr_gain_over_sinc_db", "ssim_gain_over_cubic",
+                                   "adapt_seconds", "apply_seconds")} for n in steps}
     return out
 
 
@@ -387,6 +436,12 @@ def main(argv=None) -> int:
     v.add_argument("--weights-dir", default=str(OUT))
     v.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
     v.add_argument("--out", required=True)
+    va = sub.add_parser("validate-adapt", help="self-supervised adaptation for thick slices on the validation volumes")
+    va.add_argument("--factors", type=int, nargs="+", default=[2, 4])
+    va.add_argument("--steps", type=int, nargs="+", default=[0, 300, 800])
+    va.add_argument("--lr", type=float, default=1e-4)
+    va.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
+    va.add_argument("--out", required=True)
     s_ = sub.add_parser("ship")
     s_.add_argument("name", choices=list(FINETUNE))
     s_.add_argument("--runs", default="/tmp/superres_runs")
@@ -401,6 +456,11 @@ def main(argv=None) -> int:
     elif args.cmd == "validate":
         torch.set_num_threads(1)
         result = validate(args.only or list(VAL_SCALES), Path(args.weights_dir), args.cache)
+        with atomic_path(Path(args.out)) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1))
+    elif args.cmd == "validate-adapt":
+        torch.set_num_threads(1)
+        result = validate_adapt(args.factors, args.steps, args.lr, args.cache)
         with atomic_path(Path(args.out)) as tmp:
             Path(tmp).write_text(json.dumps(result, indent=1))
     elif args.cmd == "ship":
