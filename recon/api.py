@@ -893,6 +893,7 @@ def super_resolve(
     device: Union[str, torch.device, None] = None,
     progress: bool = False,
     adapt: Union[bool, int, None] = None,
+    self_ensemble: Union[bool, None] = None,
 ):
     """Super-resolve a low-resolution slice or volume: ``scale`` times more voxels per axis.
 
@@ -904,10 +905,12 @@ def super_resolve(
     with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) at 2x by zero-filled (sinc)
     interpolation alone (``weights="sinc"``: no bundled network beat it on validation), at 3x and
     4x through the 2-D fusion CNN on the planes through the slices (``superres-2d-thick``), other
-    factors the 3-D one (``superres-3d-thick``); an isotropic ``(2, 2, 2)`` volume through the content-trained 3-D
-    SRGAN generator ``srgan-3d-x2-mse`` (``weights="srgan-3d-x2"`` for the adversarial one:
-    sharper texture, lower PSNR); an in-plane ``(s, s, 1)`` volume slice by slice through the 2-D
-    network. Volumes run by overlapping patches blended linearly (any size; memory one patch).
+    factors the 3-D one (``superres-3d-thick``); an isotropic ``(2, 2, 2)`` volume through the 2-D
+    x2 network on every plane of all three orientations, the three residuals averaged
+    (``superres-2d-x2``; chosen on validation over the 3-D SRGAN generators:
+    ``weights="srgan-3d-x2-mse"`` for the content-trained one, ``"srgan-3d-x2"`` for the
+    adversarial one, sharper texture, lower PSNR); an in-plane ``(s, s, 1)`` volume slice by slice
+    through the 2-D network. Volumes run by overlapping patches blended linearly (any size; memory one patch).
     Every bundled network adds a learned residual to the zero-filled k-space (sinc)
     interpolation of the input, the least-squares linear estimate for k-space-truncated data.
     They were trained on 1 mm phantom heads (``superres-2d-x2`` and ``superres-3d-thick`` also on
@@ -931,6 +934,11 @@ def super_resolve(
             number of Adam steps, which then runs on the X-Z and Y-Z planes. None: the default
             (``recon.train.tasks_superres.ADAPT_BY_DEFAULT``, with ``weights=None``); True:
             ``ADAPT_STEPS``; False or 0: off; an int: that many steps (CPU time grows with it).
+        self_ensemble: average the network's outputs over the flips/transposes of its input ("x8",
+            :func:`recon.heads.superres.upscale_image`; 8 times the work). None: the validated default
+            (:func:`recon.train.tasks_superres.self_ensemble_default`): on for 2-D slices and in-plane
+            ``(s, s, 1)`` volumes (+0.4 dB at 2-D x2), off otherwise (thick slices, the 2-D network
+            on isotropic volumes, 3-D networks).
 
     Returns:
         The super-resolved image, shape ``scale`` times ``image``'s per axis, same container type,
@@ -952,7 +960,7 @@ def super_resolve(
         (64, 64, 60)
     """
     from recon.heads.superres import adapt_through_plane, check_scale, upscale_image
-    from recon.train.tasks_superres import adapt_plan, select_superres
+    from recon.train.tasks_superres import adapt_plan, select_superres, self_ensemble_default
 
     x, was_numpy = _head_image(image, min_size=2)
     s = check_scale(scale, x.ndim)
@@ -966,7 +974,10 @@ def super_resolve(
             raise ValueError(f"adapt needs 2-D thick-slice weights (the network runs on X-Z / Y-Z planes); "
                              f"weights {str(start)!r} are a {config.dims}-D network (pass adapt=False)")
         model = adapt_through_plane(model, x, s, steps=steps, progress=progress)
-    out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress)
+    if self_ensemble is None:
+        self_ensemble = self_ensemble_default(x.ndim, s, config.dims)
+    out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress,
+                        self_ensemble=self_ensemble)
     if axes is not None:
         out = out.permute(*[axes.index(a) for a in range(3)])
     return _head_output(out.float().contiguous(), was_numpy, image.device if not was_numpy else None)

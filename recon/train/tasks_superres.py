@@ -82,6 +82,8 @@ __all__ = [
     "ADAPT_STEPS",
     "ADAPT_BY_DEFAULT",
     "adapt_plan",
+    "ISO_DEFAULT",
+    "self_ensemble_default",
     "SuperresTask",
     "SRGANTask",
 ]
@@ -155,6 +157,33 @@ def adapt_plan(adapt: object, ndim: int, scale: tuple[int, ...], weights: object
     if not steps:
         return 0, weights
     return steps, ADAPT_WEIGHTS if weights is None or (isinstance(weights, str) and weights == SINC) else weights
+
+
+#: the default for an isotropic (2, 2, 2) volume, chosen on validation (phantoms 6-7, central 80 x 96 x 72
+#: crops; the MNI152 validation part, a 96^3 crop; gain over cubic B-spline): the 2-D x2 network on the
+#: planes of all three orientations (:func:`~recon.heads.superres.upscale_image`) +1.60 / +4.88 dB,
+#: against +1.42 / +0.97 for the 3-D generator srgan-3d-x2-mse and +1.45 / +0.22 for sinc alone;
+#: averaging it with the generator (weights 0.25 / 0.5) gained <= 0.1 dB on the phantoms and lost
+#: 0.8 / 1.8 dB on the MNI152 part, and a frequency-partitioned fusion of the plane families lost to
+#: the plain mean on both (session 5)
+ISO_DEFAULT = "superres-2d-x2"
+
+
+def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int) -> bool:
+    """Whether ``recon.super_resolve`` averages over flips/transposes (``self_ensemble=None``) for an
+    image of ``ndim`` axes, ``scale`` and a ``dims``-D network; chosen on validation (phantoms 6-7, the
+    MNI152 validation part; gain of the x8 self-ensemble):
+
+    * a 2-D network on 2-D slices or slice by slice on in-plane ``(s, s, 1)`` volumes: on (+0.38 /
+      +0.45 dB at x2, +0.09 / +0.02 dB at x4);
+    * a 2-D network on the planes of an isotropic volume: off (+0.09 / -0.07 dB, 8 times the time);
+    * 3-D networks (only used when asked for by name): off, as before - the content-trained
+      srgan-3d-x2-mse gains +0.03 / +0.22 dB with ``self_ensemble=True``, but averaging would wash out
+      the adversarial generator's texture, its purpose;
+    * thick slices (one enlarged axis): off (not validated there).
+    """
+    enlarged = sum(1 for f in scale if f > 1)
+    return dims == 2 and (ndim == 2 or (enlarged == 2 and scale[-1] == 1))
 
 
 def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:
@@ -366,8 +395,8 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
     enlarged axis (thick slices) :func:`thick_default` - sinc alone (``"sinc"``) at 2x,
     ``superres-2d-thick`` (the 2-D network on the planes through the slices) at 3x and 4x; both
     trained through-plane on the last axis: another thick axis is moved there, see the returned
-    permutation; ``(2, 2, 2)``
-    ``srgan-3d-x2-mse``; an in-plane ``(s, s, 1)`` on a volume the 2-D network slice by slice.
+    permutation; ``(2, 2, 2)`` :data:`ISO_DEFAULT` (the 2-D x2 network on the planes of all three
+    orientations); an in-plane ``(s, s, 1)`` on a volume the 2-D network slice by slice.
 
     Returns:
         ``(network, config, axes)``: ``axes`` a permutation to apply to the image (and the
@@ -387,7 +416,7 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
         elif len(enlarged) == 1:
             weights = thick_default(scale[enlarged[0]])
         elif tuple(scale) == (2, 2, 2):
-            weights = "srgan-3d-x2-mse"
+            weights = ISO_DEFAULT
         elif scale[2] == 1 and scale[0] == scale[1]:
             weights = "superres-2d-x2" if scale[0] <= 2 else "superres-2d-x4"
         else:
@@ -408,8 +437,9 @@ def select_superres(ndim: int, scale: tuple[int, ...], weights: str | Path | Non
     if ndim == 3 and len(enlarged) == 1 and through and enlarged[0] != 2:
         axes = tuple(a for a in range(3) if a != enlarged[0]) + (enlarged[0],)
         want = tuple(scale[a] for a in axes)
-    if config.dims == 2 and ndim == 3:  # the planes the 2-D network sees: axial, or X-Z / Y-Z for thick slices
-        want = want[:2] if want[2] == 1 else (1, want[2])
+    if config.dims == 2 and ndim == 3:  # the planes the 2-D network sees: axial (also for isotropic
+        # scales, planes of all three orientations), or X-Z / Y-Z for thick slices
+        want = want[:2] if want[2] == 1 or len(set(want)) == 1 else (1, want[2])
     if config.task == "srgan":
         if want != tuple(config.scales[0]):
             raise ValueError(f"scale {tuple(scale)} is not the scale {tuple(config.scales[0])} the SRGAN generator "

@@ -512,6 +512,22 @@ def test_super_resolve_shapes_units_and_thick_axis(tiny_weights):
     np.testing.assert_allclose(other, thin.numpy().transpose(2, 0, 1), rtol=1e-5, atol=1e-5)
     iso = recon.super_resolve(np.concatenate([vol, vol], -1), 2, weights=str(tiny_weights["srgan"]))
     assert iso.shape == (32, 36, 32)
+    # self-ensemble: on by default for a 2-D network on slices and in-plane volumes, off otherwise
+    from recon.heads.superres import upscale_image
+    from recon.train.tasks_superres import self_ensemble_default
+
+    net, _, _ = load_superres(tiny_weights["2d"])
+    for flag in (True, False):
+        np.testing.assert_allclose(recon.super_resolve(sl, 2, weights=str(tiny_weights["2d"]), self_ensemble=flag),
+                                   upscale_image(net, torch.from_numpy(sl), (2, 2), self_ensemble=flag).numpy(),
+                                   rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out, upscale_image(net, torch.from_numpy(sl), (2, 2), self_ensemble=True).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    assert [self_ensemble_default(n, s, d) for n, s, d in ((2, (2, 2), 2), (3, (4, 4, 1), 2), (3, (2, 2, 2), 2),
+                                                             (3, (1, 1, 3), 2), (3, (2, 2, 2), 3))] == \
+        [True, True, False, False, False]
+    with pytest.raises(TypeError, match="self_ensemble"):
+        recon.super_resolve(sl, 2, weights=str(tiny_weights["2d"]), self_ensemble="no")
     with pytest.warns(UserWarning, match="trained for scales"):
         recon.super_resolve(sl, 3, weights=str(tiny_weights["2d"]))
 
@@ -533,7 +549,12 @@ def test_default_networks_are_chosen_by_scale():
     assert config.weight_name == "superres-3d-thick" and axes == (0, 2, 1)
     _, config, axes = select_superres(3, (1, 4, 1))
     assert config.weight_name == "superres-2d-thick" and config.dims == 2 and axes == (0, 2, 1)
-    assert select_superres(3, (2, 2, 2))[1].weight_name == "srgan-3d-x2-mse"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the 2-D x2 network on the planes of a (2, 2, 2) volume: its own scale
+        _, config, axes = select_superres(3, (2, 2, 2))
+    assert config.weight_name == "superres-2d-x2" and config.dims == 2 and axes is None
     assert select_superres(3, (2, 2, 1))[1].dims == 2
 
 

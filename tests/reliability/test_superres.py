@@ -76,7 +76,7 @@ def _cases(w):
         (lambda: recon.super_resolve(SLICE, 2, weights=w["3d"]), ValueError, "image is a 2-D slice.*3-D network"),
         (lambda: recon.super_resolve(VOLUME, (2, 2, 1), weights=w["srgan"]), ValueError,
          "scale .* is not the scale .* SRGAN"),
-        (lambda: recon.super_resolve(VOLUME, (2, 2, 2), weights=w["2d"]), ValueError, "scale .* enlarges the last axis"),
+        (lambda: recon.super_resolve(VOLUME, (2, 1, 2), weights=w["2d"]), ValueError, "scale .* enlarges the last axis"),
         (lambda: recon.super_resolve(VOLUME, (3, 3, 3)), ValueError, "scale .* has no bundled network"),
         (lambda: recon.super_resolve(np.zeros((2, 16, 16, 16), np.float32), 2), ValueError, "image must be 2-D or 3-D"),
         (lambda: recon.super_resolve(SLICE.astype(np.complex64), 2), TypeError, "image must be a real"),
