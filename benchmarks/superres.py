@@ -17,8 +17,11 @@ the scale. Methods, all on the same geometry (LR voxel j covers HR voxels s j ..
 * ``recon.super_resolve`` with the bundled networks (2-D fusion CNN x2/x4; for thick slices the
   default per factor, chosen on validation (recon.train.tasks_superres.THICK_DEFAULT: sinc alone
   where no network beat it), and the bundled thick-slice networks that are not the default, for
-  comparison; 3-D SRGAN and its content-only generator for isotropic x2). Every network is
-  residual to zero-filled (sinc) interpolation.
+  comparison; for isotropic 2x2x2 the default, the 2-D x2 network on the planes of all three
+  orientations (recon.train.tasks_superres.ISO_DEFAULT, chosen on validation), and the 3-D SRGAN
+  and its content-only generator). Every network is residual to zero-filled (sinc) interpolation.
+  2-D slices and in-plane volumes go through the x8 self-ensemble (flips/transposes), the default
+  of recon.super_resolve (recon.train.tasks_superres.self_ensemble_default).
 
 PSNR (recon.metrics.psnr, peak = the truth's maximum) and SSIM (recon.metrics.ssim, fastMRI
 semantics: 7x7 windows per slice; 3-D thick slices scored on coronal X-Z planes, which hold the
@@ -208,7 +211,7 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
     vols = _volumes_3d(quick)
     rows, results, example = [], {}, {}
     seconds = 0.0
-    from recon.train.tasks_superres import ADAPT_BY_DEFAULT, ADAPT_STEPS, available_superres, thick_default
+    from recon.train.tasks_superres import ADAPT_BY_DEFAULT, ADAPT_STEPS, ISO_DEFAULT, available_superres, thick_default
 
     def default_label(f: int) -> str:
         """The thick-slice default: the network by factor, or the adapted one (ADAPT_BY_DEFAULT)."""
@@ -219,9 +222,10 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
     thick = [(s, w) for s in ((1, 1, 2), (1, 1, 3), (1, 1, 4))
              for w in [None, *[n for n in ("superres-2d-thick", "superres-3d-thick")
                                if (ADAPT_BY_DEFAULT or n != thick_default(s[2])) and n in bundled]]]
-    cases = thick + [((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
+    iso = [((2, 2, 2), None), ((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
+    cases = thick + iso
     if quick:
-        cases = [((1, 1, 3), None), ((2, 2, 2), "srgan-3d-x2-mse"), ((2, 2, 2), "srgan-3d-x2")]
+        cases = [((1, 1, 3), None), *iso]
     base_cache: dict = {}
     thick_seconds: dict[str, list] = {}  # seconds of the default thick-slice call per volume (adaptation included)
     for scale, weights in cases:
@@ -235,7 +239,8 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                     base_cache[(key_base, i)] = {"cubic B-spline": cubic(lr, scale), "zero-padded (sinc)": sinc(lr, scale)}
                 preds = dict(base_cache[(key_base, i)])
                 t0 = time.perf_counter()
-                label = f"recon.super_resolve ({weights or default_label(scale[2])})"
+                default = f"{ISO_DEFAULT} planes" if len(set(scale)) == 1 else default_label(scale[2])
+                label = f"recon.super_resolve ({weights or default})"
                 preds[label] = np.asarray(recon.super_resolve(lr, scale, weights))
                 seconds += time.perf_counter() - t0
                 if weights is None and scale[0] == scale[1] == 1:
@@ -249,7 +254,7 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
             need = 1.5 if max(scale) == 2 else (1.0 if max(scale) == 4 else None)
             tag = "x".join(map(str, scale))
             for k, v in acc.items():
-                if weights is not None and weights != "srgan-3d-x2-mse" and not k.startswith("recon"):
+                if weights is not None and not k.startswith("recon"):
                     continue  # already listed with the default network
                 p_, s_, hf = _mean(v, "psnr"), _mean(v, "ssim"), _mean(v, "hf_ratio")
                 results[f"3d/{tag}/{name}/{k}"] = {"psnr": p_, "ssim": s_, "hf_ratio": hf, "psnr_gain_db": p_ - base_p,
@@ -258,7 +263,7 @@ def section_3d(quick: bool) -> tuple[list, dict, dict, float]:
                     met = "-"
                 elif weights == "srgan-3d-x2":
                     met = "see HF"
-                elif weights is not None and weights != "srgan-3d-x2-mse":
+                elif weights is not None:
                     met = "(not the default)" if need is not None else "(no target)"
                 elif need is None:
                     met = "(no target)"
@@ -326,12 +331,15 @@ def cards(results: dict) -> dict[str, dict]:
             name = parts[3].split("(")[1].rstrip(")")
         else:
             continue
+        tag = parts[1]
+        if name.endswith(" planes"):  # the 2-D network on the planes of an isotropic volume
+            name, tag = name[: -len(" planes")], f"{parts[1]} planes"
         entry = {k: round(v, 4) for k, v in value.items() if isinstance(v, float)}
         if base:
             entry["cubic"] = {k: round(base[k], 4) for k in ("psnr", "ssim")}
         if sinc_:
             entry["sinc"] = {k: round(sinc_[k], 4) for k in ("psnr", "ssim")}
-        out.setdefault(name, {})[f"{parts[1]}/{parts[2]}"] = entry
+        out.setdefault(name, {})[f"{tag}/{parts[2]}"] = entry
     return out
 
 

@@ -937,8 +937,8 @@ def super_resolve(
         self_ensemble: average the network's outputs over the flips/transposes of its input ("x8",
             :func:`recon.heads.superres.upscale_image`; 8 times the work). None: the validated default
             (:func:`recon.train.tasks_superres.self_ensemble_default`): on for 2-D slices and in-plane
-            ``(s, s, 1)`` volumes (+0.4 dB at 2-D x2), off otherwise (thick slices, the 2-D network
-            on isotropic volumes, 3-D networks).
+            ``(s, s, 1)`` volumes (+0.3 dB at 2-D x2 on validation), off otherwise (thick slices,
+            the 2-D network on isotropic volumes, 3-D networks).
 
     Returns:
         The super-resolved image, shape ``scale`` times ``image``'s per axis, same container type,

@@ -174,8 +174,8 @@ def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int) -> bool:
     image of ``ndim`` axes, ``scale`` and a ``dims``-D network; chosen on validation (phantoms 6-7, the
     MNI152 validation part; gain of the x8 self-ensemble):
 
-    * a 2-D network on 2-D slices or slice by slice on in-plane ``(s, s, 1)`` volumes: on (+0.38 /
-      +0.45 dB at x2, +0.09 / +0.02 dB at x4);
+    * a 2-D network on 2-D slices or slice by slice on in-plane ``(s, s, 1)`` volumes: on (+0.27 /
+      +0.33 dB at x2 over 16 / 6 slices, +0.09 / +0.02 dB at x4);
     * a 2-D network on the planes of an isotropic volume: off (+0.09 / -0.07 dB, 8 times the time);
     * 3-D networks (only used when asked for by name): off, as before - the content-trained
       srgan-3d-x2-mse gains +0.03 / +0.22 dB with ``self_ensemble=True``, but averaging would wash out
