@@ -110,7 +110,7 @@ def training_volumes(real_repeat: int, cache: str | None) -> list[np.ndarray]:
 VAL_SCALES = {"superres-2d-x2": [(2, 2)], "superres-2d-x4": [(4, 4)],
               "superres-3d-thick": [(1, 1, 2), (1, 1, 3), (1, 1, 4)],
               "superres-2d-thick": [(1, 1, 2), (1, 1, 3), (1, 1, 4)],
-              "srgan-3d-x2-mse": [(2, 2, 2)], "srgan-3d-x2": [(2, 2, 2)]}
+              "srgan-3d-x2-mse": [(2, 2, 2)], "srgan-3d-x2": [(2, 2, 2)], "superres-2d-iso": [(2, 2, 2)]}
 
 
 def validation_data(dims: int, cache: str | None) -> dict[str, list[np.ndarray]]:
@@ -329,9 +329,14 @@ FINETUNE: dict[str, tuple[dict, float, int]] = {
     "superres-2d-x4": (dict(lr=1e-4, steps=2000), 600.0, 2),
     # the content-only SRGAN generator (the 2x2x2 default): content loss only (adversarial steps never start)
     "srgan-3d-x2-mse": (dict(lr=2e-4, steps=3000, pretrain_steps=10**6, adv_weight=0.0), 600.0, 2),
+    # session 5: the 2-D x2 network continued on planes of all three orientations of volumes degraded
+    # along all three axes (planes="iso"), for isotropic (2, 2, 2) volumes; from the bundled superres-2d-x2
+    "superres-2d-iso": (dict(lr=2e-4, steps=3000, planes="iso"), 2100.0, 1),
 }
 #: the stage-1 run a stage-2 network comes from (RUNS key)
-STAGE1 = {"srgan-3d-x2-mse": "srgan-3d-x2"}
+STAGE1 = {"srgan-3d-x2-mse": "srgan-3d-x2", "superres-2d-iso": "superres-2d-x2"}
+#: the bundled file a stage-2 run starts from when it is not the network's own (default: its own)
+INIT = {"superres-2d-iso": "superres-2d-x2"}
 
 
 def finetune(only: list[str] | None, cache: str | None, runs: Path, exact_steps: int | None = None,
@@ -348,7 +353,7 @@ def finetune(only: list[str] | None, cache: str | None, runs: Path, exact_steps:
         start = Path(init) if init else runs / f"{name}-stage1.pt"
         if not init and not start.is_file():  # the bundled stage-1 file, kept before it is replaced
             runs.mkdir(parents=True, exist_ok=True)
-            shutil.copy(OUT / f"{name}.pt", start)
+            shutil.copy(OUT / f"{INIT.get(name, name)}.pt", start)
         config = SuperresConfig(**fields, train_data=TRAIN + "+mni152-train", output_dir=str(runs / f"{name}-real"),
                                 name=name, time_budget=budget, num_threads=1, data_cache=cache, progress=False,
                                 init_from=str(start))

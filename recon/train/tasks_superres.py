@@ -222,7 +222,8 @@ class SuperresConfig:
     scale_input: bool = False               # fusion: condition on the scale (several scales in one network)
     bias: bool = False                      # convolution biases (False: scale-equivariant residual)
     crop_taper: float = 0.0                 # probability that a patch comes from a tapered crop
-    planes: str = "axial"                   # 2-D: 'axial' slices, or 'through' (X-Z and Y-Z planes, thick slices)
+    planes: str = "axial"                   # 2-D: 'axial' slices, 'through' (X-Z and Y-Z planes, thick slices) or
+    #                                         'iso' (planes of all 3 orientations of a volume degraded in 3-D)
     disc_chans: int = 16                    # srgan
     adv_weight: float = 1e-3                # srgan
     pretrain_steps: int = 0                 # srgan: content-only steps first
@@ -264,8 +265,14 @@ class SuperresConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(self.pretrain_steps, bool) or not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}")
-        if self.planes not in ("axial", "through"):
-            raise ValueError(f"planes must be 'axial' or 'through', got {self.planes!r}")
+        if self.planes not in ("axial", "through", "iso"):
+            raise ValueError(f"planes must be 'axial', 'through' or 'iso', got {self.planes!r}")
+        if self.planes == "iso" and (self.dims != 2 or len(self.scales) != 1 or len(set(self.scales[0])) != 1):
+            raise ValueError(f"planes='iso' needs dims=2 and one in-plane scale with equal factors (the volume is "
+                             f"degraded by it along all three axes), got dims={self.dims}, scales={self.scales}")
+        if self.planes == "iso" and self.crop_taper:
+            raise ValueError(f"planes='iso' takes no crop_taper (its pairs are planes of whole volumes), "
+                             f"got {self.crop_taper!r}")
         if isinstance(self.crop_taper, bool) or not isinstance(self.crop_taper, (int, float)) \
                 or not 0 <= self.crop_taper <= 1:
             raise ValueError(f"crop_taper must be a probability in [0, 1], got {self.crop_taper!r}")
@@ -523,6 +530,21 @@ class _Pairs:
             t = torch.from_numpy(vol)
             if config.dims == 3:
                 stacks.append(taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)], spatial_dims=3))
+                continue
+            if config.planes == "iso":
+                # every third plane of each orientation of the volume degraded along all three axes (and
+                # interpolated in 3-D): what the 2-D network sees on an isotropic volume (upscale_image)
+                v = taper_borders(t[tuple(slice(0, n // lcm * lcm) for n in t.shape)].float(), spatial_dims=3)
+                s2 = config.scales[0]
+                s3 = (s2[0],) * 3
+                with torch.no_grad():
+                    up = interpolate(_degrade(config, v, s3)[None, None], s3, config.interpolation)[0, 0]
+                for axis in range(3):
+                    hr_p, up_p = v.movedim(axis, 0)[::3], up.movedim(axis, 0)[::3]
+                    keep = (hr_p > 0.1).float().mean(dim=(1, 2)) > 0.1
+                    if bool(keep.any()):
+                        self.items.append({"hr": hr_p[keep].to(store).contiguous(),
+                                           "input": {s2: up_p[keep].to(store).contiguous()}, "base": {}})
                 continue
             # 2-D: axial slices (Z, X, Y), or every third X-Z (Y, X, Z) and Y-Z (X, Y, Z) plane
             planes = [t.permute(2, 0, 1)] if config.planes == "axial" else [t.permute(1, 0, 2)[::3], t[::3]]
@@ -806,10 +828,12 @@ class SuperresTask(HeadTask):
         parser.add_argument("--kernel-sizes", type=int, nargs="+", default=None, help="fusion paths' kernel sizes")
         parser.add_argument("--scale-input", action="store_true",
                             help="fusion: condition on the scale (for several --scales in one network)")
-        parser.add_argument("--planes", choices=("axial", "through"), default=d.planes,
+        parser.add_argument("--planes", choices=("axial", "through", "iso"), default=d.planes,
                             help="2-D: train on axial slices (in-plane scales such as 2), or on the X-Z and Y-Z "
                                  "planes (through-plane scales such as 1,3: thick slices, the network then runs "
-                                 "on both plane families of a volume)")
+                                 "on both plane families of a volume), or 'iso': planes of all three orientations "
+                                 "of volumes degraded along all three axes (in-plane scale such as 2: the network "
+                                 "then serves isotropic (s, s, s) volumes)")
         parser.add_argument("--crop-taper", type=float, default=d.crop_taper, metavar="P",
                             help="probability that a training patch comes from a random crop of the head "
                                  "tapered at its borders, its low resolution simulated on the crop (default 0)")

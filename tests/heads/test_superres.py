@@ -660,6 +660,30 @@ def test_bundled_cards_reproduce_lines_match_their_networks():
         assert [tuple(s) for s in config.scales] == scales, name
 
 
+def test_iso_planes_training_pairs_are_planes_of_the_3d_degraded_volume():
+    """planes='iso': every third plane of each orientation of the tapered volume (truth) and of the
+    numpy sinc interpolation of its 3-D k-space truncation (input); one equal-factor scale only."""
+    from recon.heads.superres import taper_borders
+    from recon.train.tasks_superres import _Pairs
+
+    rng = np.random.default_rng(8)
+    vol = (rng.random((13, 14, 10)) + 0.5).astype(np.float32)  # odd axis cropped to 12
+    c = SuperresConfig(dims=2, scales=[(2, 2)], planes="iso", patch_size=8, chans=4, num_blocks=1, steps=1)
+    pairs = _Pairs(c, [vol], torch.Generator().manual_seed(0))
+    hr = taper_borders(torch.from_numpy(vol[:12]).double(), spatial_dims=3)
+    up = _np_sinc_interpolation(kspace_truncate(hr, (2, 2, 2)).numpy(), (2, 2, 2))
+    assert len(pairs.items) == 3
+    for axis, item in enumerate(pairs.items):
+        keep = (np.moveaxis(hr.numpy(), axis, 0)[::3] > 0.1).mean(axis=(1, 2)) > 0.1
+        np.testing.assert_allclose(item["hr"].numpy(), np.moveaxis(hr.numpy(), axis, 0)[::3][keep], atol=1e-6)
+        np.testing.assert_allclose(item["input"][(2, 2)].numpy(), np.moveaxis(up, axis, 0)[::3][keep], atol=1e-5)
+    for bad in (dict(dims=3, scales=[(2, 2, 2)]), dict(scales=[(2, 2), (4, 4)]), dict(scales=[(1, 2)])):
+        with pytest.raises(ValueError, match="planes='iso' needs dims=2"):
+            SuperresConfig(**{"dims": 2, "patch_size": 16, **bad}, planes="iso")
+    with pytest.raises(ValueError, match="planes='iso' takes no crop_taper"):
+        SuperresConfig(dims=2, scales=[(2, 2)], planes="iso", crop_taper=0.5)
+
+
 def test_sinc_pseudo_network_is_zero_filled_interpolation_at_any_scale():
     """``weights="sinc"`` (the thick-slice default where no network beat sinc on validation):
     the numpy trigonometric-sum reference, clipped at 0, for slices, thick slices on any axis and
