@@ -902,10 +902,12 @@ def super_resolve(
     ``s j .. s j + s - 1``; for NIfTI, the output affine is the input's times
     ``diag(1/s)`` shifted by ``(1/s - 1)/2`` voxels, see ``recon superres``). Networks: a 2-D
     slice goes through the multi-scale fusion CNN (bundled ``superres-2d-x2``/``-x4``); a volume
-    with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) at 2x by zero-filled (sinc)
-    interpolation alone (``weights="sinc"``: no bundled network beat it on validation), at 3x and
-    4x through the 2-D fusion CNN on the planes through the slices (``superres-2d-thick``), other
-    factors the 3-D one (``superres-3d-thick``); an isotropic ``(2, 2, 2)`` volume through the 2-D
+    with one enlarged axis (thick slices, e.g. ``(1, 1, 3)``) through the 2-D fusion CNN
+    ``superres-2d-thick`` on the planes through the slices after it has been adapted to this
+    volume (``adapt``, below: self-supervised on the volume's own high-resolution planes, about
+    2 min on one CPU thread; chosen on validation at 2x and 4x over sinc and the shipped networks;
+    ``adapt=False`` gives the shipped networks without it: at 2x sinc alone, ``weights="sinc"``,
+    at 3x and 4x ``superres-2d-thick``, other factors the 3-D ``superres-3d-thick``); an isotropic ``(2, 2, 2)`` volume through the 2-D
     x2 network on every plane of all three orientations, the three residuals averaged
     (``superres-2d-x2``; chosen on validation over the 3-D SRGAN generators:
     ``weights="srgan-3d-x2-mse"`` for the content-trained one, ``"srgan-3d-x2"`` for the
@@ -931,9 +933,11 @@ def super_resolve(
             :func:`recon.heads.superres.adapt_through_plane`): its high-resolution X-Y planes,
             k-space-truncated along X or Y by the slice factor, fine-tune a copy of the 2-D
             thick-slice network (``weights``, or ``superres-2d-thick`` for None / ``"sinc"``) for a
-            number of Adam steps, which then runs on the X-Z and Y-Z planes. None: the default
-            (``recon.train.tasks_superres.ADAPT_BY_DEFAULT``, with ``weights=None``); True:
-            ``ADAPT_STEPS``; False or 0: off; an int: that many steps (CPU time grows with it).
+            number of Adam steps, which then runs on the X-Z and Y-Z planes (averaged over the 4
+            flips of each plane unless ``self_ensemble=False``). None: on for thick slices with
+            ``weights=None`` (``recon.train.tasks_superres.ADAPT_BY_DEFAULT``, ``ADAPT_STEPS`` =
+            800 steps); True: ``ADAPT_STEPS``; False or 0: off; an int: that many steps (CPU time
+            grows with it, not with the volume's size).
         self_ensemble: average the network's outputs over the flips/transposes of its input ("x8",
             :func:`recon.heads.superres.upscale_image`; 8 times the work). None: the validated default
             (:func:`recon.train.tasks_superres.self_ensemble_default`): on for 2-D slices and in-plane
@@ -960,7 +964,9 @@ def super_resolve(
         (64, 64, 60)
     """
     from recon.heads.superres import adapt_through_plane, check_scale, upscale_image
-    from recon.train.tasks_superres import adapt_plan, select_superres, self_ensemble_default
+    from recon.train.tasks_superres import (
+        ADAPT_LR, ADAPT_SELF_ENSEMBLE, adapt_plan, select_superres, self_ensemble_default,
+    )
 
     x, was_numpy = _head_image(image, min_size=2)
     s = check_scale(scale, x.ndim)
@@ -973,9 +979,9 @@ def super_resolve(
         if config.dims != 2:
             raise ValueError(f"adapt needs 2-D thick-slice weights (the network runs on X-Z / Y-Z planes); "
                              f"weights {str(start)!r} are a {config.dims}-D network (pass adapt=False)")
-        model = adapt_through_plane(model, x, s, steps=steps, progress=progress)
-    if self_ensemble is None:
-        self_ensemble = self_ensemble_default(x.ndim, s, config.dims)
+        model = adapt_through_plane(model, x, s, steps=steps, lr=ADAPT_LR, progress=progress)
+    if self_ensemble is None:  # an adapted thick-slice network: ADAPT_SELF_ENSEMBLE (validated on)
+        self_ensemble = ADAPT_SELF_ENSEMBLE if steps else self_ensemble_default(x.ndim, s, config.dims)
     out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress,
                         self_ensemble=self_ensemble)
     if axes is not None:

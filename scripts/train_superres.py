@@ -176,13 +176,14 @@ def validate_adapt(factors: list[int], steps: list[int], lr: float, cache: str |
     :func:`recon.heads.superres.adapt_through_plane` from ``superres-2d-thick``) on the 3-D
     validation volumes (:func:`validation_data`): per factor, volume and step count, PSNR / SSIM
     gains over cubic and over sinc, and the CPU seconds of adapting and of applying (1 thread).
-    Steps 0 is the network as shipped. Decides ``ADAPT_STEPS`` / ``ADAPT_BY_DEFAULT``
+    Steps 0 is the network as shipped; adapted outputs are averaged over the plane flips as
+    ``recon.super_resolve`` does (``ADAPT_SELF_ENSEMBLE``). Decides ``ADAPT_STEPS`` / ``ADAPT_BY_DEFAULT``
     (recon.train.tasks_superres); the held-out data are not touched."""
     import time
 
     from benchmarks.superres import _crop_multiple, apodise, cubic, lowres, scores, sinc
     from recon.heads.superres import adapt_through_plane, upscale_image
-    from recon.train.tasks_superres import ADAPT_WEIGHTS
+    from recon.train.tasks_superres import ADAPT_SELF_ENSEMBLE, ADAPT_WEIGHTS
 
     base, _, _ = load_superres(ADAPT_WEIGHTS)
     data = validation_data(3, cache)
@@ -199,7 +200,8 @@ def validate_adapt(factors: list[int], steps: list[int], lr: float, cache: str |
                     t0 = time.perf_counter()
                     model = adapt_through_plane(base, torch.from_numpy(lr_vol), scale, steps=n, lr=lr)
                     t1 = time.perf_counter()
-                    pred = upscale_image(model, torch.from_numpy(lr_vol), scale).numpy()
+                    pred = upscale_image(model, torch.from_numpy(lr_vol), scale,
+                                         self_ensemble=bool(n) and ADAPT_SELF_ENSEMBLE).numpy()
                     t2 = time.perf_counter()
                     sc = scores(hr, pred, (1, 0, 2))
                     row[str(n)] = {"psnr_gain_over_cubic_db": round(sc["psnr"] - ref["cubic"]["psnr"], 3),
@@ -443,8 +445,8 @@ def main(argv=None) -> int:
     v.add_argument("--out", required=True)
     va = sub.add_parser("validate-adapt", help="self-supervised adaptation for thick slices on the validation volumes")
     va.add_argument("--factors", type=int, nargs="+", default=[2, 4])
-    va.add_argument("--steps", type=int, nargs="+", default=[0, 300, 800])
-    va.add_argument("--lr", type=float, default=1e-4)
+    va.add_argument("--steps", type=int, nargs="+", default=[0, 800])
+    va.add_argument("--lr", type=float, default=3e-4)
     va.add_argument("--cache", default=str(Path.home() / ".cache" / "recon" / "heads"))
     va.add_argument("--out", required=True)
     s_ = sub.add_parser("ship")

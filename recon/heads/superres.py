@@ -986,8 +986,8 @@ def upscale_image(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *
     return out.to(image.dtype).to(image.device)
 
 
-def adapt_through_plane(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *, steps: int = 200,
-                        batch_size: int = 8, patch_size: int = 48, lr: float = 1e-4, seed: int = 0,
+def adapt_through_plane(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *, steps: int = 800,
+                        batch_size: int = 8, patch_size: int = 48, lr: float = 3e-4, seed: int = 0,
                         progress: bool = False) -> nn.Module:
     """Self-supervised test-time adaptation of a 2-D thick-slice network to one volume (SMORE).
 
@@ -1036,6 +1036,8 @@ def adapt_through_plane(model: nn.Module, image: torch.Tensor, scale: Sequence[i
     f = s[2]
     if patch_size < 4 * f:
         raise ValueError(f"patch_size must be at least 4 x the factor ({4 * f}), got {patch_size}")
+    for axis in (0, 1):  # the planes it will run on (before minutes of adapting)
+        check_input_size((image.shape[axis], image.shape[2]), (1, f), model.receptive_field)
     adapted = copy.deepcopy(model)
     if steps == 0:
         return adapted.eval()

@@ -103,17 +103,18 @@ def test_adaptation_zero_steps_copy_determinism_and_bad_input():
 
 def test_super_resolve_adapt_option_wiring_and_errors():
     """``recon.super_resolve(..., adapt=N)``: the bundled thick-slice network adapted for N steps on
-    the volume (a thick axis other than the last moved there and back, the same as adapting the
-    moved volume by hand); adapt=False is the network as shipped; bad values name ``adapt``."""
-    from recon.train.tasks_superres import ADAPT_WEIGHTS, load_superres
+    the volume, averaged over the plane flips (a thick axis other than the last moved there and
+    back, the same as adapting the moved volume by hand); adapt=False is the network as shipped;
+    bad values name ``adapt``; a volume too thin for the network is refused before adapting."""
+    from recon.train.tasks_superres import ADAPT_LR, ADAPT_WEIGHTS, load_superres
 
     vol = (_taper(_blocks((32, 32, 16), seed=2)) * 300).astype(np.float32)  # any intensity scale
     plain = recon.super_resolve(vol, (1, 1, 2), weights=ADAPT_WEIGHTS, adapt=False)
     adapted = recon.super_resolve(np.ascontiguousarray(vol.transpose(2, 0, 1)), (2, 1, 1), adapt=2)
     assert adapted.shape == (32, 32, 32) and adapted.dtype == np.float32
     net, _, _ = load_superres(ADAPT_WEIGHTS)
-    by_hand = upscale_image(adapt_through_plane(net, torch.from_numpy(vol), (1, 1, 2), steps=2),
-                            torch.from_numpy(vol), (1, 1, 2)).numpy()
+    by_hand = upscale_image(adapt_through_plane(net, torch.from_numpy(vol), (1, 1, 2), steps=2, lr=ADAPT_LR),
+                            torch.from_numpy(vol), (1, 1, 2), self_ensemble=True).numpy()
     np.testing.assert_allclose(adapted, by_hand.transpose(2, 0, 1), rtol=0, atol=1e-4 * float(vol.max()))
     assert np.abs(by_hand - plain).max() > 1e-4 * float(vol.max())  # two steps changed the network
     np.testing.assert_array_equal(recon.super_resolve(vol, (1, 1, 2), weights=ADAPT_WEIGHTS, adapt=0), plain)
@@ -125,6 +126,8 @@ def test_super_resolve_adapt_option_wiring_and_errors():
         recon.super_resolve(vol, (1, 1, 2), adapt=-1)
     with pytest.raises(TypeError, match="adapt must be"):
         recon.super_resolve(vol, (1, 1, 2), adapt="yes")
+    with pytest.raises(ValueError, match="smaller than the network's receptive field"):  # before adapting
+        recon.super_resolve(vol[:, :, :4], (1, 1, 2))
     with pytest.raises(ValueError, match="adapt needs 2-D thick-slice weights"):
         recon.super_resolve(vol, (1, 1, 2), weights="superres-3d-thick", adapt=1)
 
