@@ -101,7 +101,9 @@ SINC = "sinc"
 #: the bundled network for thick slices (one enlarged axis of a volume) by slice-thickness factor,
 #: chosen on validation (phantoms 6-7 and the MNI152 validation part, tapered crops; a network is
 #: the default only if it beats sinc on both): at 2x none did, so sinc alone (:data:`SINC`); at 3x
-#: and 4x the 2-D network on the planes through the slices; other factors the 3-D one
+#: and 4x the 2-D network on the planes through the slices; other factors the 3-D one. Since
+#: session 5 ``recon.super_resolve`` uses these only with ``adapt=False``: by default it adapts
+#: :data:`ADAPT_WEIGHTS` to each thick-slice volume (:data:`ADAPT_BY_DEFAULT`)
 THICK_DEFAULT = {2: SINC, 3: "superres-2d-thick", 4: "superres-2d-thick"}
 
 
