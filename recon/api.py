@@ -981,7 +981,8 @@ def super_resolve(
                              f"weights {str(start)!r} are a {config.dims}-D network (pass adapt=False)")
         model = adapt_through_plane(model, x, s, steps=steps, lr=ADAPT_LR, progress=progress)
     if self_ensemble is None:  # an adapted thick-slice network: ADAPT_SELF_ENSEMBLE (validated on)
-        self_ensemble = ADAPT_SELF_ENSEMBLE if steps else self_ensemble_default(x.ndim, s, config.dims)
+        self_ensemble = ADAPT_SELF_ENSEMBLE if steps else self_ensemble_default(x.ndim, s, config.dims,
+                                                                                config.weight_name)
     out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress,
                         self_ensemble=self_ensemble)
     if axes is not None:

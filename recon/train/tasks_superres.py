@@ -182,7 +182,7 @@ def adapt_plan(adapt: object, ndim: int, scale: tuple[int, ...], weights: object
 ISO_DEFAULT = "superres-2d-x2"
 
 
-def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int) -> bool:
+def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int, name: str | None = None) -> bool:
     """Whether ``recon.super_resolve`` averages over flips/transposes (``self_ensemble=None``) for an
     image of ``ndim`` axes, ``scale`` and a ``dims``-D network; chosen on validation (phantoms 6-7, the
     MNI152 validation part; gain of the x8 self-ensemble):
@@ -193,10 +193,12 @@ def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int) -> bool:
     * 3-D networks (only used when asked for by name): off, as before - the content-trained
       srgan-3d-x2-mse gains +0.03 / +0.22 dB with ``self_ensemble=True``, but averaging would wash out
       the adversarial generator's texture, its purpose;
-    * thick slices (one enlarged axis): off (not validated there).
+    * thick slices (one enlarged axis): off (not validated there);
+    * the :data:`SINC` pseudo-network (``name``): off - it has nothing to average, and on an even
+      LR grid the flipped zero-filled band differs at its Nyquist line.
     """
     enlarged = sum(1 for f in scale if f > 1)
-    return dims == 2 and (ndim == 2 or (enlarged == 2 and scale[-1] == 1))
+    return dims == 2 and name != SINC and (ndim == 2 or (enlarged == 2 and scale[-1] == 1))
 
 
 def parse_scales(text: str | Sequence, dims: int) -> list[tuple[int, ...]]:

@@ -526,6 +526,7 @@ def test_super_resolve_shapes_units_and_thick_axis(tiny_weights):
     assert [self_ensemble_default(n, s, d) for n, s, d in ((2, (2, 2), 2), (3, (4, 4, 1), 2), (3, (2, 2, 2), 2),
                                                              (3, (1, 1, 3), 2), (3, (2, 2, 2), 3))] == \
         [True, True, False, False, False]
+    assert not self_ensemble_default(2, (2, 2), 2, "sinc")  # the sinc pseudo-network: nothing to average
     with pytest.raises(TypeError, match="self_ensemble"):
         recon.super_resolve(sl, 2, weights=str(tiny_weights["2d"]), self_ensemble="no")
     with pytest.warns(UserWarning, match="trained for scales"):
