@@ -331,8 +331,11 @@ FINETUNE: dict[str, tuple[dict, float, int]] = {
     "superres-2d-x4": (dict(lr=1e-4, steps=2000), 600.0, 2),
     # the content-only SRGAN generator (the 2x2x2 default): content loss only (adversarial steps never start)
     "srgan-3d-x2-mse": (dict(lr=2e-4, steps=3000, pretrain_steps=10**6, adv_weight=0.0), 600.0, 2),
-    # session 5: the 2-D x2 network continued on planes of all three orientations of volumes degraded
-    # along all three axes (planes="iso"), for isotropic (2, 2, 2) volumes; from the bundled superres-2d-x2
+    # session 5, NOT shipped: the 2-D x2 network continued on planes of all three orientations of
+    # volumes degraded along all three axes (planes="iso"), for isotropic (2, 2, 2) volumes, from the
+    # bundled superres-2d-x2 (3000 steps, 519 s). On the planes path (upscale_image) it lost to the
+    # network it started from on validation: 2x2x2 gain over cubic +0.72 / +4.33 dB (phantoms 6-7 /
+    # MNI152 part) against +1.60 / +4.88 (self-ensembled +0.94 / +4.45; summed residuals -4.30 / +1.31)
     "superres-2d-iso": (dict(lr=2e-4, steps=3000, planes="iso"), 2100.0, 1),
 }
 #: the stage-1 run a stage-2 network comes from (RUNS key)
