@@ -671,7 +671,8 @@ def _cmd_superres(args: argparse.Namespace) -> int:
     from recon.api import super_resolve
 
     volume, affine, _ = _read_image(Path(args.input))
-    result = super_resolve(volume, args.scale, weights=args.weights, progress=sys.stderr.isatty(), adapt=args.adapt)
+    result = super_resolve(volume, args.scale, weights=args.weights, progress=sys.stderr.isatty(), adapt=args.adapt,
+                           self_ensemble=False if args.no_self_ensemble else None)
     _write_image(Path(args.output), result, _superres_affine(affine, args.scale, volume.ndim))
     return 0
 
@@ -963,7 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Super-resolve IN with the bundled networks (recon.super_resolve): --scale 2 or 4 for a slice "
             "(2-D fusion CNN), 1,1,S for S-times thinner slices of a volume (3-D fusion CNN), 2 for an isotropic "
-            "volume (3-D SRGAN generator). The output covers the same field of view (its affine is IN's with "
+            "volume (the 2-D x2 network on the planes of all three orientations). The output covers the same field of view (its affine is IN's with "
             "voxels S times smaller), in IN's intensity units (see docs/superres.md)."
         ),
     )
@@ -975,6 +976,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--adapt", type=number_type(int, minimum=0), default=None, metavar="N",
                     help="thick slices: N steps of self-supervised adaptation of the 2-D network to IN's own "
                          "high-resolution planes (SMORE; 0: off; default: recon.super_resolve's)")
+    sr.add_argument("--no-self-ensemble", action="store_true",
+                    help="no averaging over flips/transposes (recon.super_resolve's self_ensemble=False; by default "
+                         "on for slices and in-plane scales: 8 times the work, +0.3 dB at 2x on validation)")
     sr.set_defaults(func=_cmd_superres)
 
     reg = sub.add_parser(

@@ -608,6 +608,14 @@ def test_recon_train_task_superres_through_the_head_loop_and_recon_superres_comm
     np.testing.assert_allclose(np.diag(hr_affine)[:3], [1.0, 1.0, 3.0])
     # HR voxel 0 is centred half an HR voxel inside the LR voxel 0's edge: x0 - 2/2 + 1/2
     np.testing.assert_allclose(hr_affine[:3, 3], [9.5, -5.5, 7.0])
+    # --no-self-ensemble: the plain network (self_ensemble=False), the default self-ensembled
+    lr_vol = load_nifti(tmp_path / "lr.nii.gz")[0]
+    assert cli_main(["superres", str(tmp_path / "lr.nii.gz"), "-o", str(tmp_path / "plain.nii.gz"), "--scale", "2,2,1",
+                     "--weights", str(weights), "--no-self-ensemble"]) == 0
+    for out, flag in (("plain.nii.gz", False), ("hr.nii.gz", True)):
+        np.testing.assert_allclose(load_nifti(tmp_path / out)[0],
+                                   recon.super_resolve(lr_vol, (2, 2, 1), str(weights), self_ensemble=flag),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_train_superres_runs_rebuild_the_bundled_architectures():
