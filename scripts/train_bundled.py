@@ -29,12 +29,14 @@ split at 4x and 8x (fastMRI equispaced-fraction masks), and writes model cards::
 Without ``--export`` nothing in ``data/`` changes: weights, cards and ``REPORT.md`` go to the
 run folder. Single models: ``train varnet --data corpus`` / ``evaluate varnet --data corpus``.
 
-Without a GPU the bundled weights come from two CPU stages (one thread each; see
-data/weights/README.md): ``--preset cpu`` fine-tunes the Colin27 weights on a small corpus, then
-``--preset cpu-more`` continues its VarNet and U-Net on a 4x larger corpus::
+Without a GPU the bundled weights come from three CPU stages (one thread each; see
+data/weights/README.md): ``--preset cpu`` fine-tunes the Colin27 weights on a small corpus,
+``--preset cpu-more`` continues its VarNet and U-Net on a 4x larger corpus, then ``--preset
+cpu-orient`` continues all three on new phantom subjects cut axially, coronally and sagittally::
 
     python scripts/train_bundled.py reproduce --preset cpu --init-dir COLIN27_WEIGHTS --run-dir RUN1 --export
     python scripts/train_bundled.py reproduce --preset cpu-more --init-dir RUN1 --run-dir RUN2 --export
+    python scripts/train_bundled.py reproduce --preset cpu-orient --init-dir COPY_OF_STAGE2_DATA_WEIGHTS --run-dir RUN3 --export
 
 ``reproduce`` scores every model on the corpus's validation split and on the held-out split at
 4x and 8x; a new file replaces a bundled one only if its **validation** SSIM is higher at both
@@ -224,6 +226,10 @@ CPU_MORE_ORDER = ["varnet", "unet"]
 #: subjects (corpus seed 1, not the stage-1/2 subjects) cycled through axial, coronal and
 #: sagittal slabs, validated in all three orientations (9 phantom subjects + the Colin27 val
 #: slabs), validated every epoch; the cascade too, so the three are compared on equal data.
+#: Run of 2026-12-07 (one shared thread each; VarNet beside U-Net, then the cascade): validation
+#: SSIM (train-loop protocol, epoch 0 = the file continued) VarNet 0.7479 -> 0.7566 (45 min),
+#: U-Net 0.7491 -> 0.7650 (32 min), cascade 0.7338 -> 0.7492 (12 min), best at the last epoch
+#: for all three; all three exported.
 CPU_ORIENT_SCHEDULES: dict[str, dict] = {
     "varnet": dict(lr=1e-4, lr_step_size=2, epochs=4, val_every=1, train_crop_rows=96),
     "unet": dict(lr=1e-4, lr_step_size=3, epochs=6, val_every=1, batch_size=4),
@@ -535,8 +541,9 @@ def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
                              "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
                              "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
     parser.add_argument("--init-dir", type=Path, default=None,
-                        help="cpu / cpu-more presets: fine-tune from <DIR>/<model>.pt (default data/weights/; cpu: the "
-                             "Colin27 weights of commit b98079f, cpu-more: the cpu run folder)")
+                        help="cpu / cpu-more / cpu-orient presets: fine-tune from <DIR>/<model>.pt (default data/weights/; "
+                             "cpu: the Colin27 weights of commit b98079f, cpu-more: the cpu run folder, cpu-orient: a copy "
+                             "of data/weights/ after stage 2)")
     parser.add_argument("--corpus-root", default=None, help="parent folder of the corpus cache (default $RECON_CACHE)")
     parser.add_argument("--export", action="store_true", help="write the float16 weights into data/weights/ (default: the run folder)")
 
