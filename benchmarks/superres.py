@@ -15,8 +15,9 @@ the scale. Methods, all on the same geometry (LR voxel j covers HR voxels s j ..
 * zero-padded k-space (sinc) interpolation: recon.heads.superres.kspace_zero_pad - for
   k-space-truncated data the least-squares linear estimate, reported alongside;
 * ``recon.super_resolve`` with the bundled networks (2-D fusion CNN x2/x4; for thick slices the
-  default per factor, chosen on validation (recon.train.tasks_superres.THICK_DEFAULT: sinc alone
-  where no network beat it), and the bundled thick-slice networks that are not the default, for
+  default, chosen on validation: superres-2d-thick adapted to each test volume on its own in-plane
+  planes (recon.train.tasks_superres.ADAPT_BY_DEFAULT / ADAPT_STEPS; self-supervised, it sees
+  only the LR volume), and the bundled thick-slice networks as shipped (``adapt=False``), for
   comparison; for isotropic 2x2x2 the default, the 2-D x2 network on the planes of all three
   orientations (recon.train.tasks_superres.ISO_DEFAULT, chosen on validation), and the 3-D SRGAN
   and its content-only generator). Every network is residual to zero-filled (sinc) interpolation.

@@ -963,7 +963,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="super-resolve a NIfTI volume/slice or a reconstruction (thick slices -> thin, 2x/4x)",
         description=(
             "Super-resolve IN with the bundled networks (recon.super_resolve): --scale 2 or 4 for a slice "
-            "(2-D fusion CNN), 1,1,S for S-times thinner slices of a volume (3-D fusion CNN), 2 for an isotropic "
+            "(2-D fusion CNN), 1,1,S for S-times thinner slices of a volume (the 2-D fusion CNN adapted to IN's own "
+            "in-plane planes first, --adapt), 2 for an isotropic "
             "volume (the 2-D x2 network on the planes of all three orientations). The output covers the same field of view (its affine is IN's with "
             "voxels S times smaller), in IN's intensity units (see docs/superres.md)."
         ),
