@@ -894,6 +894,7 @@ def super_resolve(
     progress: bool = False,
     adapt: Union[bool, int, None] = None,
     self_ensemble: Union[bool, None] = None,
+    calibrate: Union[bool, None] = None,
 ):
     """Super-resolve a low-resolution slice or volume: ``scale`` times more voxels per axis.
 
@@ -943,6 +944,12 @@ def super_resolve(
             (:func:`recon.train.tasks_superres.self_ensemble_default`): on for 2-D slices and in-plane
             ``(s, s, 1)`` volumes (+0.3 dB at 2-D x2 on validation), off otherwise (thick slices,
             the 2-D network on isotropic volumes, 3-D networks).
+        calibrate: weight the network's learned residual over the zero-filled (sinc) interpolation
+            for this image, ``sinc + w (network - sinc)`` with ``w`` in [0, 1] fitted on the image
+            itself degraded once more by ``scale`` (:func:`recon.heads.superres.residual_weight`;
+            one more network pass on an image ``prod(scale)`` times smaller). None: on for the
+            isotropic ``(2, 2, 2)`` default only (``recon.train.tasks_superres.calibrate_default``,
+            chosen on validation), off otherwise; True / False: on / off for any network.
 
     Returns:
         The super-resolved image, shape ``scale`` times ``image``'s per axis, same container type,
@@ -963,11 +970,13 @@ def super_resolve(
         >>> thin.shape                                                                  # doctest: +SKIP
         (64, 64, 60)
     """
-    from recon.heads.superres import adapt_through_plane, check_scale, upscale_image
+    from recon.heads.superres import adapt_through_plane, check_scale, kspace_zero_pad, residual_weight, upscale_image
     from recon.train.tasks_superres import (
-        ADAPT_LR, ADAPT_SELF_ENSEMBLE, adapt_plan, select_superres, self_ensemble_default,
+        ADAPT_LR, ADAPT_SELF_ENSEMBLE, SINC, adapt_plan, calibrate_default, select_superres, self_ensemble_default,
     )
 
+    if calibrate is not None and not isinstance(calibrate, bool):
+        raise TypeError(f"calibrate must be True, False or None, got {type(calibrate).__name__} {calibrate!r}")
     x, was_numpy = _head_image(image, min_size=2)
     s = check_scale(scale, x.ndim)
     dev = _head_device(device)
@@ -985,6 +994,14 @@ def super_resolve(
                                                                                 config.weight_name)
     out = upscale_image(model, x, s, patch_size=patch_size, overlap=overlap, progress=progress,
                         self_ensemble=self_ensemble)
+    if calibrate is None:
+        calibrate = calibrate_default(x.ndim, s, weights)
+    if calibrate and config.weight_name != SINC:
+        w = residual_weight(model, x, s, patch_size=patch_size, overlap=overlap, self_ensemble=self_ensemble)
+        base = kspace_zero_pad(x, s, spatial_dims=x.ndim).to(out.dtype).to(out.device)
+        out = base + w * (out - base)
+        if float(x.min()) >= 0:
+            out = out.clamp(min=0)
     if axes is not None:
         out = out.permute(*[axes.index(a) for a in range(3)])
     return _head_output(out.float().contiguous(), was_numpy, image.device if not was_numpy else None)

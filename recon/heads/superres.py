@@ -92,6 +92,8 @@ __all__ = [
     "symmetries",
     "upscale_image",
     "adapt_through_plane",
+    "residual_weight",
+    "blend_residual",
 ]
 
 
@@ -1108,3 +1110,53 @@ def adapt_through_plane(model: nn.Module, image: torch.Tensor, scale: Sequence[i
     if bar is not None:
         bar.close()
     return adapted.eval()
+
+
+def blend_residual(pred: torch.Tensor, base: torch.Tensor, target: torch.Tensor) -> float:
+    """Least-squares weight ``w`` in [0, 1] of the residual ``pred - base`` towards ``target``.
+
+    ``w = <pred - base, target - base> / ||pred - base||^2``, clipped to [0, 1], so that
+    ``base + w (pred - base)`` is the blend of ``base`` (0) and ``pred`` (1) closest to ``target``
+    in mean squared error; 1.0 when the residual is zero (every blend is the same).
+    """
+    r = (pred - base).double().flatten()
+    e = (target - base).double().flatten()
+    rr = float(r @ r)
+    if not rr > 0:
+        return 1.0
+    return float(min(max(float(r @ e) / rr, 0.0), 1.0))
+
+
+def residual_weight(model: nn.Module, image: torch.Tensor, scale: Sequence[int], *, patch_size: int = 32,
+                    overlap: int = 8, self_ensemble: bool = False) -> float:
+    """Self-calibrated weight of a network's learned residual for one LR image (0: sinc alone, 1: the network).
+
+    Every bundled network is residual to the zero-filled (sinc) interpolation; on some anatomy its
+    residual helps less than on the training data, or hurts. The LR image itself says how much:
+    it is tapered (:func:`taper_borders`), its k-space truncated once more by the same ``scale``
+    (:func:`kspace_truncate`), and both the network (:func:`upscale_image`, the same path and
+    ``self_ensemble``) and :func:`kspace_zero_pad` bring that lower resolution back to the LR grid;
+    the returned weight is the :func:`blend_residual` of the two towards the tapered LR image.
+    ``recon.super_resolve`` then returns ``sinc + w (network - sinc)`` at full resolution (the
+    calibration assumes the network's benefit at the LR scale predicts the one at full resolution;
+    validation in ``recon.train.tasks_superres.CALIBRATE_BY_DEFAULT``). Cost: one network pass on
+    an image ``prod(scale)`` times smaller than the output.
+
+    Returns:
+        The weight in [0, 1]; 1.0 (the network as it is) when the image, degraded once more, is
+        too small for the network (:func:`check_input_size`).
+    """
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.ndim not in (2, 3):
+        raise ValueError(f"image must be a floating-point 2-D or 3-D tensor, got {describe(image)}")
+    s = check_scale(tuple(scale) if isinstance(scale, (list, tuple)) else scale, image.ndim)
+    x = crop_to_multiple(image.detach().double().cpu(), s, spatial_dims=image.ndim)
+    try:  # the second degradation must still be large enough for the network
+        check_input_size(tuple(n // f for n, f in zip(x.shape, s)), s, int(getattr(model, "receptive_field", 1)))
+    except ValueError:
+        return 1.0
+    target = taper_borders(x, spatial_dims=image.ndim)
+    low = kspace_truncate(target, s, spatial_dims=image.ndim)
+    base = kspace_zero_pad(low, s, spatial_dims=image.ndim)
+    pred = upscale_image(model, low.float(), s, patch_size=patch_size, overlap=overlap,
+                         self_ensemble=self_ensemble).double()
+    return blend_residual(pred, base, target)

@@ -85,6 +85,8 @@ __all__ = [
     "ADAPT_SELF_ENSEMBLE",
     "adapt_plan",
     "ISO_DEFAULT",
+    "CALIBRATE_BY_DEFAULT",
+    "calibrate_default",
     "self_ensemble_default",
     "SuperresTask",
     "SRGANTask",
@@ -180,6 +182,21 @@ def adapt_plan(adapt: object, ndim: int, scale: tuple[int, ...], weights: object
 #: 0.8 / 1.8 dB on the MNI152 part, and a frequency-partitioned fusion of the plane families lost to
 #: the plain mean on both (session 5)
 ISO_DEFAULT = "superres-2d-x2"
+
+#: ``recon.super_resolve(..., calibrate=None)`` on the isotropic ``(2, 2, 2)`` default: the network's
+#: residual over sinc is weighted per volume by :func:`recon.heads.superres.residual_weight` (the LR
+#: volume degraded once more tells how much the residual helps). Chosen on validation (phantoms 6-7,
+#: central 80 x 96 x 72 crops; the MNI152 validation part; gain over cubic, dB): per phantom volume
+#: +1.21 / +2.36 / +2.11 / +0.74 for the planes path alone, +1.48 / +1.42 / +1.38 / +1.52 for sinc
+#: alone, +1.51 / +2.36 / +2.11 / +1.30 calibrated (mean +1.82 vs +1.60 and +1.45); MNI152 +4.88
+#: either way (weight 1). Off elsewhere: not validated there (session 5).
+CALIBRATE_BY_DEFAULT = True
+
+
+def calibrate_default(ndim: int, scale: Sequence[int], weights: object) -> bool:
+    """Whether ``recon.super_resolve(..., calibrate=None)`` weights the residual per image: only for the
+    validated case, the bundled isotropic ``(2, 2, 2)`` default (``weights=None`` on a volume)."""
+    return bool(CALIBRATE_BY_DEFAULT) and weights is None and ndim == 3 and tuple(scale) == (2, 2, 2)
 
 
 def self_ensemble_default(ndim: int, scale: Sequence[int], dims: int, name: str | None = None) -> bool:

@@ -733,3 +733,68 @@ def test_mni152_training_and_validation_parts_are_disjoint_rows_of_the_template(
                                 / "datasets" / "data" / module.MNI_FILE).dataobj, dtype=np.float32)
     np.testing.assert_array_equal(train, whole[:, a:b])
     np.testing.assert_array_equal(val, whole[:, c:])
+
+
+# ----------------------------------------------------------------- self-calibrated residual weight
+
+
+def test_blend_residual_is_the_clipped_least_squares_weight():
+    """numpy float64 least squares of target - base on pred - base, clipped to [0, 1]."""
+    from recon.heads.superres import blend_residual
+
+    rng = np.random.default_rng(0)
+    base, pred = rng.normal(size=(6, 7, 5)), rng.normal(size=(6, 7, 5))
+    r = (pred - base).ravel()
+    noise = rng.normal(size=r.size)
+    noise -= r * (noise @ r) / (r @ r)  # orthogonal to the residual: leaves the weight alone
+    for w in (0.3, -0.7, 1.8):
+        target = base + w * (pred - base) + 0.5 * noise.reshape(base.shape)
+        got = blend_residual(*(torch.from_numpy(a) for a in (pred, base, target)))
+        assert got == pytest.approx(min(max(w, 0.0), 1.0), abs=1e-12)
+    target = rng.normal(size=base.shape)
+    e = (target - base).ravel()
+    assert blend_residual(*(torch.from_numpy(a) for a in (pred, base, target))) == pytest.approx(
+        float(np.clip(np.linalg.lstsq(r[:, None], e, rcond=None)[0][0], 0, 1)), abs=1e-12)
+    same = torch.from_numpy(base)
+    assert blend_residual(same, same, torch.from_numpy(target)) == 1.0  # no residual: every blend is the same
+
+
+def test_residual_weight_fits_the_image_degraded_once_more():
+    """The weight is the least-squares blend of the network and sinc from the image truncated once more
+    (its taper as the target); a zero residual gives 1; an image too small for the second degradation
+    gives 1 (the network as it is)."""
+    from recon.heads.superres import blend_residual, residual_weight, taper_borders
+
+    vol = torch.from_numpy(np.random.default_rng(1).random((20, 22, 18)) + 0.5).float()
+    net = _random_tail(MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, kernel_sizes=(3,), interpolation="zero_fill"))
+    target = taper_borders(vol.double(), spatial_dims=3)
+    low = kspace_truncate(target, (2, 2, 2), spatial_dims=3)
+    want = blend_residual(upscale_image(net, low.float(), (2, 2, 2)).double(),
+                          torch.from_numpy(_np_sinc_interpolation(low.numpy(), (2, 2, 2))), target)
+    assert 0 < want < 1
+    assert residual_weight(net, vol, (2, 2, 2)) == pytest.approx(want, abs=1e-5)
+    untrained = MultiScaleFusionSR(dims=2, chans=4, num_blocks=1, kernel_sizes=(3,), interpolation="zero_fill").eval()
+    assert residual_weight(untrained, vol, (2, 2, 2)) == 1.0
+    assert residual_weight(net, vol[:6, :6, :6], (2, 2, 2)) == 1.0
+    with pytest.raises(ValueError, match="image"):
+        residual_weight(net, vol.numpy(), (2, 2, 2))
+
+
+def test_super_resolve_calibrate_blends_sinc_and_the_network():
+    """calibrate: sinc + w (network - sinc) with w = residual_weight; default on for the isotropic
+    (2, 2, 2) default only; False the network alone; a non-bool is a TypeError naming it."""
+    from recon.heads.superres import residual_weight
+    from recon.train.tasks_superres import calibrate_default, load_superres
+
+    rng = np.random.default_rng(2)
+    vol = (np.abs(rng.normal(size=(32, 32, 32))) + 0.2).astype(np.float32)
+    plain = recon.super_resolve(vol, 2, calibrate=False)
+    model = load_superres("superres-2d-x2")[0]
+    w = residual_weight(model, torch.from_numpy(vol), (2, 2, 2))
+    sinc = _np_sinc_interpolation(vol.astype(np.float64), (2, 2, 2))
+    want = np.clip(sinc + w * (plain - sinc), 0, None)
+    np.testing.assert_allclose(recon.super_resolve(vol, 2), want, rtol=1e-4, atol=1e-4 * float(vol.max()))
+    assert calibrate_default(3, (2, 2, 2), None) and not calibrate_default(3, (2, 2, 2), "srgan-3d-x2-mse")
+    assert not calibrate_default(2, (2, 2), None) and not calibrate_default(3, (1, 1, 2), None)
+    with pytest.raises(TypeError, match="calibrate"):
+        recon.super_resolve(vol, 2, calibrate="yes")
