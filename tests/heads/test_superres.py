@@ -780,7 +780,7 @@ def test_residual_weight_fits_the_image_degraded_once_more():
         residual_weight(net, vol.numpy(), (2, 2, 2))
 
 
-def test_super_resolve_calibrate_blends_sinc_and_the_network():
+def test_super_resolve_calibrate_blends_sinc_and_the_network(tmp_path):
     """calibrate: sinc + w (network - sinc) with w = residual_weight; default on for the isotropic
     (2, 2, 2) default only; False the network alone; a non-bool is a TypeError naming it."""
     from recon.heads.superres import residual_weight
@@ -798,3 +798,12 @@ def test_super_resolve_calibrate_blends_sinc_and_the_network():
     assert not calibrate_default(2, (2, 2), None) and not calibrate_default(3, (1, 1, 2), None)
     with pytest.raises(TypeError, match="calibrate"):
         recon.super_resolve(vol, 2, calibrate="yes")
+    # recon superres --no-calibrate: the network alone; by default calibrated
+    from recon.cli import main as cli_main
+    from recon.data import load_nifti, save_nifti
+
+    save_nifti(tmp_path / "lr.nii.gz", vol)
+    for flags, want_vol in (([], want), (["--no-calibrate"], plain)):
+        assert cli_main(["superres", str(tmp_path / "lr.nii.gz"), "-o", str(tmp_path / "hr.nii.gz"), "--scale", "2",
+                         *flags]) == 0
+        np.testing.assert_allclose(load_nifti(tmp_path / "hr.nii.gz")[0], want_vol, rtol=1e-4, atol=1e-4 * float(vol.max()))
