@@ -316,13 +316,32 @@ def _low_frequencies(kspace: torch.Tensor, mask: torch.Tensor) -> int:
     return low
 
 
-def _learned(method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+#: the flips of the U-Net's self-ensemble (``reconstruct(self_ensemble=True)``): identity,
+#: left-right, up-down and both. Not the transposes: they turn the aliasing of a column mask
+#: by 90 degrees, which the networks never see (validation SSIM 0.814 -> 0.791 at 4x).
+UNET_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+def _unet_flips(model: torch.nn.Module, image: torch.Tensor, ensemble: bool) -> torch.Tensor:
+    """A U-Net on a normalised image ``(B, 1, H, W)``; with ``ensemble``, the mean of its
+    outputs over :data:`UNET_FLIPS` (each flipped back)."""
+    if not ensemble:
+        return model(image)
+    out = torch.zeros_like(image)
+    for dims in UNET_FLIPS:
+        out += model(image.flip(dims)).flip(dims) if dims else model(image)
+    return out / len(UNET_FLIPS)
+
+
+def _learned(
+    method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, self_ensemble: bool = False
+) -> torch.Tensor:
     kspace = kspace.float()
     if method == "unet":
         image = rss_complex(ifft2c(kspace), dim=1)  # (B, H, W)
         mean = image.mean(dim=(-2, -1), keepdim=True)
         std = image.std(dim=(-2, -1), keepdim=True).clamp_min(1e-11)
-        out = model(((image - mean) / std).clamp(-6, 6).unsqueeze(1))[:, 0]
+        out = _unet_flips(model, ((image - mean) / std).clamp(-6, 6).unsqueeze(1), self_ensemble)[:, 0]
         return out * std + mean
     if kspace.shape[1] == 1 and method == "varnet":
         raise ValueError("method 'varnet' needs multi-coil k-space; use 'unet' or 'cascade' for single-coil data")
@@ -392,14 +411,15 @@ def _unit_exponent(kspace: torch.Tensor) -> int:
 
 
 def _reconstruct_batch(
-    method: str, model: torch.nn.Module | None, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None
+    method: str, model: torch.nn.Module | None, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None,
+    self_ensemble: bool = False,
 ) -> torch.Tensor:
     """One batch ``(B, C, H, W, 2)`` k-space (masked here), bool mask ``(B, 1, H, W, 1)`` -> ``(B, H, W)``."""
     m = mask.to(kspace.dtype)
     kspace = kspace * m
     exponent = _unit_exponent(kspace)
     _mul_pow2_(kspace, exponent)
-    out = _learned(method, model, kspace, m) if model is not None else _classical(method, kspace, m, maps)
+    out = _learned(method, model, kspace, m, self_ensemble) if model is not None else _classical(method, kspace, m, maps)
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"method {method!r} produced non-finite values on this input (please report it)")
     return _mul_pow2_(out, -exponent)
@@ -441,6 +461,7 @@ def reconstruct(
     batch_size: int | None = None,
     progress: bool | None = None,
     single_coil: bool | None = None,
+    self_ensemble: bool | None = None,
 ) -> Array:
     """Reconstruct magnitude images from (undersampled) k-space.
 
@@ -469,6 +490,11 @@ def reconstruct(
             there is more than one batch).
         single_coil: how to read a 3-D ``kspace``: ``None``/``False`` multi-coil
             ``(coils, H, W)``, ``True`` single-coil slices ``(slices, H, W)``.
+        self_ensemble: ``method="unet"`` only: average the network's output over the four
+            flips of its input image (:data:`UNET_FLIPS`; about 4x the U-Net's time, still
+            well below ``cs``'s; validation SSIM +0.004 at 4x and 8x, docs/reconstruct.md).
+            ``None``: on for ``"unet"``. The k-space models (``cascade``, ``varnet``) and the
+            classical methods do not take it (``True`` raises ``ValueError``).
 
     Returns:
         Magnitude images ``(H, W)`` or ``(slices, H, W)`` (float32, float64 for complex128
@@ -497,12 +523,17 @@ def reconstruct(
     batch_size = check_int("batch_size", batch_size, allow_none=True)
     if weights is not None and method not in LEARNED:
         raise ValueError(f"weights= is only used by the learned methods {LEARNED}, not by method {method!r}")
+    if self_ensemble is not None and not isinstance(self_ensemble, (bool, np.bool_)):
+        raise TypeError(f"self_ensemble must be a bool or None, got {describe(self_ensemble)}")
+    if self_ensemble and method != "unet":
+        raise ValueError(f"self_ensemble=True is only available for method 'unet', not for method {method!r}")
+    self_ensemble = bool(method == "unet" if self_ensemble is None else self_ensemble)
     dev = _device(device, kspace)
     sampled = _sampling_mask(mask, data, shape)
     maps = None if sens_maps is None else _prepare_maps(sens_maps, shape, method, slices, coils)
     model = _learned_model(method, weights, dev)
     _check_geometry(method, *shape[-2:], model)
-    result = _reconstruct_batches(method, model, data, sampled, maps, dev, batch_size, progress)
+    result = _reconstruct_batches(method, model, data, sampled, maps, dev, batch_size, progress, self_ensemble)
     lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
     result = result.reshape(*lead, *result.shape[-2:])
     return result.cpu().numpy() if was_numpy else result
@@ -519,6 +550,7 @@ def _learned_model(method: str, weights: object, dev: torch.device) -> torch.nn.
 def _reconstruct_batches(
     method: str, model: torch.nn.Module | None, data: torch.Tensor, sampled: torch.Tensor,
     maps: torch.Tensor | None, dev: torch.device, batch_size: int | None, progress: bool | None,
+    self_ensemble: bool = False,
 ) -> torch.Tensor:
     """``(S, C, H, W, 2)`` k-space -> ``(S, H, W)`` images, batch by batch on ``dev``, back where
     ``data`` lives (float64 for float64 data, else float32; the learned models run in float32)."""
@@ -535,7 +567,7 @@ def _reconstruct_batches(
             rows = slice(start, min(slices, start + batch_size))
             k = data[rows].to(device=dev, dtype=dtype)
             s = maps[rows].to(device=dev, dtype=dtype) if maps is not None else None
-            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s).to(data.device))
+            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s, self_ensemble).to(data.device))
     return torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
 
 

@@ -185,6 +185,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=None if not args.quiet else False,
             single_coil=single if kspace.ndim == 3 else None,
+            self_ensemble=False if args.no_self_ensemble else None,
         )
         if volume.ndim == 2:
             volume = volume[None]
@@ -802,6 +803,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available, else cpu)")
     rec.add_argument("--batch-size", type=_positive_int, default=None, help="slices per batch (default: as many as fit a memory budget)")
     rec.add_argument("--nifti", action="store_true", help="also write OUT/<name>.nii.gz")
+    rec.add_argument("--no-self-ensemble", action="store_true",
+                     help="--method unet: one pass of the network, not the mean over the four flips of the image (4x faster)")
     rec.add_argument("--no-crop", action="store_true", help="keep the full k-space grid (no header crop)")
     rec.add_argument(
         "--challenge", choices=sorted(CHALLENGES), default="multicoil",

@@ -192,9 +192,55 @@ def test_unet_from_a_fastmri_state_dict(data, tmp_path):
     out = reconstruct(kspace, mask, method="unet", weights=path)
     image = torch.from_numpy(_zf(kspace, mask)).float()
     mean, std = image.mean(dim=(-2, -1), keepdim=True), image.std(dim=(-2, -1), keepdim=True)
+    x = ((image - mean) / std).clamp(-6, 6)[:, None]
     with torch.no_grad():
-        ref = unet(((image - mean) / std).clamp(-6, 6)[:, None])[:, 0] * std + mean
+        single = unet(x)[:, 0] * std + mean
+        # the default self-ensemble: the mean over the four flips of the input, each flipped back
+        flips = [unet(x)] + [unet(x.flip(d)).flip(d) for d in ((-1,), (-2,), (-2, -1))]
+        ref = torch.stack(flips).mean(0)[:, 0] * std + mean
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    one = reconstruct(kspace, mask, method="unet", weights=path, self_ensemble=False)
+    np.testing.assert_allclose(one, single.numpy(), rtol=1e-4, atol=1e-5 * float(single.abs().max()))
+    assert np.abs(one - out).max() > 1e-3 * np.abs(out).max()  # the ensemble is not one pass
+
+
+def _flipped_kspace(kspace, axes):
+    """Multi-coil k-space whose coil images are those of ``kspace`` flipped along ``axes`` (numpy)."""
+    coil = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    coil = np.flip(coil, axis=axes) if axes else coil
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(coil, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+
+
+def test_unet_self_ensemble_is_the_mean_over_flipped_inputs(data, tmp_path):
+    from recon.models.unet import Unet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        unet = Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).eval()
+    path = tmp_path / "unet.pt"
+    torch.save(unet.state_dict(), path)
+    kspace, mask = data
+    undersampled = (kspace * mask).astype(np.complex64)
+    out = reconstruct(undersampled, mask, method="unet", weights=path)
+    assert np.array_equal(out, reconstruct(undersampled, mask, method="unet", weights=path, self_ensemble=True))
+    # each flip is one plain pass on k-space whose zero-filled image is the flipped one, flipped back
+    parts = []
+    for axes in ((), (-1,), (-2,), (-2, -1)):
+        flipped = _flipped_kspace(undersampled, axes).astype(np.complex64)
+        one = reconstruct(flipped, None, method="unet", weights=path, self_ensemble=False)
+        parts.append(np.flip(one, axis=axes) if axes else one)
+    ref = np.mean(parts, axis=0)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_self_ensemble_errors(data):
+    kspace, mask = data
+    with pytest.raises(ValueError, match="self_ensemble=True is only available for method 'unet'"):
+        reconstruct(kspace, mask, method="cs", self_ensemble=True)
+    with pytest.raises(TypeError, match="self_ensemble must be a bool or None, got"):
+        reconstruct(kspace, mask, method="unet", self_ensemble="yes")
+    # False is accepted by every method (nothing to switch off)
+    assert reconstruct(kspace, mask, method="zero_filled", self_ensemble=False).shape == (2, H, W)
 
 
 def test_weights_errors(data, tmp_path, monkeypatch):

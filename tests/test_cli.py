@@ -129,6 +129,31 @@ def test_failures_exit_non_zero_with_one_line(tmp_path, capsys, folder):
     assert exc.value.code == 2
 
 
+def test_reconstruct_unet_self_ensemble_flag(folder, tmp_path):
+    from recon.api import bundled_weights, reconstruct
+
+    if "unet" not in bundled_weights():
+        pytest.skip("no bundled unet")
+    with h5py.File(folder / "vol_a.h5") as hf:
+        kspace = hf["kspace"][()]
+    mask = np.zeros(kspace.shape[-1], dtype=np.float32)
+    mask[::2] = 1
+    undersampled = kspace * mask
+    single = tmp_path / "single.h5"
+    from recon.data.io import write_fastmri_file
+
+    write_fastmri_file(single, undersampled, _header(48, 40, 4, 2), attrs={"acquisition": "AXT1"})
+    for flag, ensemble in (([], True), (["--no-self-ensemble"], False)):
+        out = tmp_path / f"o{int(ensemble)}"
+        assert main(["reconstruct", str(single), "-o", str(out), "--method", "unet", "--no-crop", "-q", *flag]) == 0
+        with h5py.File(out / "single.h5") as hf:
+            got = hf["reconstruction"][()]
+        ref = reconstruct(undersampled, mask, method="unet", self_ensemble=ensemble)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+        if not ensemble:
+            assert np.abs(got - reconstruct(undersampled, mask, method="unet")).max() > 1e-4 * np.abs(ref).max()
+
+
 def test_help_and_benchmark(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
