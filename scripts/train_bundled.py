@@ -246,10 +246,24 @@ CPU_ORIENT2_SCHEDULES: dict[str, dict] = {
     "unet": dict(lr=5e-5, lr_step_size=3, epochs=6, val_every=1, batch_size=4),
 }
 CPU_ORIENT2_ORDER = ["varnet", "unet"]
+#: the ``cpu-deep`` preset: stage 5, on a new corpus twice stage 3's size (300 phantom
+#: subjects, corpus seed 2, the three orientations). Stage 4 had flattened both models on the
+#: stage-3 corpus (validation SSIM flat or falling after its first epoch): new subjects, not
+#: more epochs. The VarNet continues from the stage-4 file. The U-Net gets a fourth pooling
+#: level, fastMRI's U-Net depth (:func:`deepen_unet`): with three poolings its receptive field
+#: (~100 pixels) barely spans the distance between the aliased copies of a 4x equispaced mask
+#: (W/4 = 56-64 pixels on these matrices), the 4x held-out gap to ``cs``; at 8x (W/8) it leads.
+#: ``--init-dir`` = a copy of the stage-4 data/weights/.
+CPU_DEEP_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(lr=5e-5, lr_step_size=3, epochs=6, val_every=1, train_crop_rows=96),
+    "unet": dict(lr=3e-4, lr_step_size=4, epochs=10, val_every=1, batch_size=4,
+                 model_kwargs={"in_chans": 1, "out_chans": 1, "chans": 16, "num_pool_layers": 4, "drop_prob": 0.0}),
+}
+CPU_DEEP_ORDER = ["varnet", "unet"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
-    "cpu-orient2": CPU_ORIENT2_SCHEDULES,
+    "cpu-orient2": CPU_ORIENT2_SCHEDULES, "cpu-deep": CPU_DEEP_SCHEDULES,
 }
 #: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
 ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
@@ -270,6 +284,9 @@ def corpus_config(preset: str):
     if preset in ("cpu-orient", "cpu-orient2"):
         return CorpusConfig(num_train_subjects=150, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=1)
+    if preset == "cpu-deep":
+        return CorpusConfig(num_train_subjects=300, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
+                            orientations=ALL_ORIENTATIONS, seed=2)
     return CorpusConfig()
 
 
@@ -302,9 +319,67 @@ def corpus_settings(name: str, preset: str, corpus_folders: dict, init_dir: Path
             raise SystemExit(f"preset {preset!r} trains {sorted(schedules)}, not {name!r}")
         base = name.split("_")[0]
         init = Path(init_dir or WEIGHTS_DIR) / f"{base}.pt"
-        settings.update(schedules[name], model_kwargs=dict(BUNDLED[base]["model_kwargs"]), num_threads=1,
-                        init_weights=str(init))
+        settings.update(model_kwargs=dict(BUNDLED[base]["model_kwargs"]), num_threads=1, init_weights=str(init))
+        settings.update(schedules[name])  # a schedule may change the architecture (cpu-deep's U-Net)
     return settings
+
+
+def deepen_unet(src: Path, dst: Path) -> Path:
+    """A U-Net with one more pooling level, initialised from the trained U-Net ``src``.
+
+    The ``n`` outer levels keep their weights: down-sampling blocks ``0..n-1``, the up-sampling
+    blocks (shifted by one) and the final 1x1 conv. The old bottleneck block (``4 chans`` ->
+    ``8 chans`` at 1/2**n resolution) becomes the new level's down-sampling block (same
+    shape); the new bottleneck and the new level's transposed conv start at PyTorch's default
+    initialisation, and the new level's up-sampling block starts as an identity on its skip
+    connection (centre taps 1, nothing from the new bottleneck), so that the deeper network
+    starts close to what the trained one computes and learns to use the coarser level.
+
+    Returns:
+        ``dst``, a checkpoint in ``export_weights``' format (loads with ``load_model``).
+    """
+    from recon.models.unet import Unet
+    from recon.train.checkpoint import load_model
+
+    old_model, _ = load_model(src, model_name="unet")
+    old = {k.split("unet.", 1)[-1]: v.float() for k, v in old_model.state_dict().items()}
+    n = int(old_model.num_pool_layers if hasattr(old_model, "num_pool_layers") else old_model.unet.num_pool_layers)
+    core = old_model if isinstance(old_model, Unet) else old_model.unet
+    kwargs = {"in_chans": core.in_chans, "out_chans": core.out_chans, "chans": core.chans,
+              "num_pool_layers": n + 1, "drop_prob": core.drop_prob}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20261207)
+        new_model = Unet(**kwargs)
+    new = new_model.state_dict()
+    for key, value in old.items():
+        part, rest = key.split(".", 1)
+        if part == "down_sample_layers":
+            target = key
+        elif part == "conv":
+            target = f"down_sample_layers.{n}.{rest}"
+        else:  # up_transpose_conv.j / up_conv.j -> j + 1
+            index, tail = rest.split(".", 1)
+            target = f"{part}.{int(index) + 1}.{tail}"
+        if new[target].shape != value.shape:
+            raise ValueError(f"deepen_unet: {key} {tuple(value.shape)} does not fit {target} {tuple(new[target].shape)}")
+        new[target] = value.clone()
+    width = core.chans * 2**n  # channels of the new level's skip connection
+    first, second = new["up_conv.0.layers.0.weight"], new["up_conv.0.layers.4.weight"]
+    first.zero_()
+    second.zero_()
+    for c in range(width):
+        first[c, width + c, 1, 1] = 1.0  # input = cat(up-sampled bottleneck, skip)
+        second[c, c, 1, 1] = 1.0
+    new_model.load_state_dict(new)
+    checkpoint = torch.load(src, map_location="cpu", weights_only=False)
+    checkpoint["state_dict"] = {f"unet.{k}": v for k, v in new_model.state_dict().items()}
+    checkpoint.setdefault("hyper_parameters", {}).update(kwargs)
+    if "recon" in checkpoint:
+        checkpoint["recon"]["model_kwargs"] = dict(kwargs)
+        checkpoint["recon"]["deepened_from"] = str(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, dst)
+    return dst
 
 
 def weights_path(name: str) -> Path:
@@ -353,6 +428,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if corpus:
         folders = build_preset(args.preset, args.corpus_root)
         settings = corpus_settings(args.name, args.preset, folders, getattr(args, "init_dir", None))
+        if args.preset == "cpu-deep" and args.name == "unet":  # one more pooling level (see CPU_DEEP_SCHEDULES)
+            settings["init_weights"] = str(deepen_unet(Path(settings["init_weights"]), args.run_dir / "unet_deepened_init.pt"))
     elif args.name not in BUNDLED:
         raise SystemExit(f"{args.name!r} is trained on the corpus only (--data corpus)")
     else:
@@ -547,7 +624,7 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "toy"), default="full",
+    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "toy"), default="full",
                         help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~3 h of one CPU thread; "
                              "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
                              "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
@@ -628,7 +705,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.names is None:
         args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER,
-                      "cpu-orient2": CPU_ORIENT2_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
+                      "cpu-orient2": CPU_ORIENT2_ORDER, "cpu-deep": CPU_DEEP_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
     for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,

@@ -158,6 +158,50 @@ def test_cpu_orient_preset_continues_all_three_on_three_orientations(tmp_path):
         script.main(["train", "varnet", "--data", "corpus", "--preset", "cpu-nope"])
 
 
+def test_cpu_deep_preset_new_subjects_and_a_deeper_unet(tmp_path):
+    from recon.train import TrainConfig
+
+    script = _script()
+    deep, orient = script.corpus_config("cpu-deep"), script.corpus_config("cpu-orient")
+    assert deep.seed not in (orient.seed, script.corpus_config("cpu-more").seed)  # new phantom subjects
+    assert deep.num_train_subjects == 2 * orient.num_train_subjects and deep.orientations == orient.orientations
+    assert script.heldout_config("cpu-deep") == script.heldout_config("cpu-orient")  # same held-out files
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    unet = TrainConfig.from_dict(script.corpus_settings("unet", "cpu-deep", folders, init_dir=tmp_path / "init"))
+    assert unet.model_kwargs["num_pool_layers"] == script.BUNDLED["unet"]["model_kwargs"]["num_pool_layers"] + 1
+    varnet = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-deep", folders, init_dir=tmp_path / "init"))
+    assert varnet.model_kwargs == script.BUNDLED["varnet"]["model_kwargs"]
+
+
+def test_deepen_unet_keeps_the_outer_levels_and_starts_the_new_one_as_identity(tmp_path):
+    import torch
+
+    from recon.models.unet import Unet
+    from recon.train.checkpoint import load_model
+
+    script = _script()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        small = Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2)
+    src = tmp_path / "unet.pt"
+    torch.save(small.state_dict(), src)
+    deep, _ = load_model(script.deepen_unet(src, tmp_path / "deep.pt"), model_name="unet")
+    assert deep.num_pool_layers == 3 and deep.chans == 4
+    old, new = small.state_dict(), deep.state_dict()
+    # outer levels unchanged; the old bottleneck is the new third down-sampling block
+    for key in ("down_sample_layers.0.layers.0.weight", "down_sample_layers.1.layers.4.weight"):
+        assert torch.equal(new[key], old[key])
+    assert torch.equal(new["down_sample_layers.2.layers.0.weight"], old["conv.layers.0.weight"])
+    assert torch.equal(new["up_transpose_conv.1.layers.0.weight"], old["up_transpose_conv.0.layers.0.weight"])
+    assert torch.equal(new["up_conv.2.1.weight"], old["up_conv.1.1.weight"])  # the final 1x1 conv
+    # the new level's up block: 3x3 centre taps 1 from the skip channels (16 of 32 inputs), 0 elsewhere
+    first = new["up_conv.0.layers.0.weight"]
+    assert first.shape == (16, 32, 3, 3) and float(first.abs().sum()) == 16.0
+    assert all(float(first[c, 16 + c, 1, 1]) == 1.0 for c in range(16))
+    x = torch.randn(1, 1, 32, 32)
+    assert deep(x).shape == x.shape
+
+
 def test_float16_export_loads_into_float32_models(tmp_path):
     import torch
 
