@@ -29,14 +29,19 @@ split at 4x and 8x (fastMRI equispaced-fraction masks), and writes model cards::
 Without ``--export`` nothing in ``data/`` changes: weights, cards and ``REPORT.md`` go to the
 run folder. Single models: ``train varnet --data corpus`` / ``evaluate varnet --data corpus``.
 
-Without a GPU the bundled weights come from three CPU stages (one thread each; see
+Without a GPU the bundled weights come from five CPU stages (one thread each; see
 data/weights/README.md): ``--preset cpu`` fine-tunes the Colin27 weights on a small corpus,
-``--preset cpu-more`` continues its VarNet and U-Net on a 4x larger corpus, then ``--preset
-cpu-orient`` continues all three on new phantom subjects cut axially, coronally and sagittally::
+``--preset cpu-more`` continues its VarNet and U-Net on a 4x larger corpus, ``--preset
+cpu-orient`` continues all three on new phantom subjects cut axially, coronally and sagittally,
+``--preset cpu-orient2`` continues that VarNet at half the learning rate, and ``--preset
+cpu-deep`` continues the VarNet and a U-Net deepened to four poolings on 300 new subjects::
 
     python scripts/train_bundled.py reproduce --preset cpu --init-dir COLIN27_WEIGHTS --run-dir RUN1 --export
     python scripts/train_bundled.py reproduce --preset cpu-more --init-dir RUN1 --run-dir RUN2 --export
     python scripts/train_bundled.py reproduce --preset cpu-orient --init-dir COPY_OF_STAGE2_DATA_WEIGHTS --run-dir RUN3 --export
+    python scripts/train_bundled.py train varnet --data corpus --preset cpu-orient2 --init-dir COPY_OF_STAGE3_DATA_WEIGHTS --run-dir RUN4
+    # INIT5: RUN4/varnet.pt + the stage-3 unet.pt and cascade.pt
+    python scripts/train_bundled.py reproduce --preset cpu-deep --init-dir INIT5 --run-dir RUN5 --export
 
 ``reproduce`` scores every model on the corpus's validation split and on the held-out split at
 4x and 8x; a new file replaces a bundled one only if its **validation** SSIM is higher at both
@@ -236,16 +241,17 @@ CPU_ORIENT_SCHEDULES: dict[str, dict] = {
     "cascade": dict(lr=3e-4, lr_step_size=1, epochs=2, val_every=1, train_crop_rows=96),
 }
 CPU_ORIENT_ORDER = ["varnet", "unet", "cascade"]
-#: the ``cpu-orient2`` preset: stage 4, the stage-3 VarNet and U-Net continued on the same corpus
-#: at half the learning rate (the validation SSIM of both was still rising at stage 3's last
-#: epoch; on the held-out split the VarNet trailed the cascade by 0.006 at 8x and the U-Net
-#: trailed ``cs`` by 0.009 at 4x). ``--init-dir`` = a copy of the
+#: the ``cpu-orient2`` preset: stage 4, the stage-3 VarNet continued on the same corpus at half
+#: the learning rate (its validation SSIM was still rising at stage 3's last epoch; on the
+#: held-out split it trailed the cascade by 0.006 at 8x). Run of 2026-12-07 (14 min): validation
+#: SSIM 0.7566 (stage 3) -> 0.7585, 0.7576, 0.7573, 0.7588 (epoch 4, exported to the run folder,
+#: the init of stage 5). The U-Net continued the same way was flat (0.7650 -> 0.7662, 0.7639,
+#: 0.7652) and was stopped after 3 epochs: stage 5 starts from the stage-3 U-Net. ``--init-dir`` = a copy of the
 #: stage-3 data/weights/.
 CPU_ORIENT2_SCHEDULES: dict[str, dict] = {
     "varnet": dict(lr=5e-5, lr_step_size=2, epochs=4, val_every=1, train_crop_rows=96),
-    "unet": dict(lr=5e-5, lr_step_size=3, epochs=6, val_every=1, batch_size=4),
 }
-CPU_ORIENT2_ORDER = ["varnet", "unet"]
+CPU_ORIENT2_ORDER = ["varnet"]
 #: the ``cpu-deep`` preset: stage 5, on a new corpus twice stage 3's size (300 phantom
 #: subjects, corpus seed 2, the three orientations). Stage 4 had flattened both models on the
 #: stage-3 corpus (validation SSIM flat or falling after its first epoch): new subjects, not
@@ -253,7 +259,12 @@ CPU_ORIENT2_ORDER = ["varnet", "unet"]
 #: level, fastMRI's U-Net depth (:func:`deepen_unet`): with three poolings its receptive field
 #: (~100 pixels) barely spans the distance between the aliased copies of a 4x equispaced mask
 #: (W/4 = 56-64 pixels on these matrices), the 4x held-out gap to ``cs``; at 8x (W/8) it leads.
-#: ``--init-dir`` = a copy of the stage-4 data/weights/.
+#: ``--init-dir`` = a folder with the stage-4 ``varnet.pt`` and the stage-3 ``unet.pt`` and
+#: ``cascade.pt`` (the cascade is only scored). Run of 2026-12-07 (one thread each, side by side,
+#: ~40 min): validation SSIM (train-loop protocol) VarNet 0.7955 -> 0.7968, 0.7996, 0.8047,
+#: 0.8042, 0.8046, 0.8048 (epoch 6); U-Net (three poolings: 0.8029; deepened, before training:
+#: 0.7984) 0.7896, 0.8083, 0.8074, 0.8022, 0.8116, 0.8125, 0.8224, 0.8236, 0.8242 (epoch 9),
+#: 0.8221; the cascade 0.7987. Both exported (validation above the file continued at 4x and 8x).
 CPU_DEEP_SCHEDULES: dict[str, dict] = {
     "varnet": dict(lr=5e-5, lr_step_size=3, epochs=6, val_every=1, train_crop_rows=96),
     "unet": dict(lr=3e-4, lr_step_size=4, epochs=10, val_every=1, batch_size=4,
