@@ -202,6 +202,35 @@ def test_deepen_unet_keeps_the_outer_levels_and_starts_the_new_one_as_identity(t
     assert deep(x).shape == x.shape
 
 
+def test_deepen_varnet_deepens_every_cascade_and_keeps_the_rest(tmp_path):
+    import torch
+
+    from recon.models.varnet import VarNet
+    from recon.train.checkpoint import load_model
+
+    script = _script()
+    kwargs = {"num_cascades": 2, "chans": 2, "pools": 2, "sens_chans": 2, "sens_pools": 1}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        small = VarNet(**kwargs)
+    src = tmp_path / "varnet.pt"
+    torch.save({"state_dict": {f"varnet.{k}": v for k, v in small.state_dict().items()},
+                "recon": {"model": "varnet", "model_kwargs": kwargs}}, src)
+    deep, _ = load_model(script.deepen_varnet(src, tmp_path / "deep.pt"), model_name="varnet")
+    old, new = small.state_dict(), deep.state_dict()
+    for c in range(2):
+        unet = f"cascades.{c}.model.unet."
+        assert new[unet + "down_sample_layers.2.layers.0.weight"].shape == old[unet + "conv.layers.0.weight"].shape
+        assert torch.equal(new[unet + "down_sample_layers.2.layers.0.weight"], old[unet + "conv.layers.0.weight"])
+        assert torch.equal(new[unet + "up_conv.1.layers.0.weight"], old[unet + "up_conv.0.layers.0.weight"])
+        assert float(new[unet + "up_conv.0.layers.0.weight"].abs().sum()) == 8.0  # identity on 8 skip channels
+        assert torch.equal(new[f"cascades.{c}.dc_weight"], old[f"cascades.{c}.dc_weight"])
+    for key in old:
+        if ".model.unet." not in key:
+            assert torch.equal(new[key], old[key]), key  # the sensitivity network etc. unchanged
+    assert script.CPU_DEEP2_SCHEDULES["varnet"]["model_kwargs"]["pools"] == script.BUNDLED["varnet"]["model_kwargs"]["pools"] + 1
+
+
 def test_float16_export_loads_into_float32_models(tmp_path):
     import torch
 
