@@ -281,10 +281,27 @@ CPU_DEEP2_SCHEDULES: dict[str, dict] = {
                    model_kwargs={"num_cascades": 8, "chans": 8, "pools": 4, "sens_chans": 4, "sens_pools": 2}),
 }
 CPU_DEEP2_ORDER = ["varnet"]
+#: the ``cpu-8x`` preset: stage 7, the stage-6 VarNet continued on the stage-5 corpus with
+#: twice as many 8x as 4x samples (``accelerations=[4, 8, 8]``: each training slice draws one of
+#: the three pairs, fastMRI's ``MaskFunc`` semantics). After stage 6 the VarNet led the cascade
+#: and the U-Net at 4x on validation but trailed the U-Net at 8x (0.766 vs 0.786).
+#: ``--init-dir`` = a folder with the stage-6 ``varnet.pt``.
+CPU_8X_MASKS = dict(center_fractions=[0.08, 0.04, 0.04], accelerations=[4, 8, 8])
+CPU_8X_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(CPU_8X_MASKS, lr=5e-5, lr_step_size=2, epochs=4, val_every=1, train_crop_rows=96,
+                   model_kwargs=dict(CPU_DEEP2_SCHEDULES["varnet"]["model_kwargs"])),
+    # the stage-3 cascade (5 cascades of 4 convs x 16 filters, 34 k parameters, trained 20 min
+    # in all) grown to 10 x 6 x 32 (0.39 M parameters) by :func:`grow_cascade`
+    "cascade": dict(CPU_8X_MASKS, lr=5e-4, lr_step_size=4, epochs=7, val_every=1, train_crop_rows=96,
+                    model_kwargs={"num_cascades": 10, "num_convs": 6, "num_filters": 32, "dc_lambda": 0.0,
+                                  "learn_lambda": True, "sens_chans": 4, "sens_pools": 2}),
+}
+CPU_8X_ORDER = ["varnet", "cascade"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
     "cpu-orient2": CPU_ORIENT2_SCHEDULES, "cpu-deep": CPU_DEEP_SCHEDULES, "cpu-deep2": CPU_DEEP2_SCHEDULES,
+    "cpu-8x": CPU_8X_SCHEDULES,
 }
 #: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
 ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
@@ -305,7 +322,7 @@ def corpus_config(preset: str):
     if preset in ("cpu-orient", "cpu-orient2"):
         return CorpusConfig(num_train_subjects=150, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=1)
-    if preset in ("cpu-deep", "cpu-deep2"):
+    if preset in ("cpu-deep", "cpu-deep2", "cpu-8x"):
         return CorpusConfig(num_train_subjects=300, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=2)
     return CorpusConfig()
@@ -441,6 +458,84 @@ def deepen_varnet(src: Path, dst: Path) -> Path:
     return _save_deepened(src, dst, "varnet", model, kwargs)
 
 
+def _grow_block_state(old: dict, new: dict, num_convs: int) -> dict:
+    """The state of a wider and deeper :class:`~recon.models.cascade.CascadeBlock` (``new``: its
+    fresh initialisation) that computes what the block of state ``old`` computes (see
+    :func:`grow_cascade`)."""
+    out = {k: v.detach().float().clone() for k, v in new.items()}
+    old_layers = sorted({int(k.split(".")[1]) for k in old if k.startswith("convs.")})
+    n_old = len(old_layers)
+    # the old hidden layers keep their places, identity layers fill the gap before the last conv
+    mapping = {i: i for i in range(n_old - 1)}
+    mapping[n_old - 1] = num_convs - 1
+    for i, j in mapping.items():
+        w, b = old[f"convs.{i}.weight"].float(), old[f"convs.{i}.bias"].float()
+        nw, nb = out[f"convs.{j}.weight"], out[f"convs.{j}.bias"]
+        co, ci = w.shape[:2]
+        nw[:co, :ci] = w
+        nb[:co] = b
+        nw[:co, ci:] = 0.0  # old units do not see the new ones (yet)
+        if j == num_convs - 1:
+            nw[:, ci:] = 0.0  # nor does the output
+    for j in range(n_old - 1, num_convs - 1):  # identity on post-ReLU (non-negative) features
+        nw, nb = out[f"convs.{j}.weight"], out[f"convs.{j}.bias"]
+        nw.zero_()
+        nb.zero_()
+        for c in range(nw.shape[0]):
+            nw[c, c, 1, 1] = 1.0
+    out["dc_lambda"] = old["dc_lambda"].detach().float().clone()
+    return out
+
+
+def grow_cascade(src: Path, dst: Path, num_cascades: int, num_convs: int, num_filters: int) -> Path:
+    """A larger deep cascade (more cascades, conv layers and filters) that starts from the
+    trained cascade ``src`` and computes the same image.
+
+    * wider: each trained conv keeps its weights; the new filters get PyTorch's default
+      initialisation on their inputs and zero weights on their outputs, so they change
+      nothing until training uses them;
+    * deeper: the new conv layers, inserted before each CNN's last conv, start as identities
+      (centre tap 1): their input is a ReLU's output, so ``relu(identity(x)) = x``;
+    * more cascades: the new ones follow the trained ones, with the last cascade's
+      data-consistency weight and a zero last conv (the CNN's residual is zero).
+
+    The sensitivity network is copied unchanged. Returns ``dst`` (loads with ``load_model``).
+    """
+    from recon.models.cascade import CascadeNet
+    from recon.train.checkpoint import load_checkpoint, load_model
+
+    old_model, _ = load_model(src, model_name="cascade")
+    kwargs = dict(load_checkpoint(src)["recon"]["model_kwargs"])
+    n_old = len(old_model.cascades)
+    if num_cascades < n_old or num_convs < kwargs["num_convs"] or num_filters < kwargs["num_filters"]:
+        raise ValueError(
+            f"grow_cascade: sizes can only grow, got num_cascades={num_cascades}, num_convs={num_convs}, "
+            f"num_filters={num_filters} from {n_old}, {kwargs['num_convs']}, {kwargs['num_filters']}"
+        )
+    kwargs.update(num_cascades=num_cascades, num_convs=num_convs, num_filters=num_filters)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20261207)
+        model = CascadeNet(**kwargs)
+    old, new = old_model.state_dict(), model.state_dict()
+    out = dict(new)
+    for key, value in old.items():
+        if key.startswith("sens_net."):
+            out[key] = value.detach().float().clone()
+    for c in range(num_cascades):
+        sub_new = {k.split(".", 2)[2]: v for k, v in new.items() if k.startswith(f"cascades.{c}.")}
+        if c < n_old:
+            sub_old = {k.split(".", 2)[2]: v for k, v in old.items() if k.startswith(f"cascades.{c}.")}
+            grown = _grow_block_state(sub_old, sub_new, num_convs)
+        else:
+            grown = {k: v.detach().float().clone() for k, v in sub_new.items()}
+            grown[f"convs.{num_convs - 1}.weight"].zero_()
+            grown[f"convs.{num_convs - 1}.bias"].zero_()
+            grown["dc_lambda"] = old[f"cascades.{n_old - 1}.dc_lambda"].detach().float().clone()
+        out.update({f"cascades.{c}.{k}": v for k, v in grown.items()})
+    model.load_state_dict(out)
+    return _save_deepened(src, dst, "cascade", model, kwargs)
+
+
 def weights_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
@@ -491,6 +586,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             settings["init_weights"] = str(deepen_unet(Path(settings["init_weights"]), args.run_dir / "unet_deepened_init.pt"))
         if args.preset == "cpu-deep2" and args.name == "varnet":  # one more in every cascade (CPU_DEEP2_SCHEDULES)
             settings["init_weights"] = str(deepen_varnet(Path(settings["init_weights"]), args.run_dir / "varnet_deepened_init.pt"))
+        if args.preset == "cpu-8x" and args.name == "cascade":  # a larger cascade (CPU_8X_SCHEDULES)
+            size = {k: settings["model_kwargs"][k] for k in ("num_cascades", "num_convs", "num_filters")}
+            settings["init_weights"] = str(grow_cascade(Path(settings["init_weights"]), args.run_dir / "cascade_grown_init.pt", **size))
     elif args.name not in BUNDLED:
         raise SystemExit(f"{args.name!r} is trained on the corpus only (--data corpus)")
     else:
@@ -685,7 +783,7 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "cpu-deep2", "toy"), default="full",
+    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "cpu-deep2", "cpu-8x", "toy"), default="full",
                         help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~3 h of one CPU thread; "
                              "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
                              "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
@@ -767,7 +865,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.names is None:
         args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER,
                       "cpu-orient2": CPU_ORIENT2_ORDER, "cpu-deep": CPU_DEEP_ORDER,
-                      "cpu-deep2": CPU_DEEP2_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
+                      "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
     for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,

@@ -231,6 +231,87 @@ def test_deepen_varnet_deepens_every_cascade_and_keeps_the_rest(tmp_path):
     assert script.CPU_DEEP2_SCHEDULES["varnet"]["model_kwargs"]["pools"] == script.BUNDLED["varnet"]["model_kwargs"]["pools"] + 1
 
 
+def _small_cascade(tmp_path, **kwargs):
+    import torch
+
+    from recon.models.cascade import CascadeNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        small = CascadeNet(**kwargs)
+        for p in small.parameters():  # trained-looking weights: non-zero biases and lambdas
+            p.data.add_(0.05 * torch.randn_like(p))
+    src = tmp_path / "cascade.pt"
+    torch.save({"state_dict": {f"cascade.{k}": v for k, v in small.state_dict().items()},
+                "recon": {"model": "cascade", "model_kwargs": kwargs}}, src)
+    return small, src
+
+
+def test_grow_cascade_wider_and_deeper_computes_the_same_image(tmp_path):
+    import torch
+
+    from recon.train.checkpoint import load_model
+
+    script = _script()
+    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+              "sens_chans": 2, "sens_pools": 1}
+    small, src = _small_cascade(tmp_path, **kwargs)
+    grown, _ = load_model(script.grow_cascade(src, tmp_path / "grown.pt", 2, 5, 8), model_name="cascade")
+    assert len(grown.cascades) == 2 and len(grown.cascades[0].convs) == 5
+    assert grown.cascades[0].convs[1].weight.shape == (8, 8, 3, 3)
+    torch.manual_seed(1)
+    kspace = torch.randn(1, 4, 16, 24, 2)
+    mask = torch.zeros(1, 1, 1, 24, 1, dtype=torch.bool)
+    mask[..., ::3, :] = True
+    mask[..., 10:14, :] = True
+    with torch.no_grad():
+        for old_block, new_block in zip(small.cascades, grown.cascades):
+            image = torch.randn(2, 1, 16, 24, 2)
+            torch.testing.assert_close(new_block.cnn(image), old_block.cnn(image), rtol=0, atol=1e-6)
+            assert torch.equal(new_block.dc_lambda, old_block.dc_lambda)
+        torch.testing.assert_close(grown(kspace * mask, mask), small(kspace * mask, mask), rtol=1e-5, atol=1e-6)
+    # new filters are trainable: not all zero on their inputs
+    assert float(grown.cascades[0].convs[0].weight.detach()[4:].abs().sum()) > 0
+
+
+def test_grow_cascade_appends_cascades_with_a_zero_residual_and_refuses_to_shrink(tmp_path):
+    import torch
+
+    from recon.train.checkpoint import load_model
+
+    script = _script()
+    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+              "sens_chans": 2, "sens_pools": 1}
+    small, src = _small_cascade(tmp_path, **kwargs)
+    grown, _ = load_model(script.grow_cascade(src, tmp_path / "grown.pt", 4, 3, 4), model_name="cascade")
+    image = torch.randn(1, 1, 8, 8, 2)
+    with torch.no_grad():
+        for block in grown.cascades[2:]:
+            assert torch.equal(block.cnn(image), image)
+            assert torch.equal(block.dc_lambda, small.cascades[1].dc_lambda)
+    for key, value in small.state_dict().items():  # the trained part and the sensitivity network unchanged
+        assert torch.equal(grown.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="only grow"):
+        script.grow_cascade(src, tmp_path / "x.pt", 1, 3, 4)
+
+
+def test_cpu_8x_preset_weights_8x_twice_and_grows_the_cascade(tmp_path):
+    from recon.train import TrainConfig
+
+    script = _script()
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    assert script.corpus_config("cpu-8x") == script.corpus_config("cpu-deep")  # the stage-5 corpus
+    for name in ("varnet", "cascade"):
+        config = TrainConfig.from_dict(script.corpus_settings(name, "cpu-8x", folders, init_dir=tmp_path))
+        assert list(config.accelerations) == [4, 8, 8] and list(config.center_fractions) == [0.08, 0.04, 0.04]
+    varnet = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-8x", folders, init_dir=tmp_path))
+    assert varnet.model_kwargs == script.CPU_DEEP2_SCHEDULES["varnet"]["model_kwargs"]
+    cascade = TrainConfig.from_dict(script.corpus_settings("cascade", "cpu-8x", folders, init_dir=tmp_path))
+    bundled = script.BUNDLED["cascade"]["model_kwargs"]
+    for key in ("num_cascades", "num_convs", "num_filters"):
+        assert cascade.model_kwargs[key] > bundled[key]
+
+
 def test_float16_export_loads_into_float32_models(tmp_path):
     import torch
 
