@@ -29,7 +29,7 @@ split at 4x and 8x (fastMRI equispaced-fraction masks), and writes model cards::
 Without ``--export`` nothing in ``data/`` changes: weights, cards and ``REPORT.md`` go to the
 run folder. Single models: ``train varnet --data corpus`` / ``evaluate varnet --data corpus``.
 
-Without a GPU the bundled weights come from five CPU stages (one thread each; see
+Without a GPU the bundled weights come from seven CPU stages (one thread each; see
 data/weights/README.md): ``--preset cpu`` fine-tunes the Colin27 weights on a small corpus,
 ``--preset cpu-more`` continues its VarNet and U-Net on a 4x larger corpus, ``--preset
 cpu-orient`` continues all three on new phantom subjects cut axially, coronally and sagittally,
@@ -42,6 +42,10 @@ cpu-deep`` continues the VarNet and a U-Net deepened to four poolings on 300 new
     python scripts/train_bundled.py train varnet --data corpus --preset cpu-orient2 --init-dir COPY_OF_STAGE3_DATA_WEIGHTS --run-dir RUN4
     # INIT5: RUN4/varnet.pt + the stage-3 unet.pt and cascade.pt
     python scripts/train_bundled.py reproduce --preset cpu-deep --init-dir INIT5 --run-dir RUN5 --export
+    # stage 6 (cpu-deep2): the stage-5 VarNet with a fourth pooling level in every cascade
+    python scripts/train_bundled.py reproduce --preset cpu-deep2 --init-dir INIT6 --run-dir RUN6 --export
+    # stage 7 (cpu-8x): 8x drawn twice as often as 4x; the VarNet continued, the cascade grown
+    python scripts/train_bundled.py reproduce --preset cpu-8x --init-dir INIT7 --run-dir RUN7 --export
 
 ``reproduce`` scores every model on the corpus's validation split and on the held-out split at
 4x and 8x; a new file replaces a bundled one only if its **validation** SSIM is higher at both
@@ -297,11 +301,18 @@ CPU_8X_SCHEDULES: dict[str, dict] = {
                                   "learn_lambda": True, "sens_chans": 4, "sens_pools": 2}),
 }
 CPU_8X_ORDER = ["varnet", "cascade"]
+#: the ``cpu-8x2`` preset: stage 7b, the ``cpu-8x`` VarNet (still rising on validation at its
+#: last epoch) continued with a warm restart at stage 6's learning rate and a longer schedule,
+#: same corpus and masks. ``--init-dir`` = the ``cpu-8x`` run folder (its ``varnet.pt``).
+CPU_8X2_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(CPU_8X_SCHEDULES["varnet"], lr=1e-4, lr_step_size=3, epochs=8),
+}
+CPU_8X2_ORDER = ["varnet"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
     "cpu-orient2": CPU_ORIENT2_SCHEDULES, "cpu-deep": CPU_DEEP_SCHEDULES, "cpu-deep2": CPU_DEEP2_SCHEDULES,
-    "cpu-8x": CPU_8X_SCHEDULES,
+    "cpu-8x": CPU_8X_SCHEDULES, "cpu-8x2": CPU_8X2_SCHEDULES,
 }
 #: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
 ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
@@ -322,7 +333,7 @@ def corpus_config(preset: str):
     if preset in ("cpu-orient", "cpu-orient2"):
         return CorpusConfig(num_train_subjects=150, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=1)
-    if preset in ("cpu-deep", "cpu-deep2", "cpu-8x"):
+    if preset in ("cpu-deep", "cpu-deep2", "cpu-8x", "cpu-8x2"):
         return CorpusConfig(num_train_subjects=300, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=2)
     return CorpusConfig()
@@ -783,7 +794,7 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "cpu-deep2", "cpu-8x", "toy"), default="full",
+    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "cpu-deep2", "cpu-8x", "cpu-8x2", "toy"), default="full",
                         help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~3 h of one CPU thread; "
                              "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
                              "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
@@ -865,7 +876,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.names is None:
         args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER,
                       "cpu-orient2": CPU_ORIENT2_ORDER, "cpu-deep": CPU_DEEP_ORDER,
-                      "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
+                      "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER, "cpu-8x2": CPU_8X2_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
     for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,

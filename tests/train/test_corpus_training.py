@@ -310,6 +310,9 @@ def test_cpu_8x_preset_weights_8x_twice_and_grows_the_cascade(tmp_path):
     bundled = script.BUNDLED["cascade"]["model_kwargs"]
     for key in ("num_cascades", "num_convs", "num_filters"):
         assert cascade.model_kwargs[key] > bundled[key]
+    again = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-8x2", folders, init_dir=tmp_path / "run7"))
+    assert again.init_weights == str(tmp_path / "run7" / "varnet.pt") and again.lr > varnet.lr
+    assert list(again.accelerations) == [4, 8, 8] and again.model_kwargs == varnet.model_kwargs
 
 
 def test_float16_export_loads_into_float32_models(tmp_path):
