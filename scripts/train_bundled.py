@@ -303,11 +303,15 @@ CPU_8X_SCHEDULES: dict[str, dict] = {
 CPU_8X_ORDER = ["varnet", "cascade"]
 #: the ``cpu-8x2`` preset: stage 7b, the ``cpu-8x`` VarNet (still rising on validation at its
 #: last epoch) continued with a warm restart at stage 6's learning rate and a longer schedule,
-#: same corpus and masks. ``--init-dir`` = the ``cpu-8x`` run folder (its ``varnet.pt``).
+#: same corpus and masks. ``--init-dir`` = the ``cpu-8x`` run folder (its ``varnet.pt`` and
+#: ``cascade.pt``).
+#: The grown cascade, still rising steeply at its last epoch, continues at the learning rate its
+#: ``cpu-8x`` run ended with.
 CPU_8X2_SCHEDULES: dict[str, dict] = {
     "varnet": dict(CPU_8X_SCHEDULES["varnet"], lr=1e-4, lr_step_size=3, epochs=8),
+    "cascade": dict(CPU_8X_SCHEDULES["cascade"], lr=1.5e-4, lr_step_size=3, epochs=5),
 }
-CPU_8X2_ORDER = ["varnet"]
+CPU_8X2_ORDER = ["varnet", "cascade"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,

@@ -313,6 +313,8 @@ def test_cpu_8x_preset_weights_8x_twice_and_grows_the_cascade(tmp_path):
     again = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-8x2", folders, init_dir=tmp_path / "run7"))
     assert again.init_weights == str(tmp_path / "run7" / "varnet.pt") and again.lr > varnet.lr
     assert list(again.accelerations) == [4, 8, 8] and again.model_kwargs == varnet.model_kwargs
+    grown = TrainConfig.from_dict(script.corpus_settings("cascade", "cpu-8x2", folders, init_dir=tmp_path / "run7"))
+    assert grown.model_kwargs == cascade.model_kwargs and grown.init_weights == str(tmp_path / "run7" / "cascade.pt")
 
 
 def test_float16_export_loads_into_float32_models(tmp_path):
