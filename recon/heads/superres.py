@@ -1117,12 +1117,16 @@ def blend_residual(pred: torch.Tensor, base: torch.Tensor, target: torch.Tensor)
 
     ``w = <pred - base, target - base> / ||pred - base||^2``, clipped to [0, 1], so that
     ``base + w (pred - base)`` is the blend of ``base`` (0) and ``pred`` (1) closest to ``target``
-    in mean squared error; 1.0 when the residual is zero (every blend is the same).
+    in mean squared error; 1.0 when the residual is zero (every blend is the same), which includes
+    a residual at float32 round-off (norm below 1e-5 of ``base``'s): a zero-residual network run
+    in float32 against a float64 ``base`` differs from it by round-off only, and that noise
+    says nothing about the network.
     """
     r = (pred - base).double().flatten()
     e = (target - base).double().flatten()
     rr = float(r @ r)
-    if not rr > 0:
+    bb = float(base.double().flatten() @ base.double().flatten())
+    if not rr > 1e-10 * bb:
         return 1.0
     return float(min(max(float(r @ e) / rr, 0.0), 1.0))
 

@@ -757,6 +757,15 @@ def test_blend_residual_is_the_clipped_least_squares_weight():
         float(np.clip(np.linalg.lstsq(r[:, None], e, rcond=None)[0][0], 0, 1)), abs=1e-12)
     same = torch.from_numpy(base)
     assert blend_residual(same, same, torch.from_numpy(target)) == 1.0  # no residual: every blend is the same
+    # float32 round-off of a zero residual (a zero-tail network against a float64 base) is no residual either,
+    # whatever its direction: the least-squares weight of such noise would be anything in [0, 1]
+    rounded = same.float().double()
+    assert float((rounded - same).abs().max()) > 0
+    for t in (target, 2 * base - target):
+        assert blend_residual(rounded, same, torch.from_numpy(t)) == 1.0
+    # a residual of 1e-4 of the base is real and gets its least-squares weight
+    small = same + 1e-4 * torch.from_numpy(pred - base)
+    assert blend_residual(small, same, same + 0.5e-4 * torch.from_numpy(pred - base)) == pytest.approx(0.5, abs=1e-9)
 
 
 def test_residual_weight_fits_the_image_degraded_once_more():
