@@ -473,13 +473,14 @@ def reconstruct(
             ``(H, W)``, fastMRI's ``(1, 1, W, 1)``, ...; 0/1 or boolean.  ``None`` infers it
             from the non-zero points of ``kspace``.  Points outside the mask are ignored.
         method: ``"cascade"`` (default: the bundled deep cascade, trained on recon's simulated
-            physics corpus; above ``cs`` by SSIM on held-out anatomy and contrasts at 4x and 8x
-            in about 0.6x its time, see docs/reconstruct.md), ``"cs"`` (ESPIRiT maps + L1-wavelet
+            physics corpus; the best held-out SSIM and PSNR at 4x and 8x, above ``cs`` on anatomy
+            and contrasts it never saw, in about 1.4x its time, see docs/reconstruct.md),
+            ``"cs"`` (ESPIRiT maps + L1-wavelet
             compressed sensing: no training data, good on any input without tuning - the choice
             for data unlike the corpus, e.g. other body parts), ``"zero_filled"``, ``"sense"``
             (Tikhonov CG-SENSE), ``"tv"`` (total variation), or another learned model:
-            ``"varnet"`` (the best held-out SSIM at 4x, about ``cs``'s time) or ``"unet"``
-            (image domain, no data consistency; the best held-out SSIM at 8x).
+            ``"varnet"`` (second to the cascade on held-out data, in about ``cs``'s time) or
+            ``"unet"`` (image domain, no data consistency; the fastest learned method).
             Learned methods return float32 also for complex128 input.
         weights: learned methods only: a checkpoint path (fastMRI's released state_dicts and
             Lightning ``.ckpt`` files work) or the name of a checkpoint in ``data/weights/``.
