@@ -231,10 +231,14 @@ def test_deepen_varnet_deepens_every_cascade_and_keeps_the_rest(tmp_path):
     assert script.CPU_DEEP2_SCHEDULES["varnet"]["model_kwargs"]["pools"] == script.BUNDLED["varnet"]["model_kwargs"]["pools"] + 1
 
 
-def _small_cascade(tmp_path, **kwargs):
+def _small_cascade(tmp_path):
+    """A trained-looking 2-cascade x 3-conv x 4-filter CascadeNet and its checkpoint file."""
     import torch
 
     from recon.models.cascade import CascadeNet
+
+    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+              "sens_chans": 2, "sens_pools": 1}
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -253,9 +257,7 @@ def test_grow_cascade_wider_and_deeper_computes_the_same_image(tmp_path):
     from recon.train.checkpoint import load_model
 
     script = _script()
-    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
-              "sens_chans": 2, "sens_pools": 1}
-    small, src = _small_cascade(tmp_path, **kwargs)
+    small, src = _small_cascade(tmp_path)
     grown, _ = load_model(script.grow_cascade(src, tmp_path / "grown.pt", 2, 5, 8), model_name="cascade")
     assert len(grown.cascades) == 2 and len(grown.cascades[0].convs) == 5
     assert grown.cascades[0].convs[1].weight.shape == (8, 8, 3, 3)
@@ -280,9 +282,7 @@ def test_grow_cascade_appends_cascades_with_a_zero_residual_and_refuses_to_shrin
     from recon.train.checkpoint import load_model
 
     script = _script()
-    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
-              "sens_chans": 2, "sens_pools": 1}
-    small, src = _small_cascade(tmp_path, **kwargs)
+    small, src = _small_cascade(tmp_path)
     grown, _ = load_model(script.grow_cascade(src, tmp_path / "grown.pt", 4, 3, 4), model_name="cascade")
     image = torch.randn(1, 1, 8, 8, 2)
     with torch.no_grad():
