@@ -325,6 +325,11 @@ CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu-orient2": CPU_ORIENT2_SCHEDULES, "cpu-deep": CPU_DEEP_SCHEDULES, "cpu-deep2": CPU_DEEP2_SCHEDULES,
     "cpu-8x": CPU_8X_SCHEDULES, "cpu-8x2": CPU_8X2_SCHEDULES,
 }
+#: the models each of those presets trains, in order (``reproduce``)
+CPU_PRESET_ORDERS: dict[str, list[str]] = {
+    "cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER, "cpu-orient2": CPU_ORIENT2_ORDER,
+    "cpu-deep": CPU_DEEP_ORDER, "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER, "cpu-8x2": CPU_8X2_ORDER,
+}
 #: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
 ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
 
@@ -410,6 +415,11 @@ def _deepen_unet_state(old: dict, new: dict, n: int, chans: int) -> dict:
     return new
 
 
+def _sub_state(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` under ``prefix`` (``"a.b."``), keyed relative to it."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def _save_deepened(src: Path, dst: Path, prefix: str, model: torch.nn.Module, kwargs: dict) -> Path:
     checkpoint = torch.load(src, map_location="cpu", weights_only=False)
     checkpoint["state_dict"] = {f"{prefix}.{k}": v for k, v in model.state_dict().items()}
@@ -473,9 +483,8 @@ def deepen_varnet(src: Path, dst: Path) -> Path:
                 raise ValueError(f"deepen_varnet: {key} {tuple(value.shape)} does not fit {tuple(new[key].shape)}")
             out[key] = value.detach().float().clone()
     for prefix in prefixes:
-        sub_old = {k[len(prefix):]: v for k, v in old.items() if k.startswith(prefix)}
-        sub_new = {k[len(prefix):]: v for k, v in new.items() if k.startswith(prefix)}
-        out.update({prefix + k: v for k, v in _deepen_unet_state(sub_old, sub_new, n, chans).items()})
+        grown = _deepen_unet_state(_sub_state(old, prefix), _sub_state(new, prefix), n, chans)
+        out.update({prefix + k: v for k, v in grown.items()})
     model.load_state_dict(out)
     return _save_deepened(src, dst, "varnet", model, kwargs)
 
@@ -495,9 +504,7 @@ def _grow_block_state(old: dict, new: dict, num_convs: int) -> dict:
         co, ci = w.shape[:2]
         nw[:co, :ci] = w
         nb[:co] = b
-        nw[:co, ci:] = 0.0  # old units do not see the new ones (yet)
-        if j == num_convs - 1:
-            nw[:, ci:] = 0.0  # nor does the output
+        nw[:co, ci:] = 0.0  # old units (and the 2 output channels, all old) do not see the new ones (yet)
     for j in range(n_old - 1, num_convs - 1):  # identity on post-ReLU (non-negative) features
         nw, nb = out[f"convs.{j}.weight"], out[f"convs.{j}.bias"]
         nw.zero_()
@@ -543,10 +550,9 @@ def grow_cascade(src: Path, dst: Path, num_cascades: int, num_convs: int, num_fi
         if key.startswith("sens_net."):
             out[key] = value.detach().float().clone()
     for c in range(num_cascades):
-        sub_new = {k.split(".", 2)[2]: v for k, v in new.items() if k.startswith(f"cascades.{c}.")}
+        sub_new = _sub_state(new, f"cascades.{c}.")
         if c < n_old:
-            sub_old = {k.split(".", 2)[2]: v for k, v in old.items() if k.startswith(f"cascades.{c}.")}
-            grown = _grow_block_state(sub_old, sub_new, num_convs)
+            grown = _grow_block_state(_sub_state(old, f"cascades.{c}."), sub_new, num_convs)
         else:
             grown = {k: v.detach().float().clone() for k, v in sub_new.items()}
             grown[f"convs.{num_convs - 1}.weight"].zero_()
@@ -804,7 +810,7 @@ def markdown_table(results: dict) -> str:
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("embedded", "corpus"), default="embedded" if parser.prog.split()[-1] != "reproduce" else "corpus",
                         help="embedded Colin27 splits (the current bundled weights) or the physics corpus")
-    parser.add_argument("--preset", choices=("full", "cpu", "cpu-more", "cpu-orient", "cpu-orient2", "cpu-deep", "cpu-deep2", "cpu-8x", "cpu-8x2", "toy"), default="full",
+    parser.add_argument("--preset", choices=("full", *CPU_PRESETS, "toy"), default="full",
                         help="corpus and model sizes (full: GPU; cpu: bundled sizes fine-tuned in ~3 h of one CPU thread; "
                              "cpu-more: the cpu run's VarNet and U-Net continued on a 4x larger corpus; cpu-orient: the "
                              "three bundled models continued on axial + coronal + sagittal phantoms; toy: CPU smoke run)")
@@ -884,9 +890,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.names is None:
-        args.names = {"cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER,
-                      "cpu-orient2": CPU_ORIENT2_ORDER, "cpu-deep": CPU_DEEP_ORDER,
-                      "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER, "cpu-8x2": CPU_8X2_ORDER}.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
+        args.names = CPU_PRESET_ORDERS.get(args.preset, ["varnet", "varnet_ssdu", "cascade", "unet"])
     for name in [] if args.no_train else args.names:
         train_args = argparse.Namespace(
             name=name, run_dir=args.run_dir, data_cache=args.data_cache, model_impl=None, model_kwargs=None,

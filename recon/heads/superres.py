@@ -1125,8 +1125,8 @@ def blend_residual(pred: torch.Tensor, base: torch.Tensor, target: torch.Tensor)
     r = (pred - base).double().flatten()
     e = (target - base).double().flatten()
     rr = float(r @ r)
-    bb = float(base.double().flatten() @ base.double().flatten())
-    if not rr > 1e-10 * bb:
+    b = base.double().flatten()
+    if not rr > 1e-10 * float(b @ b):
         return 1.0
     return float(min(max(float(r @ e) / rr, 0.0), 1.0))
 
