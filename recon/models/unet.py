@@ -24,6 +24,7 @@ and gives the same output.  The forward pass is re-written for speed and memory:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -162,11 +163,18 @@ class Unet(nn.Module):
         chans: channels of the first conv layer.
         num_pool_layers: number of down- and up-sampling layers.
         drop_prob: dropout probability.
+        level_chans: channels of each resolution level, finest first (``num_pool_layers``
+            positive ints; the bottleneck has twice the last). Default ``None``: fastMRI's
+            doubling, ``chans * 2**k``. Given, it overrides ``chans`` (which becomes
+            ``level_chans[0]``); e.g. ``[16, 16, 32, 64]`` widens the full-resolution levels
+            of a ``chans=8`` U-Net without touching its coarse ones. Not a fastMRI option.
 
     Example:
         >>> net = Unet(in_chans=1, out_chans=1, chans=8, num_pool_layers=2)
         >>> net(torch.randn(2, 1, 32, 30)).shape
         torch.Size([2, 1, 32, 30])
+        >>> Unet(in_chans=2, out_chans=2, num_pool_layers=2, level_chans=[16, 16]).level_chans
+        (16, 16)
     """
 
     def __init__(
@@ -176,6 +184,7 @@ class Unet(nn.Module):
         chans: int = 32,
         num_pool_layers: int = 4,
         drop_prob: float = 0.0,
+        level_chans: Sequence[int] | None = None,
     ):
         super().__init__()
         for name, value in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans),
@@ -183,32 +192,35 @@ class Unet(nn.Module):
             check_int(name, value)
         if not 0.0 <= float(drop_prob) < 1.0:
             raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob!r}")
+        widths = _level_chans(chans, num_pool_layers, level_chans)
         self.in_chans = in_chans
         self.out_chans = out_chans
-        self.chans = chans
+        self.chans = widths[0]
+        self.level_chans = widths
         self.num_pool_layers = num_pool_layers
         self.drop_prob = drop_prob
 
-        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob)])
-        ch = chans
-        for _ in range(num_pool_layers - 1):
-            self.down_sample_layers.append(ConvBlock(ch, ch * 2, drop_prob))
-            ch *= 2
-        self.conv = ConvBlock(ch, ch * 2, drop_prob)
+        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, widths[0], drop_prob)])
+        for k in range(1, num_pool_layers):
+            self.down_sample_layers.append(ConvBlock(widths[k - 1], widths[k], drop_prob))
+        below = 2 * widths[-1]  # the bottleneck's channels
+        self.conv = ConvBlock(widths[-1], below, drop_prob)
 
         self.up_conv = nn.ModuleList()
         self.up_transpose_conv = nn.ModuleList()
-        for _ in range(num_pool_layers - 1):
-            self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch))
-            self.up_conv.append(ConvBlock(ch * 2, ch, drop_prob))
-            ch //= 2
-        self.up_transpose_conv.append(TransposeConvBlock(ch * 2, ch))
-        self.up_conv.append(
-            nn.Sequential(
-                ConvBlock(ch * 2, ch, drop_prob),
-                nn.Conv2d(ch, out_chans, kernel_size=1, stride=1),
-            )
-        )
+        for k in reversed(range(num_pool_layers)):
+            ch = widths[k]
+            self.up_transpose_conv.append(TransposeConvBlock(below, ch))
+            if k:
+                self.up_conv.append(ConvBlock(ch * 2, ch, drop_prob))
+            else:
+                self.up_conv.append(
+                    nn.Sequential(
+                        ConvBlock(ch * 2, ch, drop_prob),
+                        nn.Conv2d(ch, out_chans, kernel_size=1, stride=1),
+                    )
+                )
+            below = ch
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Apply the U-Net.
@@ -261,6 +273,22 @@ class Unet(nn.Module):
         return output
 
 
+def _level_chans(chans: int, num_pool_layers: int, level_chans: Sequence[int] | None) -> tuple[int, ...]:
+    """The channels of each level of a :class:`Unet`: ``level_chans`` checked, or ``chans * 2**k``."""
+    if level_chans is None:
+        return tuple(chans * 2**k for k in range(num_pool_layers))
+    if isinstance(level_chans, (str, bytes)) or not isinstance(level_chans, Sequence):
+        raise TypeError(f"level_chans must be a sequence of ints or None, got {describe(level_chans)}")
+    if len(level_chans) != num_pool_layers or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in level_chans
+    ):
+        raise ValueError(
+            f"level_chans must be {num_pool_layers} positive ints (one per level, num_pool_layers="
+            f"{num_pool_layers}), got {list(level_chans)!r}"
+        )
+    return tuple(int(c) for c in level_chans)
+
+
 def _pad_sizes(size: int) -> tuple[int, int, int]:
     """Zero-padding ``(before, after, padded)`` of a size to the next multiple of 16."""
     padded = ((size - 1) | 15) + 1
@@ -286,6 +314,8 @@ class NormUnet(nn.Module):
         in_chans: real input channels (``2 x`` complex channels).
         out_chans: real output channels.
         drop_prob: dropout probability.
+        level_chans: channels of each level of the U-Net (see :class:`Unet`); default the
+            doubling ``chans * 2**k``.
 
     Example:
         >>> net = NormUnet(chans=8, num_pools=2)
@@ -300,6 +330,7 @@ class NormUnet(nn.Module):
         in_chans: int = 2,
         out_chans: int = 2,
         drop_prob: float = 0.0,
+        level_chans: Sequence[int] | None = None,
     ):
         super().__init__()
         for name, value in (("in_chans", in_chans), ("out_chans", out_chans)):
@@ -311,6 +342,7 @@ class NormUnet(nn.Module):
             chans=chans,
             num_pool_layers=num_pools,
             drop_prob=drop_prob,
+            level_chans=level_chans,
         )
 
     @staticmethod

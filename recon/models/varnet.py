@@ -25,6 +25,8 @@ Differences from fastMRI that do not change the numbers (float32 rounding only):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -210,6 +212,9 @@ class VarNet(nn.Module):
         checkpoint_cascades: in training (autograd on), recompute each cascade and the
             sensitivity U-Net in the backward pass instead of storing their activations
             (gradient checkpointing); the outputs and gradients are unchanged.
+        level_chans: channels of each level of the cascade U-Nets, finest first (``pools``
+            ints, see :class:`~recon.models.Unet`); default fastMRI's ``chans * 2**k``. Not a
+            fastMRI option: such weights load with ``impl="recon"`` only.
 
     Example:
         >>> net = VarNet(num_cascades=2, sens_chans=4, sens_pools=2, chans=4, pools=2)
@@ -229,12 +234,13 @@ class VarNet(nn.Module):
         pools: int = 4,
         mask_center: bool = True,
         checkpoint_cascades: bool = False,
+        level_chans: Sequence[int] | None = None,
     ):
         super().__init__()
         check_int("num_cascades", num_cascades)
         self.sens_net = SensitivityModel(chans=sens_chans, num_pools=sens_pools, mask_center=mask_center)
         self.cascades = nn.ModuleList(
-            [VarNetBlock(NormUnet(chans, pools)) for _ in range(num_cascades)]
+            [VarNetBlock(NormUnet(chans, pools, level_chans=level_chans)) for _ in range(num_cascades)]
         )
         self.checkpoint_cascades = bool(checkpoint_cascades)
 

@@ -239,6 +239,13 @@ def _unet_size(state: Mapping[str, Any], prefix: str) -> tuple[int, int]:
     )
 
 
+def _level_chans(state: Mapping[str, Any], prefix: str) -> Optional[list[int]]:
+    """The channels of each level of that U-Net where they are not fastMRI's doubling, else None."""
+    pools = _count(state, f"{prefix}down_sample_layers.")
+    widths = [int(state[f"{prefix}down_sample_layers.{k}.layers.0.weight"].shape[0]) for k in range(pools)]
+    return None if all(w == widths[0] * 2**k for k, w in enumerate(widths)) else widths
+
+
 def infer_model_kwargs(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
     """Architecture sizes of model ``name`` read off the parameter shapes (fastMRI names).
 
@@ -252,12 +259,18 @@ def infer_model_kwargs(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["num_cascades"] = _count(state, "cascades.")
             kwargs["chans"], kwargs["pools"] = _unet_size(state, "cascades.0.model.unet.")
             kwargs["sens_chans"], kwargs["sens_pools"] = _unet_size(state, sens)
+            widths = _level_chans(state, "cascades.0.model.unet.")
+            if widths is not None:
+                kwargs["level_chans"] = widths
         elif name == "unet":
             first = state["down_sample_layers.0.layers.0.weight"]
             kwargs["in_chans"], kwargs["chans"] = int(first.shape[1]), int(first.shape[0])
             kwargs["num_pool_layers"] = _count(state, "down_sample_layers.")
             last = kwargs["num_pool_layers"] - 1
             kwargs["out_chans"] = int(state[f"up_conv.{last}.1.weight"].shape[0])
+            widths = _level_chans(state, "")
+            if widths is not None:
+                kwargs["level_chans"] = widths
         elif name == "cascade":
             kwargs["num_cascades"] = _count(state, "cascades.")
             kwargs["num_convs"] = _count(state, "cascades.0.convs.")
@@ -267,7 +280,7 @@ def infer_model_kwargs(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
                 kwargs["sens_chans"], kwargs["sens_pools"] = _unet_size(state, sens)
     except (KeyError, IndexError) as err:
         raise ValueError(f"the weights do not look like a {name} checkpoint (missing {err})") from err
-    if any(value == 0 for key, value in kwargs.items() if key != "sens_chans"):
+    if any(value == 0 for key, value in kwargs.items() if key not in ("sens_chans", "level_chans")):
         raise ValueError(f"the weights do not look like a {name} checkpoint (no {name} layers found)")
     return kwargs
 

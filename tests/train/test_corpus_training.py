@@ -334,3 +334,79 @@ def test_float16_export_loads_into_float32_models(tmp_path):
         if a.is_floating_point():  # float16 rounding: relative 2**-11
             torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=name)
     assert half.stat().st_size < 0.6 * src.stat().st_size
+
+
+def _small_varnet(tmp_path):
+    """A trained-looking small VarNet (U-Net widths 2, 4) and its checkpoint file."""
+    import torch
+
+    from recon.models.varnet import VarNet
+
+    kwargs = {"num_cascades": 2, "chans": 2, "pools": 2, "sens_chans": 2, "sens_pools": 1}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        small = VarNet(**kwargs)
+        for p in small.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+    src = tmp_path / "varnet.pt"
+    torch.save({"state_dict": {f"varnet.{k}": v for k, v in small.state_dict().items()},
+                "recon": {"model": "varnet", "model_kwargs": kwargs}}, src)
+    return small, src
+
+
+def test_widen_varnet_computes_the_same_image_with_trainable_new_channels(tmp_path):
+    import torch
+
+    from recon.train.checkpoint import load_checkpoint, load_model
+
+    script = _script()
+    small, src = _small_varnet(tmp_path)
+    dst = script.widen_varnet(src, tmp_path / "wide.pt", [6, 6])
+    wide, _ = load_model(dst, model_name="varnet")
+    assert load_checkpoint(dst)["recon"]["model_kwargs"]["level_chans"] == [6, 6]
+    unet = wide.cascades[0].model.unet
+    assert unet.level_chans == (6, 6) and unet.up_conv[1][0].layers[0].weight.shape == (6, 12, 3, 3)
+    torch.manual_seed(2)
+    kspace = torch.randn(1, 4, 24, 20, 2)
+    mask = torch.zeros(1, 1, 1, 20, 1, dtype=torch.bool)
+    mask[..., ::3, :] = True
+    mask[..., 8:12, :] = True
+    with torch.no_grad():
+        for old_block, new_block in zip(small.cascades, wide.cascades):
+            image = torch.randn(2, 1, 24, 20, 2)
+            torch.testing.assert_close(new_block.model(image), old_block.model(image), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(wide(kspace * mask, mask), small(kspace * mask, mask), rtol=1e-5, atol=1e-6)
+    for key, value in small.state_dict().items():
+        if ".model.unet." not in key:
+            assert torch.equal(wide.state_dict()[key], value), key  # sensitivity network, dc weights
+    # the new channels are trainable: their inputs are not all zero, and a loss reaches their outputs
+    first = unet.down_sample_layers[0].layers[0].weight
+    assert float(first.detach()[2:].abs().sum()) > 0
+    wide.train()
+    wide(kspace * mask, mask).sum().backward()
+    assert float(unet.down_sample_layers[1].layers[0].weight.grad[:, 2:].abs().sum()) > 0
+
+
+def test_widen_varnet_refuses_narrower_levels(tmp_path):
+    script = _script()
+    _, src = _small_varnet(tmp_path)
+    with pytest.raises(ValueError, match=r"level_chans must be 2 widths of at least \[2, 4\]"):
+        script.widen_varnet(src, tmp_path / "x.pt", [4, 2])
+    with pytest.raises(ValueError, match="level_chans must be 2 widths"):
+        script.widen_varnet(src, tmp_path / "x.pt", [4, 4, 8])
+
+
+def test_cpu_wide_preset_widens_the_stage_7_varnet(tmp_path):
+    from recon.train import TrainConfig
+
+    script = _script()
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    assert script.corpus_config("cpu-wide") == script.corpus_config("cpu-8x")  # the stage-5 corpus
+    config = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-wide", folders, init_dir=tmp_path))
+    assert list(config.accelerations) == [4, 8, 8]
+    stage7 = script.CPU_8X_SCHEDULES["varnet"]["model_kwargs"]
+    widths = config.model_kwargs["level_chans"]
+    assert len(widths) == stage7["pools"]
+    assert all(w >= stage7["chans"] * 2**k for k, w in enumerate(widths)) and widths[0] > stage7["chans"]
+    assert config.init_weights == str(tmp_path / "varnet.pt")
+    assert script.CPU_PRESET_ORDERS["cpu-wide"] == ["varnet"]
