@@ -116,8 +116,11 @@ BUNDLED: dict[str, dict] = {
     "cascade": dict(
         _COMMON,
         model="cascade",
+        # hard data consistency (lambda = 0). Runs before 2026-12-07 (stage 8) said
+        # learn_lambda=True, which did nothing: hard replacement has no gradient with respect to
+        # lambda, so every trained lambda stayed 0; CascadeBlock now refuses that combination.
         model_kwargs={
-            "num_cascades": 5, "num_convs": 4, "num_filters": 16, "dc_lambda": 0.0, "learn_lambda": True,
+            "num_cascades": 5, "num_convs": 4, "num_filters": 16, "dc_lambda": 0.0, "learn_lambda": False,
             "sens_chans": 4, "sens_pools": 2,
         },
         train_crop_rows=96,
@@ -161,7 +164,7 @@ CORPUS_BUNDLED: dict[str, dict] = {
         _CORPUS_COMMON,
         model="cascade",
         model_kwargs={
-            "num_cascades": 8, "num_convs": 5, "num_filters": 48, "dc_lambda": 0.0, "learn_lambda": True,
+            "num_cascades": 8, "num_convs": 5, "num_filters": 48, "dc_lambda": 0.0, "learn_lambda": False,
             "sens_chans": 6, "sens_pools": 3,
         },
         train_crop_rows=128,
@@ -191,7 +194,7 @@ TOY_MODEL_KWARGS = {
     "varnet": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
     "varnet_ssdu": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
     "varnet_short": {"num_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
-    "cascade": {"num_cascades": 2, "num_convs": 2, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+    "cascade": {"num_cascades": 2, "num_convs": 2, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": False,
                 "sens_chans": 2, "sens_pools": 1},
     "unet": {"in_chans": 1, "out_chans": 1, "chans": 4, "num_pool_layers": 2, "drop_prob": 0.0},
 }
@@ -303,7 +306,7 @@ CPU_8X_SCHEDULES: dict[str, dict] = {
     # in all) grown to 10 x 6 x 32 (0.39 M parameters) by :func:`grow_cascade`
     "cascade": dict(CPU_8X_MASKS, lr=5e-4, lr_step_size=4, epochs=7, val_every=1, train_crop_rows=96,
                     model_kwargs={"num_cascades": 10, "num_convs": 6, "num_filters": 32, "dc_lambda": 0.0,
-                                  "learn_lambda": True, "sens_chans": 4, "sens_pools": 2}),
+                                  "learn_lambda": False, "sens_chans": 4, "sens_pools": 2}),
 }
 CPU_8X_ORDER = ["varnet", "cascade"]
 #: the ``cpu-8x2`` preset: stage 7b, the ``cpu-8x`` VarNet (still rising on validation at its

@@ -2,9 +2,11 @@
 
 Each cascade is a residual CNN on the complex image (``num_convs`` 3x3 conv layers of
 ``num_filters`` channels with ReLU, the last one back to 2 channels, plus the input)
-followed by data consistency in k-space with noise level ``lambda``:
-``k_dc = (1 - m) k + m (k + lambda k0) / (1 + lambda)``; ``lambda = 0`` is hard replacement
-(the noiseless case of the paper).  The paper's D5-C5 network with 64 filters is the default.
+followed by data consistency in k-space with weight ``lambda`` on the measured data:
+``k_dc = (1 - m) k + m (k + lambda k0) / (1 + lambda)``. The paper's ``lambda = q / sigma``
+grows as the noise falls: large ``lambda`` approaches hard replacement, small ``lambda``
+keeps the prediction. ``lambda = 0`` itself selects hard replacement (the noiseless case),
+as in the reference code.  The paper's D5-C5 network with 64 filters is the default.
 
 * Single-coil (``C == 1`` and no sensitivity maps): the CNN works on ``F^-1 k`` directly.
 * Multi-coil: ``x = sum_c conj(S_c) F^-1 k_c`` -> CNN -> ``F(S_c x)`` -> data consistency on
@@ -40,8 +42,14 @@ class CascadeBlock(nn.Module):
     Args:
         num_convs: conv layers in the CNN (at least 2).
         num_filters: channels of the hidden conv layers.
-        dc_lambda: initial noise level ``lambda >= 0`` of the data consistency (0 = hard).
-        learn_lambda: make ``lambda`` a learnable parameter (kept non-negative with ``|.|``).
+        dc_lambda: initial weight ``lambda >= 0`` of the measured data in the data consistency
+            (0 = hard replacement; a small positive value is close to no data consistency).
+        learn_lambda: make ``lambda`` a learnable parameter (kept non-negative with ``|.|``);
+            needs ``dc_lambda > 0``, since hard replacement has no gradient with respect to
+            ``lambda``.
+
+    Raises:
+        ValueError: a negative ``dc_lambda``, or ``learn_lambda`` with ``dc_lambda = 0``.
     """
 
     def __init__(
@@ -56,6 +64,12 @@ class CascadeBlock(nn.Module):
         check_int("num_filters", num_filters)
         if not isinstance(dc_lambda, (int, float)) or isinstance(dc_lambda, bool) or not dc_lambda >= 0:
             raise ValueError(f"dc_lambda must be a non-negative number, got {dc_lambda!r}")
+        if learn_lambda and dc_lambda == 0:
+            raise ValueError(
+                "learn_lambda=True needs dc_lambda > 0, got dc_lambda=0: lambda = 0 is hard replacement, "
+                "whose gradient with respect to lambda is zero, so lambda would never change; pass a "
+                "starting value (e.g. dc_lambda=1.0) or learn_lambda=False"
+            )
         chans = [2] + [num_filters] * (num_convs - 1) + [2]
         self.convs = nn.ModuleList(
             [nn.Conv2d(cin, cout, kernel_size=3, padding=1) for cin, cout in zip(chans[:-1], chans[1:])]
@@ -117,8 +131,9 @@ class CascadeNet(nn.Module):
         num_cascades: number of CNN + data-consistency cascades (paper: 5).
         num_convs: conv layers per CNN (paper: 5).
         num_filters: hidden channels per conv layer (paper: 64).
-        dc_lambda: initial noise level of the data consistency (0 = hard replacement).
-        learn_lambda: learn ``lambda`` (one per cascade).
+        dc_lambda: initial weight of the measured data in the data consistency (0 = hard
+            replacement; see :class:`CascadeBlock`).
+        learn_lambda: learn ``lambda`` (one per cascade; needs ``dc_lambda > 0``).
         sens_chans: channels of the :class:`SensitivityModel` used to estimate coil maps for
             multi-coil input when none are passed; 0 disables it (then multi-coil input
             needs ``sens_maps``).

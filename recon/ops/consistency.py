@@ -37,13 +37,19 @@ def hard_dc(kspace: torch.Tensor, kspace0: torch.Tensor, mask: torch.Tensor) -> 
 def soft_dc(
     kspace: torch.Tensor, kspace0: torch.Tensor, mask: torch.Tensor, lam: float | torch.Tensor | None
 ) -> torch.Tensor:
-    """Schlemper's data consistency with noise level ``lam`` (``None`` or ``0``: hard).
+    """Schlemper's data consistency with weight ``lam`` on the measured data (``None`` or ``0``: hard).
+
+    ``lam`` is the paper's ``q / sigma``: it grows as the noise falls, so a large ``lam``
+    approaches hard replacement and a small positive one keeps the prediction; ``0`` selects
+    hard replacement itself (the noiseless case, as in the reference code). The output is
+    therefore not continuous at ``lam = 0``, and a (learnable) tensor ``lam = 0`` has a zero
+    gradient.
 
     Args:
         kspace: predicted k-space ``(..., H, W, 2)``.
         kspace0: measured (zero-filled) k-space, same shape.
         mask: sampling mask broadcastable to ``kspace``.
-        lam: non-negative noise level; a float or a (learnable) tensor.
+        lam: non-negative weight; a float or a (learnable) tensor.
 
     Returns:
         ``(1 - m) k + m (k + lam k0) / (1 + lam)``.

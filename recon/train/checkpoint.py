@@ -459,6 +459,10 @@ def _load_model(
     state = checkpoint_state_dict(ckpt, name)
     if model_kwargs is None:
         model_kwargs = _kwargs_from_checkpoint(name, ckpt, state, impl)
+        if name == "cascade" and model_kwargs.get("learn_lambda") and not model_kwargs.get("dc_lambda", 0.0):
+            # written before CascadeBlock refused learn_lambda with dc_lambda = 0: such a lambda
+            # never left 0 (no gradient), and the weights hold it; the same model as a buffer
+            model_kwargs = dict(model_kwargs, learn_lambda=False)
     model = build_model(name, dict(model_kwargs), impl=impl)
     try:
         model.load_state_dict(state, strict=strict)

@@ -8,6 +8,7 @@ import torch
 
 from recon.models import CascadeNet
 from recon.models.cascade import CascadeBlock
+from recon.ops import soft_dc
 
 
 def _problem(b, c, h, w, seed=0):
@@ -115,6 +116,8 @@ def test_cascadenet_argument_errors():
         CascadeNet(num_filters=0)
     with pytest.raises(ValueError, match="dc_lambda must be a non-negative number"):
         CascadeNet(dc_lambda=-1.0)
+    with pytest.raises(ValueError, match="learn_lambda=True needs dc_lambda > 0, got dc_lambda=0"):
+        CascadeNet(learn_lambda=True, dc_lambda=0.0)
     with pytest.raises(ValueError, match="sens_chans must be a non-negative int"):
         CascadeNet(sens_chans=-1)
     net = CascadeNet(num_cascades=1, num_convs=2, num_filters=4, sens_chans=0)
@@ -127,3 +130,21 @@ def test_cascadenet_argument_errors():
         net(k, mask, sens_maps="maps")
     with pytest.raises(ValueError, match=r"mask of shape .* does not broadcast against masked_kspace"):
         net(k, torch.ones(1, 1, 1, 3, 1, dtype=torch.bool))
+
+
+def test_learned_lambda_moves_from_a_positive_start_but_has_no_gradient_at_zero():
+    """Why learn_lambda needs dc_lambda > 0: at lambda = 0 (hard replacement) the output does
+    not depend on lambda; from a positive start the gradient is that of the closed form
+    d/dl (k + l k0) / (1 + l) = (k0 - k) / (1 + l)**2 on the sampled points."""
+    k, mask = _problem(1, 1, 12, 12, seed=3)
+    k0 = k.clone()
+    block = _identity_cnn(CascadeBlock(num_convs=2, num_filters=4, dc_lambda=0.5, learn_lambda=True)).double()
+    pred = torch.randn(1, 1, 12, 12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    lam = block.dc_lambda
+    weight = torch.randn_like(pred)
+    (soft_dc(pred, k0.double(), mask, lam.abs()) * weight).sum().backward()
+    expected = ((k0.double() - pred) / (1 + 0.5) ** 2 * weight * mask).sum()
+    torch.testing.assert_close(lam.grad, expected.reshape(1), rtol=1e-10, atol=1e-12)
+    zero = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    (soft_dc(pred, k0.double(), mask, zero) * weight).sum().backward()
+    assert float(zero.grad.abs().sum()) == 0.0

@@ -226,3 +226,25 @@ def test_names_resolve_to_bundled_checkpoints(tmp_path, monkeypatch):
         load_model(tmp_path / "missing.pt")
     with pytest.raises(TypeError, match="weights must be a path"):
         checkpoint_module.resolve_weights("varnet", 3)
+
+
+def test_cascade_checkpoints_that_said_learn_lambda_with_lambda_zero_still_load(tmp_path):
+    """Older cascade checkpoints (the bundled one among them, before 2026-12-07) record
+    learn_lambda=True with dc_lambda=0.0, which CascadeBlock now refuses; their lambdas never
+    left 0, so they load as the same model with lambda a buffer."""
+    kwargs = {"num_cascades": 2, "num_convs": 2, "num_filters": 4, "dc_lambda": 0.0, "sens_chans": 2, "sens_pools": 1}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = CascadeNet(**kwargs).eval()
+    path = tmp_path / "old_cascade.pt"
+    torch.save({"state_dict": {f"cascade.{k}": v for k, v in net.state_dict().items()},
+                "recon": {"model": "cascade", "model_kwargs": dict(kwargs, learn_lambda=True)}}, path)
+    loaded, _ = load_model(path)
+    assert not loaded.cascades[0].learn_lambda and float(loaded.cascades[0].dc_lambda) == 0.0
+    kspace = torch.randn(1, 3, 12, 12, 2)
+    mask = torch.zeros(1, 1, 1, 12, 1, dtype=torch.bool)
+    mask[..., ::2, :] = True
+    with torch.no_grad():
+        assert torch.equal(loaded(kspace * mask, mask), net(kspace * mask, mask))
+    with pytest.raises(ValueError, match="learn_lambda=True needs dc_lambda > 0"):
+        load_model(path, model_kwargs=dict(kwargs, learn_lambda=True))  # asked for explicitly: refused

@@ -237,7 +237,7 @@ def _small_cascade(tmp_path):
 
     from recon.models.cascade import CascadeNet
 
-    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.0, "learn_lambda": True,
+    kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.5, "learn_lambda": True,
               "sens_chans": 2, "sens_pools": 1}
 
     with torch.random.fork_rng(devices=[]):
