@@ -434,6 +434,14 @@ def _deepen_unet_state(old: dict, new: dict, n: int, chans: int) -> dict:
     return new
 
 
+def _fresh_model(cls: type, kwargs: dict) -> torch.nn.Module:
+    """``cls(**kwargs)`` initialised from a fixed seed (the new parts of a deepened, grown or
+    widened network), leaving the global random state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20261207)
+        return cls(**kwargs)
+
+
 def _sub_state(state: dict, prefix: str) -> dict:
     """The entries of ``state`` under ``prefix`` (``"a.b."``), keyed relative to it."""
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -472,9 +480,7 @@ def deepen_unet(src: Path, dst: Path) -> Path:
     n = int(core.num_pool_layers)
     kwargs = {"in_chans": core.in_chans, "out_chans": core.out_chans, "chans": core.chans,
               "num_pool_layers": n + 1, "drop_prob": core.drop_prob}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(20261207)
-        model = Unet(**kwargs)
+    model = _fresh_model(Unet, kwargs)
     model.load_state_dict(_deepen_unet_state(core.state_dict(), model.state_dict(), n, core.chans))
     return _save_deepened(src, dst, "unet", model, kwargs)
 
@@ -490,9 +496,7 @@ def deepen_varnet(src: Path, dst: Path) -> Path:
     kwargs = dict(load_checkpoint(src)["recon"]["model_kwargs"])
     n, chans = int(kwargs["pools"]), int(kwargs["chans"])
     kwargs["pools"] = n + 1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(20261207)
-        model = VarNet(**kwargs)
+    model = _fresh_model(VarNet, kwargs)
     old, new = old_model.state_dict(), model.state_dict()
     out = dict(new)
     prefixes = sorted({k.split(".model.unet.")[0] + ".model.unet." for k in old if ".model.unet." in k})
@@ -577,9 +581,7 @@ def widen_varnet(src: Path, dst: Path, level_chans) -> Path:
         )
     kwargs["level_chans"] = list(new_widths)
     kwargs["chans"] = new_widths[0]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(20261207)
-        model = VarNet(**kwargs)
+    model = _fresh_model(VarNet, kwargs)
     old, new = old_model.state_dict(), model.state_dict()
     out = dict(new)
     for key, value in old.items():
@@ -645,9 +647,7 @@ def grow_cascade(src: Path, dst: Path, num_cascades: int, num_convs: int, num_fi
             f"num_filters={num_filters} from {n_old}, {kwargs['num_convs']}, {kwargs['num_filters']}"
         )
     kwargs.update(num_cascades=num_cascades, num_convs=num_convs, num_filters=num_filters)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(20261207)
-        model = CascadeNet(**kwargs)
+    model = _fresh_model(CascadeNet, kwargs)
     old, new = old_model.state_dict(), model.state_dict()
     out = dict(new)
     for key, value in old.items():

@@ -239,7 +239,7 @@ def _unet_size(state: Mapping[str, Any], prefix: str) -> tuple[int, int]:
     )
 
 
-def _level_chans(state: Mapping[str, Any], prefix: str) -> Optional[list[int]]:
+def _unet_level_chans(state: Mapping[str, Any], prefix: str) -> Optional[list[int]]:
     """The channels of each level of that U-Net where they are not fastMRI's doubling, else None."""
     pools = _count(state, f"{prefix}down_sample_layers.")
     widths = [int(state[f"{prefix}down_sample_layers.{k}.layers.0.weight"].shape[0]) for k in range(pools)]
@@ -259,7 +259,7 @@ def infer_model_kwargs(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["num_cascades"] = _count(state, "cascades.")
             kwargs["chans"], kwargs["pools"] = _unet_size(state, "cascades.0.model.unet.")
             kwargs["sens_chans"], kwargs["sens_pools"] = _unet_size(state, sens)
-            widths = _level_chans(state, "cascades.0.model.unet.")
+            widths = _unet_level_chans(state, "cascades.0.model.unet.")
             if widths is not None:
                 kwargs["level_chans"] = widths
         elif name == "unet":
@@ -268,7 +268,7 @@ def infer_model_kwargs(name: str, state: Mapping[str, Any]) -> dict[str, Any]:
             kwargs["num_pool_layers"] = _count(state, "down_sample_layers.")
             last = kwargs["num_pool_layers"] - 1
             kwargs["out_chans"] = int(state[f"up_conv.{last}.1.weight"].shape[0])
-            widths = _level_chans(state, "")
+            widths = _unet_level_chans(state, "")
             if widths is not None:
                 kwargs["level_chans"] = widths
         elif name == "cascade":
