@@ -329,7 +329,9 @@ CPU_8X2_ORDER = ["varnet", "cascade"]
 #: at full resolution) by 0.03 / 0.05 SSIM on validation; the VarNet had flattened (its last
 #: three epochs within 0.0016). The widths are what fits the VarNet's time target (the U-Net
 #: forward 1.35x the stage-7 one, one thread, 224 x 192). ``--init-dir`` = a folder with the
-#: stage-7 ``varnet.pt`` (data/weights/).
+#: stage-7 ``varnet.pt`` (data/weights/). Run of 2026-12-07 (two threads, 48 min): validation SSIM
+#: (train-loop protocol) 0.8141 (stage 7) -> 0.8067, 0.8067, 0.8076, 0.8079, 0.8145, 0.8282, 0.8283;
+#: fixed masks 4x / 8x 0.8778 / 0.7807 -> 0.8891 / 0.7984.
 CPU_WIDE_LEVEL_CHANS = [16, 32, 32, 64]
 CPU_WIDE_SCHEDULES: dict[str, dict] = {
     "varnet": dict(CPU_8X_MASKS, lr=2e-4, lr_step_size=5, epochs=7, val_every=1, train_crop_rows=96,
@@ -337,17 +339,23 @@ CPU_WIDE_SCHEDULES: dict[str, dict] = {
                                      level_chans=CPU_WIDE_LEVEL_CHANS)),
 }
 CPU_WIDE_ORDER = ["varnet"]
+#: the ``cpu-wide2`` preset: stage 8b, the ``cpu-wide`` VarNet continued with a warm restart and
+#: faster decay, same corpus and masks. ``--init-dir`` = the ``cpu-wide`` run folder.
+CPU_WIDE2_SCHEDULES: dict[str, dict] = {
+    "varnet": dict(CPU_WIDE_SCHEDULES["varnet"], lr=1e-4, lr_step_size=2, epochs=5),
+}
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
     "cpu-orient2": CPU_ORIENT2_SCHEDULES, "cpu-deep": CPU_DEEP_SCHEDULES, "cpu-deep2": CPU_DEEP2_SCHEDULES,
     "cpu-8x": CPU_8X_SCHEDULES, "cpu-8x2": CPU_8X2_SCHEDULES, "cpu-wide": CPU_WIDE_SCHEDULES,
+    "cpu-wide2": CPU_WIDE2_SCHEDULES,
 }
 #: the models each of those presets trains, in order (``reproduce``)
 CPU_PRESET_ORDERS: dict[str, list[str]] = {
     "cpu": CPU_ORDER, "cpu-more": CPU_MORE_ORDER, "cpu-orient": CPU_ORIENT_ORDER, "cpu-orient2": CPU_ORIENT2_ORDER,
     "cpu-deep": CPU_DEEP_ORDER, "cpu-deep2": CPU_DEEP2_ORDER, "cpu-8x": CPU_8X_ORDER, "cpu-8x2": CPU_8X2_ORDER,
-    "cpu-wide": CPU_WIDE_ORDER,
+    "cpu-wide": CPU_WIDE_ORDER, "cpu-wide2": CPU_WIDE_ORDER,
 }
 #: the phantom slice orientations of the ``cpu-orient`` corpus (train and val)
 ALL_ORIENTATIONS = ("axial", "coronal", "sagittal")
@@ -368,7 +376,7 @@ def corpus_config(preset: str):
     if preset in ("cpu-orient", "cpu-orient2"):
         return CorpusConfig(num_train_subjects=150, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=1)
-    if preset in ("cpu-deep", "cpu-deep2", "cpu-8x", "cpu-8x2", "cpu-wide"):
+    if preset in ("cpu-deep", "cpu-deep2", "cpu-8x", "cpu-8x2", "cpu-wide", "cpu-wide2"):
         return CorpusConfig(num_train_subjects=300, num_val_subjects=9, slices_per_volume=4, coil_counts=(4, 6, 8, 12, 16),
                             orientations=ALL_ORIENTATIONS, seed=2)
     return CorpusConfig()

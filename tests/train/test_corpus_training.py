@@ -410,3 +410,7 @@ def test_cpu_wide_preset_widens_the_stage_7_varnet(tmp_path):
     assert all(w >= stage7["chans"] * 2**k for k, w in enumerate(widths)) and widths[0] > stage7["chans"]
     assert config.init_weights == str(tmp_path / "varnet.pt")
     assert script.CPU_PRESET_ORDERS["cpu-wide"] == ["varnet"]
+    again = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-wide2", folders, init_dir=tmp_path / "run8"))
+    assert again.init_weights == str(tmp_path / "run8" / "varnet.pt")  # the cpu-wide run's file
+    assert again.model_kwargs == config.model_kwargs and list(again.accelerations) == [4, 8, 8]
+    assert script.corpus_config("cpu-wide2") == script.corpus_config("cpu-wide")
