@@ -13,7 +13,7 @@ and gives the same output.  The forward pass is re-written for speed and memory:
   group-norm kernel for ``channels_last`` computes ``E[x^2] - E[x]^2`` and loses about 5
   digits when the mean is large); NCHW maps use the fused group-norm kernel with one group
   per channel, twice as fast as ``instance_norm``.  U-Nets whose channel counts are
-  multiples of 16 stay NCHW;
+  multiples of 16 keep NCHW input NCHW;
 * without autograd (``torch.no_grad`` / ``torch.inference_mode``) the normalisation and the
   activation run in place, so a block keeps one feature map alive instead of three;
 * the complex <-> channel conversion of :class:`NormUnet` for a single complex channel is a
@@ -45,10 +45,14 @@ CHANNELS_LAST_MIN_PIXELS = 128 * 128
 def preferred_memory_format(image: torch.Tensor, chans: int | None = None) -> torch.memory_format:
     """``channels_last`` for images of at least :data:`CHANNELS_LAST_MIN_PIXELS` pixels.
 
-    With ``chans`` (the first conv's output channels) a multiple of 16, NCHW is kept: oneDNN's
-    blocked NCHW layout then wastes nothing, and the fused NCHW normalisation is faster.
+    With ``chans`` (the first conv's output channels) a multiple of 16, an NCHW image stays
+    NCHW: oneDNN's blocked NCHW layout then wastes nothing, and the fused NCHW normalisation
+    is faster. An image that arrives in ``channels_last`` only (the free complex view of
+    :class:`NormUnet`) stays there: converting it and the output back costs more than the
+    layout gains (the bundled VarNet, widths 16 / 32: 11 % less time per call, one thread).
     """
-    if chans is not None and chans % 16 == 0:
+    arrives_channels_last = image.is_contiguous(memory_format=torch.channels_last) and not image.is_contiguous()
+    if chans is not None and chans % 16 == 0 and not arrives_channels_last:
         return torch.contiguous_format
     if image.shape[-1] * image.shape[-2] >= CHANNELS_LAST_MIN_PIXELS:
         return torch.channels_last
