@@ -41,7 +41,7 @@ def test_bundled_checkpoint_format(name):
     assert ckpt["recon"]["model"] == name
     assert all(key.startswith(f"{name}.") for key in ckpt["state_dict"])
     assert "optimizer_states" not in ckpt  # exported: weights and metadata only
-    assert path.stat().st_size < 8e6
+    assert path.stat().st_size < 10e6  # each file well inside the 20 MB total (the VarNet: 8.6 MB)
     # validation SSIM recorded at export (the cpu-orient corpus's val split: phantoms in axial, coronal and
     # sagittal slabs + Colin27, 4-16 coils, 4x / 8x mixed; harder than the embedded Colin27 val split the first
     # weights scored 0.84-0.87 on, and than the axial-only split of stages 1-2: 0.749-0.757 for the three files)
