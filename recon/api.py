@@ -474,7 +474,7 @@ def reconstruct(
             from the non-zero points of ``kspace``.  Points outside the mask are ignored.
         method: ``"cascade"`` (default: the bundled deep cascade, trained on recon's simulated
             physics corpus; the best held-out SSIM and PSNR at 4x and 8x, above ``cs`` on anatomy
-            and contrasts it never saw, in 0.5-1.5x its time, see docs/reconstruct.md),
+            and contrasts it never saw, in 0.8-1.5x its time, see docs/reconstruct.md),
             ``"cs"`` (ESPIRiT maps + L1-wavelet
             compressed sensing: no training data, good on any input without tuning - the choice
             for data unlike the corpus, e.g. other body parts), ``"zero_filled"``, ``"sense"``
