@@ -233,22 +233,27 @@ def test_deepen_varnet_deepens_every_cascade_and_keeps_the_rest(tmp_path):
 
 def _small_cascade(tmp_path):
     """A trained-looking 2-cascade x 3-conv x 4-filter CascadeNet and its checkpoint file."""
-    import torch
-
     from recon.models.cascade import CascadeNet
 
     kwargs = {"num_cascades": 2, "num_convs": 3, "num_filters": 4, "dc_lambda": 0.5, "learn_lambda": True,
               "sens_chans": 2, "sens_pools": 1}
+    return _trained_looking(CascadeNet, "cascade", kwargs, tmp_path)
+
+
+def _trained_looking(cls, name: str, kwargs: dict, tmp_path):
+    """``cls(**kwargs)`` with trained-looking weights (non-zero biases, lambdas, DC weights) and
+    its checkpoint file ``tmp_path / <name>.pt``."""
+    import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        small = CascadeNet(**kwargs)
-        for p in small.parameters():  # trained-looking weights: non-zero biases and lambdas
+        model = cls(**kwargs)
+        for p in model.parameters():
             p.data.add_(0.05 * torch.randn_like(p))
-    src = tmp_path / "cascade.pt"
-    torch.save({"state_dict": {f"cascade.{k}": v for k, v in small.state_dict().items()},
-                "recon": {"model": "cascade", "model_kwargs": kwargs}}, src)
-    return small, src
+    src = tmp_path / f"{name}.pt"
+    torch.save({"state_dict": {f"{name}.{k}": v for k, v in model.state_dict().items()},
+                "recon": {"model": name, "model_kwargs": kwargs}}, src)
+    return model, src
 
 
 def test_grow_cascade_wider_and_deeper_computes_the_same_image(tmp_path):
@@ -338,20 +343,10 @@ def test_float16_export_loads_into_float32_models(tmp_path):
 
 def _small_varnet(tmp_path):
     """A trained-looking small VarNet (U-Net widths 2, 4) and its checkpoint file."""
-    import torch
-
     from recon.models.varnet import VarNet
 
     kwargs = {"num_cascades": 2, "chans": 2, "pools": 2, "sens_chans": 2, "sens_pools": 1}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        small = VarNet(**kwargs)
-        for p in small.parameters():
-            p.data.add_(0.05 * torch.randn_like(p))
-    src = tmp_path / "varnet.pt"
-    torch.save({"state_dict": {f"varnet.{k}": v for k, v in small.state_dict().items()},
-                "recon": {"model": "varnet", "model_kwargs": kwargs}}, src)
-    return small, src
+    return _trained_looking(VarNet, "varnet", kwargs, tmp_path)
 
 
 def test_widen_varnet_computes_the_same_image_with_trainable_new_channels(tmp_path):
