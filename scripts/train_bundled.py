@@ -505,19 +505,25 @@ def deepen_varnet(src: Path, dst: Path) -> Path:
     n, chans = int(kwargs["pools"]), int(kwargs["chans"])
     kwargs["pools"] = n + 1
     model = _fresh_model(VarNet, kwargs)
-    old, new = old_model.state_dict(), model.state_dict()
+    model.load_state_dict(_varnet_with_new_unets(
+        old_model.state_dict(), model.state_dict(), lambda old, new: _deepen_unet_state(old, new, n, chans), "deepen_varnet"
+    ))
+    return _save_deepened(src, dst, "varnet", model, kwargs)
+
+
+def _varnet_with_new_unets(old: dict, new: dict, unet_state, who: str) -> dict:
+    """The state of a VarNet (``new``: its fresh initialisation) whose cascades' U-Nets were
+    reshaped: ``unet_state(old U-Net state, new U-Net state)`` gives each U-Net's, and the rest
+    (sensitivity network, data-consistency weights) is copied from ``old``, shapes checked."""
     out = dict(new)
-    prefixes = sorted({k.split(".model.unet.")[0] + ".model.unet." for k in old if ".model.unet." in k})
     for key, value in old.items():
         if ".model.unet." not in key:
             if new[key].shape != value.shape:
-                raise ValueError(f"deepen_varnet: {key} {tuple(value.shape)} does not fit {tuple(new[key].shape)}")
+                raise ValueError(f"{who}: {key} {tuple(value.shape)} does not fit {tuple(new[key].shape)}")
             out[key] = value.detach().float().clone()
-    for prefix in prefixes:
-        grown = _deepen_unet_state(_sub_state(old, prefix), _sub_state(new, prefix), n, chans)
-        out.update({prefix + k: v for k, v in grown.items()})
-    model.load_state_dict(out)
-    return _save_deepened(src, dst, "varnet", model, kwargs)
+    for prefix in sorted({k.split(".model.unet.")[0] + ".model.unet." for k in old if ".model.unet." in k}):
+        out.update({prefix + k: v for k, v in unet_state(_sub_state(old, prefix), _sub_state(new, prefix)).items()})
+    return out
 
 
 def _widen_unet_state(old: dict, new: dict, old_widths, new_widths) -> dict:
@@ -590,16 +596,10 @@ def widen_varnet(src: Path, dst: Path, level_chans) -> Path:
     kwargs["level_chans"] = list(new_widths)
     kwargs["chans"] = new_widths[0]
     model = _fresh_model(VarNet, kwargs)
-    old, new = old_model.state_dict(), model.state_dict()
-    out = dict(new)
-    for key, value in old.items():
-        if ".model.unet." not in key:
-            out[key] = value.detach().float().clone()
-    for c in range(len(old_model.cascades)):
-        prefix = f"cascades.{c}.model.unet."
-        grown = _widen_unet_state(_sub_state(old, prefix), _sub_state(new, prefix), old_widths, new_widths)
-        out.update({prefix + k: v for k, v in grown.items()})
-    model.load_state_dict(out)
+    model.load_state_dict(_varnet_with_new_unets(
+        old_model.state_dict(), model.state_dict(),
+        lambda old, new: _widen_unet_state(old, new, old_widths, new_widths), "widen_varnet",
+    ))
     return _save_deepened(src, dst, "varnet", model, kwargs)
 
 
