@@ -369,7 +369,9 @@ def test_upscale_image_is_intensity_equivariant_and_slices_a_volume_with_a_2d_ne
     x = torch.rand(20, 24) + 0.1
     a = upscale_image(net, x, (2, 2))
     b = upscale_image(net, 37.0 * x, (2, 2))
-    torch.testing.assert_close(b, 37.0 * a, rtol=1e-5, atol=1e-5)
+    # float32 rounding of the normalisation is relative to the image's magnitude, not to each
+    # voxel: near-zero outputs carry an error of order eps * max|a| (CI's CPU showed 3e-7 there)
+    torch.testing.assert_close(b / 37.0, a, rtol=1e-5, atol=1e-5 * float(a.abs().max()))
     vol = torch.rand(20, 24, 3) + 0.1
     out = upscale_image(net, vol, (2, 2, 1))
     assert out.shape == (40, 48, 3)
