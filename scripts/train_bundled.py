@@ -62,6 +62,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -684,6 +685,21 @@ def grow_cascade(src: Path, dst: Path, num_cascades: int, num_convs: int, num_fi
     return _save_deepened(src, dst, "cascade", model, kwargs)
 
 
+#: the presets whose network is larger than the trained file they start from: ``(preset, model)
+#: -> reshape(init file, run folder, model_kwargs) -> the reshaped init file`` (in the run folder)
+INIT_RESHAPES: dict[tuple[str, str], Callable[[Path, Path, dict], Path]] = {
+    # one more pooling level (CPU_DEEP_SCHEDULES)
+    ("cpu-deep", "unet"): lambda src, run, kw: deepen_unet(src, run / "unet_deepened_init.pt"),
+    # one more pooling level in every cascade (CPU_DEEP2_SCHEDULES)
+    ("cpu-deep2", "varnet"): lambda src, run, kw: deepen_varnet(src, run / "varnet_deepened_init.pt"),
+    # more, deeper and wider cascades (CPU_8X_SCHEDULES)
+    ("cpu-8x", "cascade"): lambda src, run, kw: grow_cascade(
+        src, run / "cascade_grown_init.pt", kw["num_cascades"], kw["num_convs"], kw["num_filters"]),
+    # wider U-Net levels (CPU_WIDE_SCHEDULES)
+    ("cpu-wide", "varnet"): lambda src, run, kw: widen_varnet(src, run / "varnet_widened_init.pt", kw["level_chans"]),
+}
+
+
 def weights_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
@@ -730,16 +746,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if corpus:
         folders = build_preset(args.preset, args.corpus_root)
         settings = corpus_settings(args.name, args.preset, folders, getattr(args, "init_dir", None))
-        if args.preset == "cpu-deep" and args.name == "unet":  # one more pooling level (see CPU_DEEP_SCHEDULES)
-            settings["init_weights"] = str(deepen_unet(Path(settings["init_weights"]), args.run_dir / "unet_deepened_init.pt"))
-        if args.preset == "cpu-deep2" and args.name == "varnet":  # one more in every cascade (CPU_DEEP2_SCHEDULES)
-            settings["init_weights"] = str(deepen_varnet(Path(settings["init_weights"]), args.run_dir / "varnet_deepened_init.pt"))
-        if args.preset == "cpu-8x" and args.name == "cascade":  # a larger cascade (CPU_8X_SCHEDULES)
-            size = {k: settings["model_kwargs"][k] for k in ("num_cascades", "num_convs", "num_filters")}
-            settings["init_weights"] = str(grow_cascade(Path(settings["init_weights"]), args.run_dir / "cascade_grown_init.pt", **size))
-        if args.preset == "cpu-wide" and args.name == "varnet":  # wider U-Net levels (CPU_WIDE_SCHEDULES)
-            widths = settings["model_kwargs"]["level_chans"]
-            settings["init_weights"] = str(widen_varnet(Path(settings["init_weights"]), args.run_dir / "varnet_widened_init.pt", widths))
+        reshape = INIT_RESHAPES.get((args.preset, args.name))
+        if reshape is not None:  # a preset that trains a larger network than its init file's
+            kwargs = settings["model_kwargs"]
+            settings["init_weights"] = str(reshape(Path(settings["init_weights"]), args.run_dir, kwargs))
     elif args.name not in BUNDLED:
         raise SystemExit(f"{args.name!r} is trained on the corpus only (--data corpus)")
     else:

@@ -409,3 +409,22 @@ def test_cpu_wide_preset_widens_the_stage_7_varnet(tmp_path):
     assert again.init_weights == str(tmp_path / "run8" / "varnet.pt")  # the cpu-wide run's file
     assert again.model_kwargs == config.model_kwargs and list(again.accelerations) == [4, 8, 8]
     assert script.corpus_config("cpu-wide2") == script.corpus_config("cpu-wide")
+
+
+def test_init_reshapes_name_presets_and_models_that_exist_and_get_their_sizes(tmp_path, monkeypatch):
+    """Each reshape step of cmd_train is keyed by a real preset and one of its models, and the
+    model_kwargs it reads are in that preset's schedule (a typo would silently skip the step)."""
+    script = _script()
+    for (preset, name), reshape in script.INIT_RESHAPES.items():
+        assert preset in script.CPU_PRESETS and name in script.CPU_PRESETS[preset], (preset, name)
+        kwargs = script.CPU_PRESETS[preset][name].get("model_kwargs", {})
+        seen = {}
+        for fn in ("deepen_unet", "deepen_varnet", "grow_cascade", "widen_varnet"):
+            monkeypatch.setattr(script, fn, lambda src, dst, *a, _fn=fn: seen.update(fn=_fn, dst=dst, args=a) or dst)
+        out = reshape(tmp_path / "init.pt", tmp_path, kwargs)
+        assert out == seen["dst"] and out.parent == tmp_path
+        if seen["fn"] == "grow_cascade":
+            assert seen["args"] == (kwargs["num_cascades"], kwargs["num_convs"], kwargs["num_filters"])
+        if seen["fn"] == "widen_varnet":
+            assert seen["args"] == (kwargs["level_chans"],)
+        assert seen["fn"].split("_")[1] == name  # deepen_unet for a U-Net, grow_cascade for a cascade
