@@ -409,6 +409,12 @@ def test_cpu_wide_preset_widens_the_stage_7_varnet(tmp_path):
     assert again.init_weights == str(tmp_path / "run8" / "varnet.pt")  # the cpu-wide run's file
     assert again.model_kwargs == config.model_kwargs and list(again.accelerations) == [4, 8, 8]
     assert script.corpus_config("cpu-wide2") == script.corpus_config("cpu-wide")
+    # stage 9 trains the bundled (stage-8) file on, same architecture, corpus and masks, no reshape
+    third = TrainConfig.from_dict(script.corpus_settings("varnet", "cpu-wide3", folders, init_dir=tmp_path / "w"))
+    assert third.init_weights == str(tmp_path / "w" / "varnet.pt")
+    assert third.model_kwargs == config.model_kwargs and list(third.accelerations) == [4, 8, 8]
+    assert third.lr < again.lr and script.corpus_config("cpu-wide3") == script.corpus_config("cpu-wide")
+    assert ("cpu-wide3", "varnet") not in script.INIT_RESHAPES
 
 
 def test_init_reshapes_name_presets_and_models_that_exist_and_get_their_sizes(tmp_path, monkeypatch):
