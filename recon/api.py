@@ -474,12 +474,13 @@ def reconstruct(
             from the non-zero points of ``kspace``.  Points outside the mask are ignored.
         method: ``"cascade"`` (default: the bundled deep cascade, trained on recon's simulated
             physics corpus; the best held-out SSIM and PSNR at 4x and 8x, above ``cs`` on anatomy
-            and contrasts it never saw, in 0.8-1.5x its time, see docs/reconstruct.md),
+            and contrasts it never saw, in 0.8-1.6x its time, see docs/reconstruct.md),
             ``"cs"`` (ESPIRiT maps + L1-wavelet
             compressed sensing: no training data, good on any input without tuning - the choice
             for data unlike the corpus, e.g. other body parts), ``"zero_filled"``, ``"sense"``
             (Tikhonov CG-SENSE), ``"tv"`` (total variation), or another learned model:
-            ``"varnet"`` (second to the cascade on held-out data, in 1.2x ``cs``'s time or less) or
+            ``"varnet"`` (second to the cascade on held-out data, in about 1.2x ``cs``'s time on small
+            slices and 0.8x at knee size) or
             ``"unet"`` (image domain, no data consistency; the fastest learned method).
             Learned methods return float32 also for complex128 input.
         weights: learned methods only: a checkpoint path (fastMRI's released state_dicts and
