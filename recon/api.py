@@ -22,6 +22,7 @@ from recon.classical import cg_sense, cs_tv, cs_wavelet, espirit_maps, zero_fill
 from recon.classical.espirit import calibration_shape, sampling_pattern
 from recon.ops._checks import check_int, describe, sampled_points
 from recon.ops.coils import rss_complex, sens_expand
+from recon.ops.crop import center_crop
 from recon.ops.fft import ifft2c
 from recon.train.checkpoint import bundled_weights, load_model, resolve_weights
 
@@ -228,6 +229,24 @@ def _check_method(method: object) -> str:
 # per-method reconstruction of one batch (B, C, H, W, 2) -> (B, H, W)
 
 
+def _check_crop(crop: object, height: int, width: int) -> tuple[int, int] | None:
+    """``crop`` -> ``(h, w)`` clipped to the image ``(height, width)``, or ``None``."""
+    if crop is None:
+        return None
+    if isinstance(crop, torch.Tensor):
+        crop = crop.tolist()
+    if isinstance(crop, (str, bytes)) or not hasattr(crop, "__len__") or len(crop) != 2:
+        raise TypeError(f"crop must be None or two ints (height, width), got {describe(crop)}")
+    size = []
+    for value in crop:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"crop must be None or two ints (height, width), got {crop!r}")
+        if value < 1:
+            raise ValueError(f"crop must be two positive ints (height, width), got {tuple(int(v) for v in crop)}")
+        size.append(int(value))
+    return min(size[0], height), min(size[1], width)
+
+
 def _rss_after_dc(image: torch.Tensor, maps: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Coil images of ``image`` with the measured samples put back, combined by RSS.
 
@@ -334,11 +353,14 @@ def _unet_flips(model: torch.nn.Module, image: torch.Tensor, ensemble: bool) -> 
 
 
 def _learned(
-    method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, self_ensemble: bool = False
+    method: str, model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor, self_ensemble: bool = False,
+    crop: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     kspace = kspace.float()
     if method == "unet":
         image = rss_complex(ifft2c(kspace), dim=1)  # (B, H, W)
+        if crop is not None:  # fastMRI's U-Net protocol: crop, then normalise over the crop
+            image = center_crop(image, crop)
         mean = image.mean(dim=(-2, -1), keepdim=True)
         std = image.std(dim=(-2, -1), keepdim=True).clamp_min(1e-11)
         out = _unet_flips(model, ((image - mean) / std).clamp(-6, 6).unsqueeze(1), self_ensemble)[:, 0]
@@ -412,14 +434,20 @@ def _unit_exponent(kspace: torch.Tensor) -> int:
 
 def _reconstruct_batch(
     method: str, model: torch.nn.Module | None, kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None,
-    self_ensemble: bool = False,
+    self_ensemble: bool = False, crop: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """One batch ``(B, C, H, W, 2)`` k-space (masked here), bool mask ``(B, 1, H, W, 1)`` -> ``(B, H, W)``."""
+    """One batch ``(B, C, H, W, 2)`` k-space (masked here), bool mask ``(B, 1, H, W, 1)`` -> ``(B, H, W)``,
+    or ``(B, *crop)``."""
     m = mask.to(kspace.dtype)
     kspace = kspace * m
     exponent = _unit_exponent(kspace)
     _mul_pow2_(kspace, exponent)
-    out = _learned(method, model, kspace, m, self_ensemble) if model is not None else _classical(method, kspace, m, maps)
+    if model is not None:
+        out = _learned(method, model, kspace, m, self_ensemble, crop)
+    else:
+        out = _classical(method, kspace, m, maps)
+    if crop is not None and tuple(out.shape[-2:]) != crop:
+        out = center_crop(out, crop)
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"method {method!r} produced non-finite values on this input (please report it)")
     return _mul_pow2_(out, -exponent)
@@ -462,6 +490,7 @@ def reconstruct(
     progress: bool | None = None,
     single_coil: bool | None = None,
     self_ensemble: bool | None = None,
+    crop: tuple[int, int] | None = None,
 ) -> Array:
     """Reconstruct magnitude images from (undersampled) k-space.
 
@@ -499,16 +528,24 @@ def reconstruct(
             well below ``cs``'s; validation SSIM +0.004 at 4x and 8x, docs/reconstruct.md).
             ``None``: on for ``"unet"``. The k-space models (``cascade``, ``varnet``) and the
             classical methods do not take it (``True`` raises ``ValueError``).
+        crop: ``(height, width)``: return the centre of each image, as fastMRI's
+            ``reconstruction_rss`` (e.g. 320 x 320 of a 640 x 368 acquisition with 2x readout
+            oversampling; a side larger than the image is clipped to it, as ``recon
+            reconstruct`` does).  ``method="unet"`` then also follows fastMRI's U-Net protocol:
+            the zero-filled image is cropped *before* the network and normalised over the crop,
+            as in training (over the full field of view, the empty oversampled margins shift
+            the normalisation; see docs/reconstruct.md).  ``None``: the full field of view.
 
     Returns:
-        Magnitude images ``(H, W)`` or ``(slices, H, W)`` (float32, float64 for complex128
-        input), numpy for numpy input and torch for torch input, on the scale of the RSS of
-        the fully sampled data.
+        Magnitude images ``(H, W)`` or ``(slices, H, W)`` (``crop`` instead of ``(H, W)`` when
+        given; float32, float64 for complex128 input), numpy for numpy input and torch for torch
+        input, on the scale of the RSS of the fully sampled data.
 
     Raises:
         TypeError: non-complex (real-valued) k-space, or arguments of the wrong type.
         ValueError: a wrong rank, a mask that does not broadcast or samples nothing, NaN/Inf,
-            all-zero k-space, an unknown method, weights that do not fit the model.
+            all-zero k-space, an unknown method, weights that do not fit the model, a ``crop``
+            side below 1.
         FileNotFoundError: ``weights`` is neither a file nor a bundled checkpoint.
 
     Example:
@@ -535,9 +572,15 @@ def reconstruct(
     dev = _device(device, kspace)
     sampled = _sampling_mask(mask, data, shape)
     maps = None if sens_maps is None else _prepare_maps(sens_maps, shape, method, slices, coils)
+    crop = _check_crop(crop, *shape[-2:])
     model = _learned_model(method, weights, dev)
     _check_geometry(method, *shape[-2:], model)
-    result = _reconstruct_batches(method, model, data, sampled, maps, dev, batch_size, progress, self_ensemble)
+    if crop is not None and method == "unet":  # the U-Net runs on the crop
+        try:
+            _check_geometry(method, *crop, model)
+        except ValueError as err:
+            raise ValueError(f"crop {crop} is too small for the U-Net: {err}".replace("kspace", "an image")) from None
+    result = _reconstruct_batches(method, model, data, sampled, maps, dev, batch_size, progress, self_ensemble, crop)
     lead = (slices,) if len(shape) == 4 or (len(shape) == 3 and single_coil) else ()
     result = result.reshape(*lead, *result.shape[-2:])
     return result.cpu().numpy() if was_numpy else result
@@ -554,9 +597,9 @@ def _learned_model(method: str, weights: object, dev: torch.device) -> torch.nn.
 def _reconstruct_batches(
     method: str, model: torch.nn.Module | None, data: torch.Tensor, sampled: torch.Tensor,
     maps: torch.Tensor | None, dev: torch.device, batch_size: int | None, progress: bool | None,
-    self_ensemble: bool = False,
+    self_ensemble: bool = False, crop: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """``(S, C, H, W, 2)`` k-space -> ``(S, H, W)`` images, batch by batch on ``dev``, back where
+    """``(S, C, H, W, 2)`` k-space -> ``(S, H, W)`` images (``(S, *crop)`` with ``crop``), batch by batch on ``dev``, back where
     ``data`` lives (float64 for float64 data, else float32; the learned models run in float32)."""
     from tqdm.auto import tqdm
 
@@ -571,7 +614,7 @@ def _reconstruct_batches(
             rows = slice(start, min(slices, start + batch_size))
             k = data[rows].to(device=dev, dtype=dtype)
             s = maps[rows].to(device=dev, dtype=dtype) if maps is not None else None
-            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s, self_ensemble).to(data.device))
+            outputs.append(_reconstruct_batch(method, model, k, sampled[rows].to(dev), s, self_ensemble, crop).to(data.device))
     return torch.cat(outputs).to(torch.float64 if data.dtype == torch.float64 else torch.float32)
 
 

@@ -186,10 +186,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
             progress=None if not args.quiet else False,
             single_coil=single if kspace.ndim == 3 else None,
             self_ensemble=False if args.no_self_ensemble else None,
+            crop=size,  # the header's recon size; the U-Net also normalises over it, as in training
         )
         if volume.ndim == 2:
             volume = volume[None]
-        volume = _crop(volume, size)
         save_reconstructions({path.name: volume}, out_dir)
         if args.nifti:
             stem = path.name[: -len(".h5")] if path.name.endswith(".h5") else path.stem
@@ -805,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--nifti", action="store_true", help="also write OUT/<name>.nii.gz")
     rec.add_argument("--no-self-ensemble", action="store_true",
                      help="--method unet: one pass of the network, not the mean over the four flips of the image (4x faster)")
-    rec.add_argument("--no-crop", action="store_true", help="keep the full k-space grid (no header crop)")
+    rec.add_argument("--no-crop", action="store_true", help="keep the full k-space grid (no header crop; the U-Net then normalises over the full field of view)")
     rec.add_argument(
         "--challenge", choices=sorted(CHALLENGES), default="multicoil",
         help="how to read 3-D k-space: one multi-coil slice (coils, H, W) (default), or "

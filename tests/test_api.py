@@ -387,3 +387,75 @@ def test_bundled_unet_if_present(data):
     kspace, mask = data
     out = reconstruct(kspace, mask, method="unet")
     assert out.shape == (2, H, W) and np.isfinite(out).all()
+
+
+# ------------------------------------------------------------------ crop=
+
+
+def test_unet_with_crop_follows_fastmris_unet_data_transform(data, tmp_path):
+    """crop= gives fastMRI's U-Net protocol: the zero-filled RSS cropped, normalised over the crop,
+    the network, un-normalised (fastmri.data.transforms.UnetDataTransform is the reference)."""
+    fastmri_models = pytest.importorskip("fastmri.models")
+    transforms = pytest.importorskip("fastmri.data.transforms")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        unet = fastmri_models.Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).eval()
+    path = tmp_path / "unet.pt"
+    torch.save(unet.state_dict(), path)
+    kspace, mask = data
+    crop = (28, 20)
+    out = reconstruct(kspace, mask, method="unet", weights=path, self_ensemble=False, crop=crop)
+    assert out.shape == (2, *crop)
+    transform = transforms.UnetDataTransform("multicoil")
+    for i in range(2):
+        sample = transform(kspace[i] * mask, None, None, {"recon_size": (*crop, 1), "max": 1.0}, "f.h5", i)
+        with torch.no_grad():
+            ref = unet(sample.image[None, None].float())[0, 0] * sample.std + sample.mean
+        np.testing.assert_allclose(out[i], ref.numpy(), rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    # the protocol matters: normalising over the full field of view and cropping afterwards differs
+    full = reconstruct(kspace, mask, method="unet", weights=path, self_ensemble=False)
+    top, left = (H - crop[0]) // 2, (W - crop[1]) // 2
+    assert np.abs(full[:, top : top + crop[0], left : left + crop[1]] - out).max() > 1e-3 * np.abs(out).max()
+
+
+@pytest.mark.parametrize("method", ["zero_filled", "cs"])
+def test_crop_returns_the_centre_of_the_full_image(data, method):
+    kspace, mask = data
+    full = reconstruct(kspace, mask, method=method)
+    for crop in [(31, 20), (48, 17), (1, 1)]:
+        top, left = (H - crop[0]) // 2, (W - crop[1]) // 2  # fastMRI's center_crop offsets
+        out = reconstruct(kspace, mask, method=method, crop=crop)
+        np.testing.assert_allclose(out, full[:, top : top + crop[0], left : left + crop[1]], rtol=1e-5, atol=1e-7)
+    # a side larger than the image is clipped to it (as `recon reconstruct` does with the header's size)
+    clipped = reconstruct(kspace, mask, method=method, crop=(100, np.int64(20)))
+    np.testing.assert_allclose(clipped, full[:, :, (W - 20) // 2 : (W - 20) // 2 + 20], rtol=1e-5, atol=1e-7)
+    one = reconstruct(torch.from_numpy(kspace[0]), torch.from_numpy(mask), method=method, crop=torch.tensor([31, 20]))
+    assert isinstance(one, torch.Tensor) and tuple(one.shape) == (31, 20)
+
+
+@pytest.mark.parametrize(
+    ("crop", "error", "match"),
+    [
+        ((0, 10), ValueError, r"crop must be two positive ints \(height, width\), got \(0, 10\)"),
+        ((10, -2), ValueError, r"crop must be two positive ints"),
+        (16, TypeError, r"crop must be None or two ints \(height, width\), got int"),
+        ("ab", TypeError, r"crop must be None or two ints"),
+        ((10, 10, 10), TypeError, r"crop must be None or two ints"),
+        ((1.5, 2), TypeError, r"crop must be None or two ints \(height, width\), got \(1.5, 2\)"),
+        ((True, 3), TypeError, r"crop must be None or two ints"),
+    ],
+)
+def test_bad_crop_is_refused_naming_it(data, crop, error, match):
+    kspace, mask = data
+    with pytest.raises(error, match=match):
+        reconstruct(kspace, mask, method="zero_filled", crop=crop)
+
+
+def test_unet_checks_its_geometry_on_the_crop(data, tmp_path):
+    from recon.models.unet import Unet
+
+    path = tmp_path / "unet.pt"
+    torch.save(Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=2).state_dict(), path)
+    kspace, mask = data
+    with pytest.raises(ValueError, match=r"crop \(3, 20\) is too small for the U-Net: .*needs an image of at least 4 x 4 .* got H = 3, W = 20"):
+        reconstruct(kspace, mask, method="unet", weights=path, crop=(3, 20))
