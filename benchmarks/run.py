@@ -46,6 +46,7 @@ logger = logging.getLogger("benchmarks.run")
 SECTIONS: dict[str, str] = {
     "methods": "latency, throughput and peak memory of every reconstruction method at knee and brain sizes",
     "accuracy": "NMSE / PSNR / SSIM of every method at 4x and 8x on the held-out split, image grids",
+    "robustness": "SSIM of every method under acquisitions unlike the training corpus (noise, coils, matrix, FOV)",
     "ops": "operators vs bare torch.fft and fastMRI",
     "data": "data loading vs a bare h5py read; simulation cost",
     "models": "learned models vs fastMRI; training step (checkpointing, mixed precision); bf16/compile/CUDA graphs",
@@ -62,7 +63,7 @@ SECTIONS: dict[str, str] = {
 }
 
 #: on CUDA the sections that matter most for the GPU run first (a --budget cuts the tail)
-GPU_ORDER = ("models", "methods", "accuracy", "ops", "scaling", "data", "memory", "augment", "preprocess",
+GPU_ORDER = ("models", "methods", "accuracy", "robustness", "ops", "scaling", "data", "memory", "augment", "preprocess",
              "dicom", "heads", "superres", "registration", "classical", "distributed")
 #: sections that do not run on CUDA, with the reason printed in the report
 CPU_ONLY = {"classical": "sigpy's reference solvers run on the CPU: see the CPU report",

@@ -364,3 +364,29 @@ def test_skipped_sections_link_their_scripts_last_standalone_results(tmp_path):
     text = (tmp_path / "REPORT.md").read_text()
     assert "- `ops`: not in this report: time budget used up; the last standalone run of its script: [ops.md](ops.md)" in text
     assert "- `data`: not in this report: failed\n" in text
+
+
+def test_robustness_section_scores_against_an_independent_zero_filled_reference():
+    pytest.importorskip("pydicom")
+    from benchmarks import robustness
+    from recon.data.simulate import SimulationConfig, simulate_multicoil
+    from recon.masks import create_mask_for_mask_type
+    from recon.metrics import ssim
+
+    ct, margin = robustness.load_image("ct_small"), robustness.load_image("ct_small_margin")
+    assert ct.min() == 0 and margin.shape == (ct.shape[0] + 32, ct.shape[1] + 32) and margin[:16].max() == 0
+    assert robustness.load_image("dipy_t1").ndim == 2 and robustness.load_image("mr_small").shape == (64, 64)
+    image = robustness.load_image("mr_small")
+    columns = robustness.score(image, {"snr": 30.0}, False, ["zero_filled"], torch.device("cpu"))
+    rows = robustness.score(image, {"snr": 30.0}, True, ["zero_filled"], torch.device("cpu"))
+    sim = simulate_multicoil(image, SimulationConfig(num_coils=8, snr=30.0), seed=1)
+    for acceleration, fraction in robustness.SETTINGS.items():
+        mask = create_mask_for_mask_type("equispaced_fraction", [fraction], [acceleration])(
+            (1, 1, sim.kspace.shape[-1], 1), seed=0)[0].numpy().reshape(-1)
+        coil = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(sim.kspace[0] * mask, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+        reference = float(ssim(sim.target.astype(np.float64), np.sqrt((np.abs(coil) ** 2).sum(0))[None]))
+        key = f"{acceleration}x"
+        assert columns[key]["zero_filled"] == pytest.approx(reference, abs=1e-4)
+        assert rows[key]["zero_filled"] == pytest.approx(reference, abs=1e-4)  # the turned acquisition, turned back
+    assert columns["8x"]["zero_filled"] < columns["4x"]["zero_filled"]
+    assert "robustness" in bench_run.SECTIONS and "robustness" in bench_run.GPU_ORDER

@@ -434,3 +434,39 @@ def test_init_reshapes_name_presets_and_models_that_exist_and_get_their_sizes(tm
         if seen["fn"] == "widen_varnet":
             assert seen["args"] == (kwargs["level_chans"],)
         assert seen["fn"].split("_")[1] == name  # deepen_unet for a U-Net, grow_cascade for a cascade
+
+
+def test_cpu_snr_preset_trains_the_bundled_architectures_on_the_union_of_two_corpora(tmp_path):
+    """Stage 10: the bundled VarNet and cascade (same architectures, no reshape) on the stage-5
+    corpus plus a high-SNR one; the union folder links every file of both, once, under distinct
+    names, and is reused."""
+    from recon.data.corpus import CorpusConfig
+    from recon.train import TrainConfig
+
+    script = _script()
+    assert script.corpus_config("cpu-snr") == script.corpus_config("cpu-wide3")  # the stage-5 corpus
+    supplement = script.snr_supplement_config()
+    assert isinstance(supplement, CorpusConfig) and supplement.snr_range[0] >= script.corpus_config("cpu-snr").snr_range[1]
+    assert supplement.seed != script.corpus_config("cpu-snr").seed and supplement.num_heldout_subjects == 0
+    folders = {"train": tmp_path / "train", "val": tmp_path / "val"}
+    for name, stage in (("varnet", "cpu-wide3"), ("cascade", "cpu-8x2")):
+        config = TrainConfig.from_dict(script.corpus_settings(name, "cpu-snr", folders, init_dir=tmp_path / "w"))
+        before = TrainConfig.from_dict(script.corpus_settings(name, stage, folders, init_dir=tmp_path / "w"))
+        assert config.model_kwargs == before.model_kwargs and list(config.accelerations) == [4, 8, 8]
+        assert config.init_weights == str(tmp_path / "w" / f"{name}.pt")
+        assert ("cpu-snr", name) not in script.INIT_RESHAPES
+    assert script.CPU_PRESET_ORDERS["cpu-snr"] == ["varnet", "cascade"]
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, names in ((a, ["x.h5", "y.h5"]), (b, ["x.h5", "notes.txt"])):
+        folder.mkdir()
+        for n in names:
+            (folder / n).write_text(f"{folder.name}/{n}")
+    union = script.union_folder(tmp_path / "u", "train", {"base": a, "snr": b})
+    assert sorted(p.name for p in union.iterdir()) == ["base_x.h5", "base_y.h5", "snr_x.h5"]
+    assert (union / "snr_x.h5").read_text() == "b/x.h5" and (union / "base_x.h5").read_text() == "a/x.h5"
+    assert script.union_folder(tmp_path / "u", "train", {"base": a}) == union  # reused as it is
+    assert len(list(union.iterdir())) == 3 and not list((tmp_path / "u").glob(".train-*"))
+    with pytest.raises(SystemExit, match="no .h5 files"):
+        script.union_folder(tmp_path / "u", "empty", {"base": a, "snr": tmp_path / "none"})
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["train"]  # nothing half-built left
