@@ -79,7 +79,7 @@ def load_image(name: str) -> np.ndarray:
 
 def score(image: np.ndarray, changes: dict, rows: bool, methods, device: torch.device) -> dict:
     """``{"4x": {method: SSIM}, "8x": ...}`` for one simulated slice."""
-    sim = simulate_multicoil(image, SimulationConfig(num_coils=8, **changes), seed=1)
+    sim = simulate_multicoil(image, SimulationConfig(**{"num_coils": 8, **changes}), seed=1)
     kspace, target = sim.kspace[0], sim.target[0].astype(np.float64)
     out: dict = {}
     for acceleration, fraction in SETTINGS.items():
