@@ -365,8 +365,10 @@ CPU_WIDE3_SCHEDULES: dict[str, dict] = {
 CPU_SNR_SCHEDULES: dict[str, dict] = {
     "varnet": dict(CPU_WIDE_SCHEDULES["varnet"], lr=1e-4, lr_step_size=2, epochs=4),
     "cascade": dict(CPU_8X_SCHEDULES["cascade"], lr=1.5e-4, lr_step_size=3, epochs=6),
+    # the stage-5 U-Net, same masks as stage 5 (4x / 8x mixed), two threads after the other two runs
+    "unet": dict(CPU_DEEP_SCHEDULES["unet"], lr=1e-4, lr_step_size=2, epochs=4),
 }
-CPU_SNR_ORDER = ["varnet", "cascade"]
+CPU_SNR_ORDER = ["varnet", "cascade", "unet"]
 #: the presets that fine-tune the bundled architectures on one CPU thread, and their schedules
 CPU_PRESETS: dict[str, dict[str, dict]] = {
     "cpu": CPU_SCHEDULES, "cpu-more": CPU_MORE_SCHEDULES, "cpu-orient": CPU_ORIENT_SCHEDULES,
