@@ -358,10 +358,11 @@ CPU_WIDE3_SCHEDULES: dict[str, dict] = {
 #: log-uniformly in 15-60, so every training target carries a noise floor and the bundled
 #: networks learned to add one: on noiseless k-space of dipy's coronal T1 (8 coils, 4x) they
 #: scored SSIM 0.31 (VarNet) and 0.40 (cascade) against `cs`'s 0.95 and zero-filled's 0.67, and
-#: at SNR 200 still 0.69 / 0.82 against 0.90. Stage 10 trains the bundled VarNet and cascade on
+#: at SNR 200 still 0.69 / 0.82 against 0.90 (the U-Net 0.26 / 0.59). Stage 10 trains the bundled VarNet and cascade on
 #: the stage-5 training split plus :func:`snr_supplement_config`'s (100 more phantom subjects at
-#: SNR 60-2000), validating on both validation splits; same architectures and masks.
-#: ``--init-dir`` = a folder with the bundled ``varnet.pt`` and ``cascade.pt`` (data/weights/).
+#: SNR 60-2000), validating on both validation splits; same architectures and masks; then the
+#: stage-5 U-Net the same way. ``--init-dir`` = a folder with the bundled ``varnet.pt``,
+#: ``cascade.pt`` and ``unet.pt`` (data/weights/).
 CPU_SNR_SCHEDULES: dict[str, dict] = {
     "varnet": dict(CPU_WIDE_SCHEDULES["varnet"], lr=1e-4, lr_step_size=2, epochs=4),
     "cascade": dict(CPU_8X_SCHEDULES["cascade"], lr=1.5e-4, lr_step_size=3, epochs=6),
@@ -425,10 +426,9 @@ def snr_supplement_config():
 
 def union_folder(root, name: str, sources: dict[str, Path]) -> Path:
     """``root/name``: symbolic links to the ``.h5`` files of ``sources`` (``{prefix: folder}``),
-    each named ``<prefix>_<file>``; built in a temporary folder and renamed into place, reused
+    each named ``<prefix>_<file>``; built atomically (:func:`recon.data.io.atomic_folder`), reused
     when it exists."""
-    import os
-    import tempfile
+    from recon.data.io import atomic_folder
 
     folder = Path(root) / name
     if folder.is_dir():
@@ -437,15 +437,10 @@ def union_folder(root, name: str, sources: dict[str, Path]) -> Path:
     for prefix, found in files.items():
         if not found:
             raise SystemExit(f"union_folder: no .h5 files in {sources[prefix]}")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-    for prefix, found in files.items():
-        for path in found:
-            (tmp / f"{prefix}_{path.name}").symlink_to(path.resolve())
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # built by another process meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(folder) as tmp:
+        for prefix, found in files.items():
+            for path in found:
+                (tmp / f"{prefix}_{path.name}").symlink_to(path.resolve())
     return folder
 
 

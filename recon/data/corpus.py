@@ -54,8 +54,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +62,7 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
-from recon.data.io import atomic_path, load_nifti
+from recon.data.io import atomic_folder, atomic_path, load_nifti
 from recon.data.phantom import FIELD_STRENGTHS, SEQUENCES, Subject, sequence_defaults
 from recon.data.sample import SPLITS, SplitVolume, cache_dir, data_dir
 from recon.data.simulate import SimulationConfig, nifti_slices, simulate_multicoil, write_simulated
@@ -461,8 +459,7 @@ def build_corpus(
         if final.is_dir():
             continue
         jobs = _jobs(config, split)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=top))
-        try:
+        with atomic_folder(final) as tmp:
             bar = tqdm(total=len(jobs), desc=f"corpus {split}", disable=not show)
             records = []
             if num_workers > 0 and len(jobs) > 1:
@@ -479,14 +476,6 @@ def build_corpus(
             bar.close()
             with atomic_path(top / f"{split}.json") as manifest:
                 manifest.write_text(json.dumps(records, indent=1, sort_keys=True, default=str) + "\n")
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.is_dir():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         logger.info("corpus %s: %d volumes in %s", split, len(jobs), final)
     return out
 

@@ -30,6 +30,7 @@ from recon.data.header import parse_ismrmrd_header
 
 __all__ = [
     "atomic_path",
+    "atomic_folder",
     "is_temporary",
     "remove_stale_temporaries",
     "data_files",
@@ -162,6 +163,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty temporary folder next to ``path``; rename it to ``path`` when the block
+    succeeds.
+
+    The temporary (``.<name>.<random>``, hidden) is removed whatever happens in the block, so a
+    folder at ``path`` is either complete or absent. If another process renamed its own folder
+    into place first, that one is kept and this one discarded; a rename that fails for another
+    reason raises. ``path``'s parent folders are created.
+
+    Args:
+        path: the final folder name.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.is_dir():  # otherwise a concurrent process won the race
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:

@@ -27,15 +27,13 @@ directory - deterministically (fixed seeds), and reused afterwards.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from recon.data.io import data_files, load_nifti
+from recon.data.io import atomic_folder, data_files, load_nifti
 from recon.data.simulate import SimulationConfig, name_seed, nifti_slices, simulate_multicoil, write_simulated
 from recon.ops._checks import check_challenge
 from recon.preprocess.skullstrip import data_dir  # the one home of the rule (preprocess may not import data)
@@ -165,19 +163,9 @@ def sample_dir(split: str = "val", challenge: str = "multicoil", cache: str | os
     final = root / f"data-{DATA_VERSION}-{_split_key(split, challenge)}" / challenge / split
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=final.parent))
-    try:
+    with atomic_folder(final) as tmp:
         for volume in SPLITS[split]:
             simulate_split_volume(volume, tmp / f"{volume.name}.h5", challenge)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():  # a concurrent process won the race otherwise
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -242,3 +242,23 @@ def test_transforms_refuse(index):
     _, call, exc, names = _transform_errors()[index]
     with raises_naming(exc, *names):
         call()
+
+
+def test_atomic_folder_is_complete_or_absent(tmp_path):
+    from recon.data.io import atomic_folder
+
+    final = tmp_path / "deep" / "split"
+    with atomic_folder(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.startswith(".split.") and not final.exists()
+        (tmp / "a.h5").write_text("a")
+    assert sorted(p.name for p in final.parent.iterdir()) == ["split"] and (final / "a.h5").read_text() == "a"
+    # a failing block leaves nothing, not even its temporary
+    with pytest.raises(RuntimeError, match="half"):
+        with atomic_folder(tmp_path / "other") as tmp:
+            (tmp / "b.h5").write_text("b")
+            raise RuntimeError("half written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+    # another process's folder, renamed into place first, is kept; this one is discarded
+    with atomic_folder(final) as tmp:
+        (tmp / "c.h5").write_text("c")
+    assert sorted(p.name for p in final.iterdir()) == ["a.h5"] and sorted(p.name for p in final.parent.iterdir()) == ["split"]
